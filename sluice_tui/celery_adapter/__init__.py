@@ -1,0 +1,1 @@
+"""The Celery adapter: the only package that imports Celery or kombu."""

@@ -1,0 +1,195 @@
+"""Celery event -> job change.  The one place that knows Celery's event names.
+
+Events are untrusted input: anything a broker delivers ends up here.  A bad
+event is counted on the store and skipped; it never raises into the receiver.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sluice_tui.model.job import ATTEMPT, ERROR, WORKER, Field, Step
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+
+MAX_ID_LENGTH = 255
+MAX_INTERNED = 10_000  # distinct task names and hostnames shared between jobs
+
+_IDENTITY = (
+    Field("name", "name"),
+    Field("args", "args"),
+    Field("kwargs", "kwargs"),
+    Field("retries", "retries", ATTEMPT, int),
+    Field("eta", "eta", ATTEMPT),
+    Field("expires", "expires"),
+    Field("root_id", "root_id"),
+    Field("parent_id", "parent_id"),
+)
+_WORKER = Field("hostname", "worker", WORKER)
+_ERROR = (Field("exception", "exception", ERROR), Field("traceback", "traceback", ERROR))
+
+SENT = Step(JobState.QUEUED, "task-sent", 0)
+RECEIVED = Step(JobState.QUEUED, "task-received", 1)
+RECEIVED_WITH_ETA = Step(JobState.SCHEDULED, "task-received", 1)
+STARTED = Step(JobState.ACTIVE, "task-started", 2)
+RETRIED = Step(JobState.RETRYING, "task-retried", 3)
+# task-cancelled is undocumented: a worker sends it when it kills a running
+# task because its broker connection dropped, marks the task RETRY in the
+# backend and lets the broker redeliver it under the same id.  So the job is
+# waiting to run again, which is what `retrying` means; `cancelled` is kept for
+# revocation, which is final.
+CANCELLED_BY_WORKER = Step(JobState.RETRYING, "task-cancelled", 3)
+REVOKED = Step(JobState.CANCELLED, "task-revoked", 4)
+REJECTED = Step(JobState.FAILED, "task-rejected", 4)
+FAILED = Step(JobState.FAILED, "task-failed", 5)
+SUCCEEDED = Step(JobState.COMPLETED, "task-succeeded", 6)
+
+# event type -> (step, fields it carries, details kept in Job.extra)
+TASK_EVENTS: dict[str, tuple[Step, tuple[Field, ...], tuple[str, ...]]] = {
+    "task-sent": (
+        SENT,
+        (
+            *_IDENTITY,
+            Field("queue", "queue"),
+            Field("exchange", "exchange"),
+            Field("routing_key", "routing_key"),
+        ),
+        (),
+    ),
+    "task-received": (RECEIVED, (*_IDENTITY, _WORKER), ()),
+    "task-started": (STARTED, (_WORKER,), ()),
+    "task-succeeded": (
+        SUCCEEDED,
+        (_WORKER, Field("result", "result"), Field("runtime", "runtime", kind=float)),
+        (),
+    ),
+    "task-failed": (FAILED, (_WORKER, *_ERROR), ()),
+    "task-retried": (RETRIED, (_WORKER, *_ERROR), ()),
+    "task-rejected": (REJECTED, (_WORKER,), ("requeue",)),
+    "task-revoked": (REVOKED, (_WORKER,), ("terminated", "signum", "expired")),
+    "task-cancelled": (CANCELLED_BY_WORKER, (_WORKER,), ()),
+}
+
+WORKER_EVENTS = {
+    "worker-online": "online",
+    "worker-heartbeat": "heartbeat",
+    "worker-offline": "offline",
+}
+
+
+def eta_is_future(eta: Any, timestamp: float) -> bool:
+    """Whether an ISO 8601 eta lies after the event that carried it."""
+    if type(eta) is not str or not eta:
+        return False
+    try:
+        when = datetime.fromisoformat(eta)
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # Celery sends UTC when enable_utc is on
+    return when.timestamp() > timestamp
+
+
+class EventAdapter:
+    """Turns Celery event dicts into store changes."""
+
+    def __init__(self, store: JobStore, *, clock=time.time) -> None:
+        self.store = store
+        self._clock = clock
+        # Hostnames and task names repeat in every event: keep one copy of each.
+        self._names: dict[str, str] = {}
+
+    def __call__(self, event: Any) -> None:
+        try:
+            self.handle(event)
+        except Exception as exc:  # an adapter bug must not kill the receiver
+            self.store.record_bad_event(f"internal error: {type(exc).__name__}", _sample(event))
+
+    def handle(self, event: Any) -> None:
+        if not isinstance(event, Mapping):
+            self.store.record_bad_event("not a mapping", _sample(event))
+            return
+        kind = event.get("type")
+        spec = TASK_EVENTS.get(kind) if type(kind) is str else None
+        if spec is None:
+            self._handle_other(kind, event)
+            return
+        job_id = event.get("uuid")
+        if type(job_id) is not str or not job_id or len(job_id) > MAX_ID_LENGTH:
+            self.store.record_bad_event("task event without a valid uuid", _sample(event))
+            return
+        timestamp = self._timestamp(event)
+        step, fields, details = spec
+        if step is RECEIVED or step is SENT:
+            if step is RECEIVED and eta_is_future(event.get("eta"), timestamp):
+                step = RECEIVED_WITH_ETA
+            name = event.get("name")
+            if type(name) is str:
+                event["name"] = self._intern(name)  # type: ignore[index]
+            if event.get("parent_id") == job_id:
+                # Task.retry re-sends the job naming itself as parent; its real
+                # parent, if any, came with the first attempt.
+                event["parent_id"] = None  # type: ignore[index]
+        hostname = self._hostname(event)
+        store = self.store
+        store.apply(job_id, step, timestamp, hostname, event, fields)
+        if details:
+            for key in details:
+                value = event.get(key)
+                if value is not None and type(value) in (bool, int, str):
+                    store.annotate(job_id, key, value)
+
+    def _handle_other(self, kind: Any, event: Mapping[str, Any]) -> None:
+        worker_kind = WORKER_EVENTS.get(kind) if type(kind) is str else None
+        if worker_kind is None:
+            self.store.record_bad_event(f"unknown event type {_short(kind)}", _sample(event))
+            return
+        hostname = self._hostname(event)
+        if hostname is None:
+            self.store.record_bad_event("worker event without a hostname", _sample(event))
+            return
+        received = event.get("local_received")
+        if type(received) is not float:
+            received = self._clock()
+        self.store.apply_worker(hostname, worker_kind, event, received)
+
+    def _timestamp(self, event: Mapping[str, Any]) -> float:
+        timestamp = event.get("timestamp")
+        if type(timestamp) is float and math.isfinite(timestamp):
+            return timestamp
+        if type(timestamp) is int:
+            return float(timestamp)
+        # Keep the event: its state and fields are still worth having, placed at
+        # the time it arrived.
+        self.store.record_bad_event("missing or invalid timestamp", _sample(event))
+        received = event.get("local_received")
+        return received if type(received) is float else self._clock()
+
+    def _hostname(self, event: Mapping[str, Any]) -> str | None:
+        hostname = event.get("hostname")
+        if type(hostname) is not str or not hostname:
+            return None
+        return self._intern(hostname[:MAX_ID_LENGTH])
+
+    def _intern(self, text: str) -> str:
+        names = self._names
+        if len(names) >= MAX_INTERNED:
+            return names.get(text, text)
+        return names.setdefault(text, text)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _sample(event: Any) -> str:
+    try:
+        text = repr(event)
+    except Exception:  # a hostile __repr__ is not our problem to debug
+        text = f"<unprintable {type(event).__name__}>"
+    return text[:500]

@@ -1,0 +1,163 @@
+"""The background thread that receives Celery events and feeds the store.
+
+It never waits on the UI: it only writes to the store, which readers poll.
+Connection trouble is reported through the store's status and retried with
+backoff, so the app keeps running while the broker is away.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from celery import Celery
+from celery.events.receiver import EventReceiver
+
+from sluice_tui.celery_adapter.connect import broker_label
+from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.model.store import JobStore
+
+# Workers started without -E only send task events after someone asks; a
+# worker that restarts forgets, so the request is repeated (Flower does too).
+ENABLE_EVENTS_INTERVAL = 5.0
+# How long one drain waits before checking the stop flag: bounds stop() latency.
+POLL_INTERVAL = 0.25
+BACKOFF_START = 0.5
+BACKOFF_MAX = 15.0
+
+
+class _Receiver(EventReceiver):
+    """Celery's receiver, tied to our thread's stop flag and hardened for bad input."""
+
+    def __init__(self, owner: ReceiverThread, connection: Any) -> None:
+        super().__init__(connection, handlers={"*": owner.adapter}, app=owner.app)
+        self._owner = owner
+        self.connect_max_retries = 0  # our loop owns reconnecting and its backoff
+
+    @property
+    def should_stop(self) -> bool:  # type: ignore[override]
+        return self._owner.stopping
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        if value:
+            self._owner.stopping = True
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
+        self._owner.on_connected(channel)
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+
+    def on_iteration(self) -> None:
+        self._owner.on_iteration(self.channel)
+
+    def on_decode_error(self, message, exc) -> None:
+        self._owner.store.record_bad_event(
+            "undecodable message", f"{type(exc).__name__}: {exc}; body={message.body!r:.300}"
+        )
+        message.ack()
+
+    def _receive(self, body, message, list=list, isinstance=isinstance) -> None:
+        if isinstance(body, list):  # Celery 4+ may batch events in one message
+            for event in body:
+                self._receive_one(event)
+        else:
+            self._receive_one(body)
+
+    def _receive_one(self, body: Any) -> None:
+        try:
+            type_, event = self.event_from_message(body)
+        except Exception as exc:
+            self._owner.store.record_bad_event(
+                "malformed event message", f"{type(exc).__name__}: {body!r:.300}"
+            )
+            return
+        self.process(type_, event)
+
+
+class ReceiverThread:
+    """Runs Celery's event receiver in a daemon thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        app: Celery,
+        store: JobStore,
+        *,
+        enable_events: bool = True,
+        enable_events_interval: float = ENABLE_EVENTS_INTERVAL,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.adapter = EventAdapter(store)
+        self.enable_events = enable_events
+        self.enable_events_interval = enable_events_interval
+        self.broker = broker_label(app)
+        self.stopping = False
+        self._wake = threading.Event()
+        self._last_enable = 0.0
+        self._thread = threading.Thread(target=self._run, name="sluice-receiver", daemon=True)
+
+    def start(self) -> None:
+        self.store.set_status("connecting", self.broker)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Ask the thread to stop; return whether it did within ``timeout`` seconds."""
+        self.stopping = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        delay = BACKOFF_START
+        while not self.stopping:
+            try:
+                self._consume_once()
+                delay = BACKOFF_START
+            except Exception as exc:  # every failure is a reason to reconnect, never to die
+                if self.stopping:
+                    break
+                self.store.set_status("reconnecting", self.broker, describe_error(exc))
+                self._wake.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+        self.store.set_status("stopped", self.broker)
+
+    def _consume_once(self) -> None:
+        with self.app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=0)
+            receiver = _Receiver(self, conn)
+            for _ in receiver.consume(limit=None, safety_interval=POLL_INTERVAL, wakeup=True):
+                if self.stopping:
+                    break
+
+    # Called from _Receiver, on this thread.
+
+    def on_connected(self, channel: Any) -> None:
+        self.store.set_status("connected", self.broker)
+        self._last_enable = 0.0
+        self.on_iteration(channel)
+
+    def on_iteration(self, channel: Any) -> None:
+        if not self.enable_events:
+            return
+        now = time.monotonic()
+        if now - self._last_enable < self.enable_events_interval:
+            return
+        self._last_enable = now
+        try:
+            self.app.control.broadcast(
+                "enable_events", connection=channel.connection.client, channel=channel
+            )
+        except Exception as exc:  # a broker that refuses broadcasts still delivers events
+            self.store.add_notice(f"could not ask workers to send events: {describe_error(exc)}")
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    first_line = text.splitlines()[0]
+    return first_line[:200]

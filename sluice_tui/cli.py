@@ -1,0 +1,131 @@
+"""The ``sluice-tui`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from sluice_tui import __version__
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import DEFAULT_MAX_JOBS
+
+EXAMPLES = """\
+examples:
+  sluice-tui --broker redis://localhost:6379/0      watch a Redis-backed cluster
+  sluice-tui -A proj                               use proj's Celery app and config
+  sluice-tui dump -A proj --seconds 10 --state failed
+                                                   print failed jobs as JSON
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Subcommands accept the same options; SUPPRESS keeps their absence from
+    # overwriting a value given before the subcommand name.
+    default = {} if top else {"default": argparse.SUPPRESS}
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-b", "--broker", metavar="URL", help="broker URL, e.g. redis://host:6379/0", **default
+    )
+    group.add_argument(
+        "-A", "--app", metavar="APP", help="Celery app to load, as for `celery -A`", **default
+    )
+    parser.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        metavar="N",
+        help=f"jobs kept in memory (default {DEFAULT_MAX_JOBS}); finished ones go first",
+        **({"default": DEFAULT_MAX_JOBS} if top else default),
+    )
+    parser.add_argument(
+        "--no-enable-events",
+        action="store_true",
+        help="do not ask workers started without -E to send task events",
+        **default,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sluice-tui",
+        description="A terminal monitor for Celery: live jobs, state history, retry and revoke.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sluice-tui {__version__}")
+    _add_connection_options(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    dump = commands.add_parser(
+        "dump",
+        help="listen for a while, then print every job seen as JSON",
+        description="Listen to the cluster's events for N seconds, then print a JSON array "
+        "with one object per job. Ctrl+C stops early and prints what was seen.",
+    )
+    _add_connection_options(dump, top=False)
+    dump.add_argument(
+        "--seconds", type=_seconds, default=5.0, metavar="N", help="how long to listen (default 5)"
+    )
+    dump.add_argument(
+        "--until-idle",
+        type=_seconds,
+        metavar="S",
+        help="stop early once every job seen has finished and no event came for S seconds",
+    )
+    dump.add_argument(
+        "--state",
+        choices=[s.value for s in JobState],
+        action="append",
+        help="keep only jobs in this state (repeatable)",
+    )
+    dump.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="report connection and worker changes on stderr",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Library loggers must not write to the terminal: the TUI owns it, and
+    # dump's stdout is data.  Problems reach users through the store instead.
+    logging.getLogger().addHandler(logging.NullHandler())
+    args = build_parser().parse_args(argv)
+
+    from sluice_tui.celery_adapter.connect import SetupError
+
+    try:
+        if args.command == "dump":
+            from sluice_tui.dump import run_dump
+
+            return run_dump(args)
+        print(
+            "sluice-tui: the interactive monitor is not built yet; try `sluice-tui dump`",
+            file=sys.stderr,
+        )
+        return 2
+    except SetupError as exc:
+        print(f"sluice-tui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""A Celery app whose tasks reach every job state: for the demo and the tests.
+
+Configured from the environment so that a worker subprocess, the producer and
+the monitor share one broker without sharing anything else:
+
+- ``SLUICE_BROKER``: a broker URL, or a directory for Celery's filesystem://
+  transport (nothing to install, works across processes);
+- ``SLUICE_BACKEND``: a result backend URL (default: files beside the broker
+  directory, or none);
+- ``SLUICE_NAMESPACE``: a prefix for queue and exchange names, so runs on a
+  shared broker never see each other's tasks or events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from celery import Celery
+from celery.exceptions import Reject
+
+
+def config_from_env(env: Mapping[str, str] = os.environ) -> dict:
+    """Celery settings for the workload, from SLUICE_* variables in ``env``."""
+    broker = env.get("SLUICE_BROKER", "")
+    namespace = env.get("SLUICE_NAMESPACE", "sluice")
+    backend = env.get("SLUICE_BACKEND") or None
+    conf: dict = {
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "result_extended": True,
+        "task_default_queue": f"{namespace}.tasks",
+        "event_exchange": f"{namespace}.ev",
+        "control_exchange": f"{namespace}.ctl",
+        "broker_connection_retry_on_startup": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+    }
+    if "://" in broker:
+        conf["broker_url"] = broker
+    else:
+        root = Path(broker or "/tmp/sluice-demo")
+        for sub in ("queue", "control", "results"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        conf["broker_url"] = "filesystem://"
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(root / "queue"),
+            "data_folder_out": str(root / "queue"),
+            "control_folder": str(root / "control"),
+            "polling_interval": 0.05,
+        }
+        backend = backend or f"file://{root / 'results'}"
+    if backend:
+        conf["result_backend"] = backend
+    return conf
+
+
+app = Celery("sluice_demo")
+app.conf.update(config_from_env())
+
+
+@app.task(name="demo.add")
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="demo.fail")
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+@app.task(name="demo.flaky", bind=True, max_retries=5)
+def flaky(self, succeed_after: int, backoff: float = 0.2) -> str:
+    """Retries (same id, new attempt) until its ``succeed_after``-th retry."""
+    if self.request.retries < succeed_after:
+        raise self.retry(
+            exc=ConnectionError(f"attempt {self.request.retries + 1} failed"),
+            countdown=backoff * (2**self.request.retries),
+        )
+    return f"succeeded after {self.request.retries} retries"
+
+
+@app.task(name="demo.slow")
+def slow(seconds: float) -> float:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seconds
+
+
+@app.task(name="demo.reject", acks_late=True)
+def reject() -> None:
+    raise Reject("this job is refused by the demo", requeue=False)
+
+
+@app.task(name="demo.spawn")
+def spawn(count: int) -> int:
+    for i in range(count):
+        add.delay(i, i)
+    return count
+
+
+@app.task(name="demo.measure")
+def measure(payload: str) -> int:
+    return len(payload)

@@ -1,0 +1,101 @@
+"""``sluice-tui dump``: listen for N seconds, print every job as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from sluice_tui.celery_adapter.connect import load_app
+from sluice_tui.celery_adapter.receiver import ReceiverThread
+from sluice_tui.export import job_to_dict
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+
+TICK = 0.1
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    app = load_app(args.app, args.broker)
+    store = JobStore(max_jobs=args.max_jobs)
+    receiver = ReceiverThread(app, store, enable_events=not args.no_enable_events)
+    reporter = _Reporter(store, verbose=args.verbose)
+    ever_connected = False
+    last_error = None
+    idle = _IdleWatch(store, args.until_idle)
+    receiver.start()
+    try:
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline and not idle.done():
+            time.sleep(min(TICK, max(0.0, deadline - time.monotonic())))
+            status = store.status
+            ever_connected |= status.state == "connected"
+            last_error = status.error or last_error
+            reporter.report()
+    except KeyboardInterrupt:
+        pass  # stop listening early; what was seen is still printed
+    finally:
+        receiver.stop()
+    if not ever_connected:
+        print(
+            f"sluice-tui: could not connect to the broker {receiver.broker} "
+            f"within {args.seconds:g} s: {last_error or 'no answer'}",
+            file=sys.stderr,
+        )
+        return 1
+    states = {JobState(s) for s in args.state} if args.state else None
+    jobs = [job_to_dict(job) for job in store.snapshots(states)]
+    json.dump(jobs, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    stats = store.stats()
+    if stats.bad_events:
+        print(f"sluice-tui: skipped {stats.bad_events} malformed event(s)", file=sys.stderr)
+    return 0
+
+
+class _IdleWatch:
+    """--until-idle: done once jobs were seen, all are finished, and events stopped."""
+
+    def __init__(self, store: JobStore, quiet_seconds: float | None) -> None:
+        self.store = store
+        self.quiet_seconds = quiet_seconds
+        self._version = 0
+        self._quiet_since = time.monotonic()
+
+    def done(self) -> bool:
+        if self.quiet_seconds is None:
+            return False
+        version = self.store.version
+        now = time.monotonic()
+        if version != self._version:
+            self._version = version
+            self._quiet_since = now
+            return False
+        if not version or now - self._quiet_since < self.quiet_seconds:
+            return False
+        counts = self.store.counts()
+        return not any(n for state, n in counts.items() if not state.finished)
+
+
+class _Reporter:
+    """With --verbose, tell stderr when the connection or the set of workers changes."""
+
+    def __init__(self, store: JobStore, *, verbose: bool) -> None:
+        self.store = store
+        self.verbose = verbose
+        self._status: tuple[str, str | None] | None = None
+        self._workers: set[str] = set()
+
+    def report(self) -> None:
+        if not self.verbose:
+            return
+        status = self.store.status
+        if (status.state, status.error) != self._status:
+            self._status = (status.state, status.error)
+            detail = f": {status.error}" if status.error else ""
+            print(f"sluice-tui: {status.state} {status.broker}{detail}", file=sys.stderr)
+        for worker in self.store.workers():
+            if worker.hostname not in self._workers:
+                self._workers.add(worker.hostname)
+                print(f"sluice-tui: worker seen {worker.hostname}", file=sys.stderr)

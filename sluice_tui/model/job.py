@@ -1,0 +1,282 @@
+"""One job: its fields and its state history, merged from events in any order.
+
+The history is kept sorted by event time, and the current state is the fold of
+:func:`~sluice_tui.model.states.accepts` over it.  So the state depends on the
+set of events a job has seen, not on the order they arrived in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sluice_tui.model.states import JobState, accepts
+
+
+class Step(NamedTuple):
+    """What one kind of event does to a job.
+
+    ``order`` breaks ties between events with the same timestamp, following the
+    natural life of an attempt (sent, received, started, then an outcome).
+    """
+
+    state: JobState
+    event: str
+    order: int
+
+
+# Which job attribute an event field feeds, and how conflicting values merge.
+CONSTANT = 0  # the same in every event that carries it; the last one wins
+ATTEMPT = 1  # differs per attempt (retries, eta); the latest event time wins
+WORKER = 2  # the worker that last handled the job; the latest event time wins
+ERROR = 3  # the last exception seen; the latest event time wins
+
+
+# Text longer than this is cut: Celery cuts reprs at 1024 characters, but a
+# hand-made or hostile event must not make one job hold megabytes.
+MAX_TEXT = 64 * 1024
+
+
+class Field(NamedTuple):
+    key: str  # the name in the incoming event
+    attr: str  # the Job attribute it sets
+    group: int = CONSTANT
+    kind: type = str  # values of another type are coerced, or dropped
+
+
+def coerce(value: Any, kind: type) -> Any:
+    """Make an event value safe to store as ``kind``; None when it cannot be."""
+    if kind is str:
+        if type(value) is not str:
+            value = repr(value)
+        if len(value) > MAX_TEXT:
+            return value[:MAX_TEXT] + f"... [cut at {MAX_TEXT} of {len(value)} characters]"
+        return value
+    if isinstance(value, bool):
+        return None
+    if kind is int:
+        return value if isinstance(value, int) else None
+    if kind is float and isinstance(value, int | float):
+        value = float(value)
+        return value if value == value and abs(value) != float("inf") else None
+    return None
+
+
+class Transition(NamedTuple):
+    """One entry of a job's history."""
+
+    state: JobState
+    timestamp: float
+    hostname: str | None
+    event: str
+
+
+# Attributes a snapshot copies from a Job, in display order.
+JOB_FIELDS: tuple[str, ...] = (
+    "name",
+    "args",
+    "kwargs",
+    "result",
+    "exception",
+    "traceback",
+    "retries",
+    "eta",
+    "expires",
+    "worker",
+    "runtime",
+    "queue",
+    "exchange",
+    "routing_key",
+    "parent_id",
+    "root_id",
+)
+
+
+class Job:
+    """A mutable job record owned by the store; readers get a :class:`JobSnapshot`."""
+
+    __slots__ = (
+        "_hist",
+        "_ts_attempt",
+        "_ts_error",
+        "_ts_worker",
+        "args",
+        "eta",
+        "exception",
+        "exchange",
+        "expires",
+        "extra",
+        "first_seen",
+        "id",
+        "kwargs",
+        "name",
+        "parent_id",
+        "queue",
+        "result",
+        "retries",
+        "root_id",
+        "routing_key",
+        "runtime",
+        "state",
+        "traceback",
+        "worker",
+    )
+
+    def __init__(self, job_id: str, first_seen: float) -> None:
+        self.id = job_id
+        self.first_seen = first_seen
+        self.state = JobState.UNKNOWN
+        # Flat [timestamp, step, hostname, ...]: three pointers an entry, no tuple.
+        self._hist: list[Any] = []
+        self._ts_attempt = self._ts_error = self._ts_worker = float("-inf")
+        self.name = self.args = self.kwargs = self.result = None
+        self.exception = self.traceback = self.eta = self.expires = None
+        self.worker = self.queue = self.exchange = self.routing_key = None
+        self.parent_id = self.root_id = self.runtime = self.retries = None
+        self.extra: dict[str, Any] | None = None
+
+    def apply(
+        self,
+        step: Step,
+        timestamp: float,
+        hostname: str | None,
+        data: Mapping[str, Any],
+        fields: Sequence[Field],
+    ) -> bool:
+        """Merge one event; return whether the state changed."""
+        hist = self._hist
+        size = len(hist)
+        old = self.state
+        if not size or (hist[size - 3], hist[size - 2].order) <= (timestamp, step.order):
+            hist.append(timestamp)
+            hist.append(step)
+            hist.append(hostname)
+            if accepts(old, step.state):
+                self.state = step.state
+        else:
+            self._insert(step, timestamp, hostname)
+            self.state = self._fold()
+        for key, attr, group, kind in fields:
+            value = data.get(key)
+            if value is None:
+                continue
+            if type(value) is not kind or (kind is str and len(value) > MAX_TEXT):
+                value = coerce(value, kind)
+                if value is None:
+                    continue
+            if group is not CONSTANT and not self._newer(group, timestamp):
+                continue
+            setattr(self, attr, value)
+        return self.state is not old
+
+    def annotate(self, key: str, value: Any) -> None:
+        """Keep a rare, event-specific detail (revoke signal, requeue flag, ...)."""
+        if self.extra is None:
+            self.extra = {}
+        self.extra[key] = value
+
+    def _newer(self, group: int, timestamp: float) -> bool:
+        # Field groups that differ between attempts keep the value from the
+        # latest event time, so a late event from an earlier attempt is harmless.
+        if group == ATTEMPT:
+            if timestamp < self._ts_attempt:
+                return False
+            self._ts_attempt = timestamp
+        elif group == WORKER:
+            if timestamp < self._ts_worker:
+                return False
+            self._ts_worker = timestamp
+        else:
+            if timestamp < self._ts_error:
+                return False
+            self._ts_error = timestamp
+        return True
+
+    def _insert(self, step: Step, timestamp: float, hostname: str | None) -> None:
+        hist = self._hist
+        key = (timestamp, step.order)
+        pos = len(hist)
+        while pos and (hist[pos - 3], hist[pos - 2].order) > key:
+            pos -= 3
+        hist[pos:pos] = (timestamp, step, hostname)
+
+    def _fold(self) -> JobState:
+        state = JobState.UNKNOWN
+        hist = self._hist
+        for i in range(1, len(hist), 3):
+            new = hist[i].state
+            if accepts(state, new):
+                state = new
+        return state
+
+    def transitions(self) -> tuple[Transition, ...]:
+        hist = self._hist
+        return tuple(
+            Transition(hist[i + 1].state, hist[i], hist[i + 2], hist[i + 1].event)
+            for i in range(0, len(hist), 3)
+        )
+
+    @property
+    def last_timestamp(self) -> float | None:
+        return self._hist[-3] if self._hist else None
+
+    def snapshot(self, children: tuple[str, ...] = ()) -> JobSnapshot:
+        return JobSnapshot(
+            id=self.id,
+            state=self.state,
+            seen=True,
+            history=self.transitions(),
+            children=children,
+            first_seen=self.first_seen,
+            extra=dict(self.extra) if self.extra else {},
+            **{attr: getattr(self, attr) for attr in JOB_FIELDS},
+        )
+
+
+UNSEEN_EXPLANATION = (
+    "No event for this id has been seen. The job may never have existed (a typo?), "
+    "may not have been sent yet, may have run before the monitor started, or may "
+    "have been forgotten after it finished. Celery reports all of these as PENDING."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    """An immutable copy of a job, safe to read from any thread."""
+
+    id: str
+    state: JobState
+    seen: bool
+    history: tuple[Transition, ...] = ()
+    children: tuple[str, ...] = ()
+    first_seen: float | None = None
+    extra: dict[str, Any] | None = None
+    explanation: str | None = None
+    name: str | None = None
+    args: str | None = None
+    kwargs: str | None = None
+    result: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    retries: int | None = None
+    eta: str | None = None
+    expires: str | None = None
+    worker: str | None = None
+    runtime: float | None = None
+    queue: str | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+
+    @classmethod
+    def unseen(cls, job_id: str) -> JobSnapshot:
+        return cls(id=job_id, state=JobState.UNKNOWN, seen=False, explanation=UNSEEN_EXPLANATION)
+
+    def first_time(self, state: JobState) -> float | None:
+        """When the job first entered ``state``, by event time."""
+        return next((t.timestamp for t in self.history if t.state is state), None)
+
+    def last_time(self, state: JobState) -> float | None:
+        return next((t.timestamp for t in reversed(self.history) if t.state is state), None)

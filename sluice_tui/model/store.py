@@ -1,0 +1,288 @@
+"""The in-memory job store: thread-safe, bounded, with a cheap change feed.
+
+One receiver thread writes; any number of readers (the UI tick, ``dump``) read
+snapshots.  Readers poll :meth:`JobStore.changes_since` with the version they
+last saw and get back only the ids that changed, so a 10 Hz UI never copies
+the whole store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sluice_tui.model.job import Field, Job, JobSnapshot, Step
+from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
+from sluice_tui.model.workers import Worker, WorkerSnapshot
+
+DEFAULT_MAX_JOBS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    """What the receiver last said about its broker connection."""
+
+    state: str  # "connecting", "connected", "reconnecting" or "stopped"
+    broker: str  # always with the password masked
+    error: str | None = None
+    since: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    events: int  # every event the store accepted, jobs and workers
+    bad_events: int
+    bad_by_reason: dict[str, int]
+    evicted: int
+    dropped_late: int  # events for jobs already evicted
+    jobs: int
+    max_jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    version: int
+    # None means the reader fell too far behind: re-read everything.
+    job_ids: frozenset[str] | None
+    workers_changed: bool
+
+
+class JobStore:
+    def __init__(
+        self,
+        max_jobs: int = DEFAULT_MAX_JOBS,
+        *,
+        clock: Callable[[], float] = time.time,
+        feed_limit: int = 500_000,
+    ) -> None:
+        if max_jobs < 1:
+            raise ValueError("max_jobs must be at least 1")
+        self.max_jobs = max_jobs
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._counts: dict[JobState, int] = dict.fromkeys(ALL_STATES, 0)
+        self._children: dict[str, list[str]] = {}
+        # Jobs in the order they finished: eviction pops from the left, so it
+        # never scans past the unfinished jobs it must keep.
+        self._finished: deque[Job] = deque()
+        self._evicted: dict[str, None] = {}
+        self._evicted_limit = max(1_000, max_jobs // 10)
+        self._feed: list[str] = []
+        self._feed_base = 0
+        self._feed_limit = feed_limit
+        self._workers: dict[str, Worker] = {}
+        self._worker_version = 0
+        self._events = 0
+        self._evicted_total = 0
+        self._dropped_late = 0
+        self._bad = Counter[str]()
+        self._bad_samples: deque[tuple[float, str, str]] = deque(maxlen=200)
+        self._status = ConnectionStatus("stopped", "", since=clock())
+        self._notices: deque[tuple[float, str]] = deque(maxlen=50)
+
+    # -- writer side -----------------------------------------------------
+
+    def apply(
+        self,
+        job_id: str,
+        step: Step,
+        timestamp: float,
+        hostname: str | None,
+        data: Mapping[str, Any],
+        fields: Sequence[Field],
+    ) -> None:
+        """Merge one job event, creating the job on first sight."""
+        with self._lock:
+            self._events += 1
+            job = self._jobs.get(job_id)
+            if job is None:
+                if job_id in self._evicted:
+                    self._dropped_late += 1
+                    return
+                job = self._jobs[job_id] = Job(job_id, self._clock())
+                self._counts[JobState.UNKNOWN] += 1
+                created = True
+            else:
+                created = False
+            old_state = job.state
+            old_parent = job.parent_id
+            if job.apply(step, timestamp, hostname, data, fields):
+                counts = self._counts
+                counts[old_state] -= 1
+                counts[job.state] += 1
+                if job.state in FINISHED_STATES and old_state not in FINISHED_STATES:
+                    self._finished.append(job)
+            if job.parent_id != old_parent and job.parent_id is not None:
+                self._link_child(job.parent_id, job_id, old_parent)
+            self._feed.append(job_id)
+            if created and len(self._jobs) > self.max_jobs:
+                self._evict()
+            if len(self._feed) > self._feed_limit:
+                half = len(self._feed) // 2
+                del self._feed[:half]
+                self._feed_base += half
+
+    def annotate(self, job_id: str, key: str, value: Any) -> None:
+        """Attach a detail to a known job (ignored for unknown ids)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                job.annotate(key, value)
+                self._feed.append(job_id)
+
+    def apply_worker(
+        self, hostname: str, kind: str, data: Mapping[str, Any], received_at: float
+    ) -> None:
+        with self._lock:
+            self._events += 1
+            worker = self._workers.get(hostname)
+            if worker is None:
+                worker = self._workers[hostname] = Worker(hostname)
+            worker.apply(kind, data, received_at)
+            self._worker_version += 1
+
+    def record_bad_event(self, reason: str, sample: str = "") -> None:
+        """Count an event that could not be used; keep a short sample for diagnostics."""
+        with self._lock:
+            self._bad[reason] += 1
+            self._bad_samples.append((self._clock(), reason, sample[:500]))
+
+    def add_notice(self, text: str) -> None:
+        """Something the user should know that is not about one job."""
+        with self._lock:
+            self._notices.append((self._clock(), text))
+
+    def set_status(self, state: str, broker: str, error: str | None = None) -> None:
+        self._status = ConnectionStatus(state, broker, error, self._clock())
+
+    def _link_child(self, parent_id: str, child_id: str, old_parent: str | None) -> None:
+        if old_parent is not None:
+            self._unlink_child(old_parent, child_id)
+        self._children.setdefault(parent_id, []).append(child_id)
+
+    def _unlink_child(self, parent_id: str, child_id: str) -> None:
+        siblings = self._children.get(parent_id)
+        if siblings is None:
+            return
+        try:
+            siblings.remove(child_id)
+        except ValueError:
+            return
+        if not siblings:
+            del self._children[parent_id]
+
+    def _evict(self) -> None:
+        jobs = self._jobs
+        finished = self._finished
+        while len(jobs) > self.max_jobs and finished:
+            job = finished.popleft()
+            if jobs.get(job.id) is not job:
+                continue  # already gone
+            del jobs[job.id]
+            self._counts[job.state] -= 1
+            self._evicted_total += 1
+            if job.parent_id is not None:
+                self._unlink_child(job.parent_id, job.id)
+            self._evicted[job.id] = None
+            if len(self._evicted) > self._evicted_limit:
+                del self._evicted[next(iter(self._evicted))]
+            self._feed.append(job.id)
+
+    # -- reader side -----------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._feed_base + len(self._feed)
+
+    def changes_since(self, version: int, worker_version: int = -1) -> Changes:
+        """The ids that changed (or were evicted) since ``version``."""
+        with self._lock:
+            now = self._feed_base + len(self._feed)
+            if version < self._feed_base:
+                ids = None
+            else:
+                ids = frozenset(self._feed[version - self._feed_base :])
+            return Changes(now, ids, worker_version != self._worker_version)
+
+    @property
+    def worker_version(self) -> int:
+        return self._worker_version
+
+    def get(self, job_id: str) -> JobSnapshot:
+        """A snapshot of the job; an id never seen gives an explicit ``unknown`` job."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return JobSnapshot.unseen(job_id)
+            return job.snapshot(tuple(self._children.get(job_id, ())))
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def snapshots(self, states: Iterable[JobState] | None = None) -> list[JobSnapshot]:
+        """Snapshots of every job (or those in ``states``), oldest first."""
+        wanted = None if states is None else frozenset(states)
+        with self._lock:
+            children = self._children
+            return [
+                job.snapshot(tuple(children.get(job.id, ())))
+                for job in self._jobs.values()
+                if wanted is None or job.state in wanted
+            ]
+
+    def find(self, prefix: str, limit: int = 10) -> list[str]:
+        """Known ids starting with ``prefix``: lets users type a short id."""
+        with self._lock:
+            if prefix in self._jobs:
+                return [prefix]
+            return [job_id for job_id in self._jobs if job_id.startswith(prefix)][:limit]
+
+    def counts(self) -> dict[JobState, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def workers(self, now: float | None = None) -> list[WorkerSnapshot]:
+        now = self._clock() if now is None else now
+        with self._lock:
+            return [w.snapshot(now) for w in sorted(self._workers.values(), key=_hostname)]
+
+    def workers_online(self, now: float | None = None) -> int:
+        now = self._clock() if now is None else now
+        with self._lock:
+            return sum(1 for w in self._workers.values() if w.is_online(now))
+
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._status
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            return StoreStats(
+                events=self._events,
+                bad_events=sum(self._bad.values()),
+                bad_by_reason=dict(self._bad),
+                evicted=self._evicted_total,
+                dropped_late=self._dropped_late,
+                jobs=len(self._jobs),
+                max_jobs=self.max_jobs,
+            )
+
+    def notices(self) -> list[tuple[float, str]]:
+        with self._lock:
+            return list(self._notices)
+
+    def bad_event_samples(self) -> list[tuple[float, str, str]]:
+        with self._lock:
+            return list(self._bad_samples)
+
+
+def _hostname(worker: Worker) -> str:
+    return worker.hostname

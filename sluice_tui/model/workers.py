@@ -1,0 +1,94 @@
+"""Workers, as seen through their online, heartbeat and offline events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_HEARTBEAT_FREQ = 2.0
+# A worker is alive while now < last heartbeat + EXPIRE_WINDOW * freq, as in Celery.
+EXPIRE_WINDOW = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSnapshot:
+    hostname: str
+    online: bool
+    freq: float
+    last_heartbeat: float | None  # local clock, when the last heartbeat arrived
+    active: int | None
+    processed: int | None
+    loadavg: tuple[float, ...] | None
+    sw_ident: str | None
+    sw_ver: str | None
+    sw_sys: str | None
+    pid: int | None
+
+    def seconds_since_heartbeat(self, now: float) -> float | None:
+        return None if self.last_heartbeat is None else max(0.0, now - self.last_heartbeat)
+
+
+class Worker:
+    __slots__ = (
+        "active",
+        "freq",
+        "hostname",
+        "last_heartbeat",
+        "loadavg",
+        "offline",
+        "pid",
+        "processed",
+        "sw_ident",
+        "sw_sys",
+        "sw_ver",
+    )
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        self.freq = DEFAULT_HEARTBEAT_FREQ
+        self.last_heartbeat: float | None = None
+        self.offline = False
+        self.active = self.processed = self.pid = None
+        self.loadavg: tuple[float, ...] | None = None
+        self.sw_ident = self.sw_ver = self.sw_sys = None
+
+    def apply(self, kind: str, data: Mapping[str, Any], received_at: float) -> None:
+        """Merge a ``online``, ``heartbeat`` or ``offline`` event."""
+        self.offline = kind == "offline"
+        if not self.offline:
+            self.last_heartbeat = received_at
+        freq = data.get("freq")
+        if isinstance(freq, int | float) and freq > 0:
+            self.freq = float(freq)
+        for key in ("sw_ident", "sw_ver", "sw_sys"):
+            value = data.get(key)
+            if isinstance(value, str):
+                setattr(self, key, value)
+        for key in ("active", "processed", "pid"):
+            value = data.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, key, value)
+        loadavg = data.get("loadavg")
+        if isinstance(loadavg, list | tuple) and all(isinstance(x, int | float) for x in loadavg):
+            self.loadavg = tuple(float(x) for x in loadavg)
+
+    def is_online(self, now: float) -> bool:
+        if self.offline or self.last_heartbeat is None:
+            return False
+        return now < self.last_heartbeat + EXPIRE_WINDOW * self.freq
+
+    def snapshot(self, now: float) -> WorkerSnapshot:
+        return WorkerSnapshot(
+            hostname=self.hostname,
+            online=self.is_online(now),
+            freq=self.freq,
+            last_heartbeat=self.last_heartbeat,
+            active=self.active,
+            processed=self.processed,
+            loadavg=self.loadavg,
+            sw_ident=self.sw_ident,
+            sw_ver=self.sw_ver,
+            sw_sys=self.sw_sys,
+            pid=self.pid,
+        )

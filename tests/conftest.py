@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.model.store import JobStore
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> JobStore:
+    return JobStore(clock=clock)
+
+
+@pytest.fixture
+def feed(store: JobStore, clock: FakeClock) -> EventAdapter:
+    """Feeds event dicts into the store exactly as the receiver does."""
+    return EventAdapter(store, clock=clock)
