@@ -6,6 +6,7 @@ share the machine's Redis or RabbitMQ never see each other's tasks or events.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -211,7 +212,5 @@ class Cluster:
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
