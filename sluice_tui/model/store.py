@@ -106,9 +106,6 @@ class JobStore:
                     return
                 job = self._jobs[job_id] = Job(job_id, self._clock())
                 self._counts[JobState.UNKNOWN] += 1
-                created = True
-            else:
-                created = False
             old_state = job.state
             old_parent = job.parent_id
             if job.apply(step, timestamp, hostname, data, fields):
@@ -120,7 +117,7 @@ class JobStore:
             if job.parent_id != old_parent and job.parent_id is not None:
                 self._link_child(job.parent_id, job_id, old_parent)
             self._feed.append(job_id)
-            if created and len(self._jobs) > self.max_jobs:
+            if len(self._jobs) > self.max_jobs and self._finished:
                 self._evict()
             if len(self._feed) > self._feed_limit:
                 half = len(self._feed) // 2

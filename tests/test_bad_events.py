@@ -1,0 +1,130 @@
+"""Malformed events are counted and skipped; they never crash or corrupt the store."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.model.job import MAX_TEXT
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+from tests import events as ev
+
+T = 1_700_000_000.0
+
+
+def test_task_event_without_uuid_is_counted_and_skipped(feed, store):
+    feed(ev.event("task-started", None, T))
+    feed(ev.event("task-started", "", T))
+    feed(ev.event("task-started", 12345, T))
+    assert len(store) == 0
+    assert store.stats().bad_events == 3
+    assert store.stats().bad_by_reason == {"task event without a valid uuid": 3}
+
+
+def test_unknown_types_and_non_mappings_are_counted(feed, store):
+    feed(ev.event("task-exploded", "a", T))
+    feed(["not", "a", "dict"])
+    feed("garbage")
+    feed({"no": "type"})
+    stats = store.stats()
+    assert stats.bad_events == 4
+    assert len(store) == 0
+    assert store.bad_event_samples()[-1][1] == "unknown event type None"
+
+
+def test_bad_timestamp_keeps_the_event_at_its_arrival_time(feed, store):
+    e = ev.started("a", T)
+    e["timestamp"] = "yesterday"
+    feed(e)
+    job = store.get("a")
+    assert job.state is JobState.ACTIVE
+    assert job.history[0].timestamp == e["local_received"]
+    assert store.stats().bad_by_reason == {"missing or invalid timestamp": 1}
+
+
+def test_wrong_field_types_are_coerced_or_dropped(feed, store):
+    feed(ev.received("a", T, args=["a", "list"], retries="three", name=42))
+    feed(ev.succeeded("a", T + 1, runtime="slow", result={"a": 1}))
+    job = store.get("a")
+    assert job.state is JobState.COMPLETED
+    assert job.args == "['a', 'list']" and job.name == "42"
+    assert job.retries is None and job.runtime is None
+    assert job.result == "{'a': 1}"
+
+
+def test_huge_strings_are_cut(feed, store):
+    feed(ev.received("a", T, args="x" * (5 * MAX_TEXT)))
+    args = store.get("a").args
+    assert len(args) < MAX_TEXT + 100
+    assert "cut at" in args
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+KEYS = [
+    "timestamp",
+    "hostname",
+    "name",
+    "args",
+    "kwargs",
+    "retries",
+    "eta",
+    "result",
+    "runtime",
+    "exception",
+    "traceback",
+    "parent_id",
+    "freq",
+    "loadavg",
+    "active",
+    "local_received",
+    "terminated",
+]
+TYPES = [
+    "task-sent",
+    "task-received",
+    "task-started",
+    "task-succeeded",
+    "task-failed",
+    "task-retried",
+    "task-revoked",
+    "task-rejected",
+    "task-cancelled",
+    "worker-heartbeat",
+    "worker-online",
+    "worker-offline",
+    "bogus",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(TYPES) | JSONISH,
+                "uuid": st.sampled_from(["a", "b"]) | JSONISH,
+            },
+            optional={k: JSONISH | st.floats(min_value=-1e12, max_value=1e12) for k in KEYS},
+        )
+        | JSONISH,
+        max_size=20,
+    )
+)
+def test_fuzzed_events_never_raise_and_keep_counts_right(events):
+    store = JobStore()
+    adapter = EventAdapter(store)
+    for e in events:
+        adapter(e)
+    counts = store.counts()
+    assert sum(counts.values()) == len(store)
+    for job in store.snapshots():
+        assert counts[job.state] >= 1
+        assert job.name is None or isinstance(job.name, str)
+    store.workers()
+    assert not any(reason.startswith("internal error") for reason in store.stats().bad_by_reason)

@@ -1,0 +1,109 @@
+"""`sluice-tui` as a user runs it: exit codes and messages, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.cluster import Cluster, LineReader
+from tests.test_receiver import free_port, send_event
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sluice_tui", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_human(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    assert stderr.startswith("sluice-tui: ")
+
+
+def test_version_and_help():
+    assert run_cli("--version").stdout.startswith("sluice-tui ")
+    help_text = run_cli("--help").stdout
+    assert "examples:" in help_text and "dump" in help_text
+    assert "--until-idle" in run_cli("dump", "--help").stdout
+
+
+def test_dump_unreachable_broker_fails_after_the_window_with_a_masked_url():
+    result = run_cli(
+        "dump", "--broker", f"amqp://me:s3cret@127.0.0.1:{free_port()}//", "--seconds", "1"
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert_human(result.stderr)
+    assert "could not connect" in result.stderr and "refused" in result.stderr.lower()
+    assert "s3cret" not in result.stderr
+
+
+def test_dump_bad_broker_url():
+    result = run_cli("dump", "--broker", "nosuch://host", "--seconds", "1")
+    assert result.returncode == 2
+    assert_human(result.stderr)
+    assert "nosuch" in result.stderr
+
+
+def test_dump_app_that_cannot_be_imported():
+    result = run_cli("dump", "-A", "no_such_project.celery", "--seconds", "1")
+    assert result.returncode == 2
+    assert_human(result.stderr)
+    assert "no_such_project" in result.stderr
+
+
+def test_dump_state_filter_and_json_shape(tmp_path):
+    cluster = Cluster("filesystem", tmp_path)
+    dump = cluster.sluice(
+        "dump",
+        "-A",
+        "sluice_tui.demo.workload",
+        "--seconds",
+        "30",
+        "--until-idle",
+        "0.5",
+        "--state",
+        "failed",
+        "-v",
+    )
+    stdout, stderr = LineReader(dump.stdout), LineReader(dump.stderr)
+    try:
+        stderr.wait_for("connected", 20)
+        send_event(cluster.app, type="task-received", uuid="ok", name="t.a", args="(1,)")
+        send_event(cluster.app, type="task-succeeded", uuid="ok", result="1", runtime=0.1)
+        send_event(cluster.app, type="task-received", uuid="bad", name="t.b", args="()")
+        send_event(
+            cluster.app,
+            type="task-failed",
+            uuid="bad",
+            exception="KeyError('k')",
+            traceback="Traceback ...",
+        )
+        jobs = json.loads(stdout.text(timeout=40))
+        assert dump.wait(timeout=10) == 0
+    finally:
+        cluster.close()
+    assert [job["id"] for job in jobs] == ["bad"]
+    (job,) = jobs
+    assert job["state"] == "failed" and job["exception"] == "KeyError('k')"
+    expected_keys = {
+        "id",
+        "name",
+        "state",
+        "history",
+        "args",
+        "kwargs",
+        "result",
+        "exception",
+        "traceback",
+        "retries",
+        "worker",
+        "eta",
+        "queue",
+        "parent_id",
+        "root_id",
+    }
+    assert expected_keys <= job.keys()
+    assert [h["event"] for h in job["history"]] == ["task-received", "task-failed"]
+    assert set(job["history"][0]) == {"state", "timestamp", "hostname", "event"}

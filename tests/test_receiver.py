@@ -1,0 +1,164 @@
+"""The receiver thread against real brokers: status, stop, reconnect, bad messages."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from celery import Celery
+from kombu import Exchange, Producer
+
+from sluice_tui.celery_adapter.receiver import ReceiverThread
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+from tests.cluster import Cluster, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OwnRedis:
+    """A redis-server of our own, so a test may stop it without touching the shared one."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, 10, f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture
+def own_redis():
+    redis = OwnRedis()
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+def send_event(app: Celery, **fields) -> None:
+    with app.connection_for_write() as conn:
+        dispatcher = app.events.Dispatcher(conn, hostname="w@h", enabled=True)
+        dispatcher.send(**fields)
+        dispatcher.close()
+
+
+def test_stop_returns_quickly_while_connected(tmp_path):
+    cluster = Cluster("filesystem", tmp_path)
+    store = JobStore()
+    receiver = ReceiverThread(cluster.app, store)
+    receiver.start()
+    wait_for(lambda: store.status.state == "connected", 10, "connection")
+    started = time.monotonic()
+    assert receiver.stop(timeout=2.0)
+    assert time.monotonic() - started < 2.0
+    assert store.status.state == "stopped"
+
+
+def test_unreachable_broker_reports_the_error_and_still_stops_fast():
+    app = Celery("t", broker=f"redis://:hunter2@127.0.0.1:{free_port()}/0", set_as_current=False)
+    store = JobStore()
+    receiver = ReceiverThread(app, store)
+    receiver.start()
+    wait_for(lambda: store.status.state == "reconnecting", 10, "the reconnecting status")
+    status = store.status
+    assert "refused" in status.error.lower() or "111" in status.error
+    assert "hunter2" not in status.broker and "**" in status.broker
+    started = time.monotonic()
+    assert receiver.stop(timeout=2.0)
+    assert time.monotonic() - started < 2.0
+
+
+def test_reconnects_after_the_broker_restarts(own_redis):
+    app = Celery("t", broker=own_redis.url, set_as_current=False)
+    store = JobStore()
+    receiver = ReceiverThread(app, store)
+    receiver.start()
+    try:
+        wait_for(lambda: store.status.state == "connected", 10, "first connection")
+        send_event(app, type="task-received", uuid="before", name="t.a")
+        wait_for(lambda: "before" in store, 10, "an event before the outage")
+
+        own_redis.stop()
+        wait_for(lambda: store.status.state == "reconnecting", 10, "the outage to be noticed")
+        assert store.status.error
+
+        own_redis.start()
+        wait_for(lambda: store.status.state == "connected", 30, "reconnection")
+        # Events published after reconnecting reach the store again.
+        wait_for(lambda: _sent_and_seen(app, store, "after"), 15, "an event after the outage")
+        assert receiver.alive
+    finally:
+        assert receiver.stop()
+
+
+def _sent_and_seen(app: Celery, store: JobStore, job_id: str) -> bool:
+    send_event(app, type="task-started", uuid=job_id)
+    return job_id in store
+
+
+def test_garbage_on_the_event_exchange_is_counted_and_ignored(tmp_path):
+    cluster = Cluster("filesystem", tmp_path)
+    store = JobStore()
+    receiver = ReceiverThread(cluster.app, store)
+    receiver.start()
+    try:
+        wait_for(lambda: store.status.state == "connected", 10, "connection")
+        exchange = Exchange(cluster.app.conf.event_exchange, type="topic")
+        with cluster.app.connection_for_write() as conn:
+            producer = Producer(conn, exchange=exchange)
+            producer.publish(
+                b"\xff\xfe not json",
+                routing_key="task.x",
+                content_type="application/json",
+                content_encoding="utf-8",
+            )
+            producer.publish("just a string", routing_key="task.x", serializer="json")
+            producer.publish({"type": "task-started"}, routing_key="task.x", serializer="json")
+        send_event(cluster.app, type="task-started", uuid="good")
+        wait_for(lambda: "good" in store, 10, "the good event after the garbage")
+        assert store.get("good").state is JobState.ACTIVE
+        assert store.stats().bad_events >= 3
+        assert store.status.state == "connected"
+    finally:
+        receiver.stop()
