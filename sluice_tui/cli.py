@@ -53,6 +53,12 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> No
         **({"default": DEFAULT_MAX_JOBS} if top else default),
     )
     parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="never change the cluster: retry, revoke and enable_events are all off",
+        **default,
+    )
+    parser.add_argument(
         "--no-enable-events",
         action="store_true",
         help="do not ask workers started without -E to send task events",
@@ -115,16 +121,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sluice_tui.dump import run_dump
 
             return run_dump(args)
-        print(
-            "sluice-tui: the interactive monitor is not built yet; try `sluice-tui dump`",
-            file=sys.stderr,
-        )
-        return 2
+        return run_tui(args)
     except SetupError as exc:
         print(f"sluice-tui: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    from sluice_tui.celery_adapter.connect import load_app
+    from sluice_tui.celery_adapter.receiver import ReceiverThread
+    from sluice_tui.model.store import JobStore
+    from sluice_tui.ui.app import SluiceApp
+
+    app = load_app(args.app, args.broker)
+    store = JobStore(max_jobs=args.max_jobs)
+    receiver = ReceiverThread(
+        app, store, enable_events=not args.no_enable_events, read_only=args.read_only
+    )
+    SluiceApp(store, source=receiver, read_only=args.read_only).run()
+    return 0
 
 
 def entry_point() -> None:

@@ -19,7 +19,9 @@ TICK = 0.1
 def run_dump(args: argparse.Namespace) -> int:
     app = load_app(args.app, args.broker)
     store = JobStore(max_jobs=args.max_jobs)
-    receiver = ReceiverThread(app, store, enable_events=not args.no_enable_events)
+    receiver = ReceiverThread(
+        app, store, enable_events=not args.no_enable_events, read_only=args.read_only
+    )
     reporter = _Reporter(store, verbose=args.verbose)
     ever_connected = False
     last_error = None

@@ -138,7 +138,7 @@ def test_workers_go_offline_after_two_missed_heartbeats(feed, store, clock):
     assert worker.loadavg == (0.5, 0.4, 0.3) and worker.sw_ver == "5.7.0"
     clock.advance(3.9)
     assert store.workers()[0].online
-    assert store.workers_online() == 1
+    assert store.worker_counts() == (1, 1)
     clock.advance(0.2)  # 4.1 s > 2 x 2 s without a heartbeat
     assert not store.workers()[0].online
     assert store.workers()[0].seconds_since_heartbeat(clock.now) == pytest.approx(4.1)

@@ -84,12 +84,15 @@ class ReceiverThread:
         store: JobStore,
         *,
         enable_events: bool = True,
+        read_only: bool = False,
         enable_events_interval: float = ENABLE_EVENTS_INTERVAL,
     ) -> None:
         self.app = app
         self.store = store
         self.adapter = EventAdapter(store)
-        self.enable_events = enable_events
+        # Read-only publishes nothing at all: no enable_events, no heartbeat wakeup.
+        self.read_only = read_only
+        self.enable_events = enable_events and not read_only
         self.enable_events_interval = enable_events_interval
         self.broker = broker_label(app)
         self.stopping = False
@@ -131,7 +134,10 @@ class ReceiverThread:
         with self.app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=0)
             receiver = _Receiver(self, conn)
-            for _ in receiver.consume(limit=None, safety_interval=POLL_INTERVAL, wakeup=True):
+            consuming = receiver.consume(
+                limit=None, safety_interval=POLL_INTERVAL, wakeup=not self.read_only
+            )
+            for _ in consuming:
                 if self.stopping:
                     break
 

@@ -63,6 +63,22 @@ def coerce(value: Any, kind: type) -> Any:
     return None
 
 
+class JobRow(NamedTuple):
+    """The few fields a job list shows and sorts by: cheap to copy for every job."""
+
+    id: str
+    first_seen: float  # local clock: when this monitor first heard of the job
+    state: JobState
+    name: str | None
+    worker: str | None
+    received: float | None  # event time of the earliest event
+    started: float | None  # event time the latest attempt started
+    runtime: float | None
+    retries: int | None
+    args: str | None
+    kwargs: str | None
+
+
 class Transition(NamedTuple):
     """One entry of a job's history."""
 
@@ -217,9 +233,26 @@ class Job:
             for i in range(0, len(hist), 3)
         )
 
-    @property
-    def last_timestamp(self) -> float | None:
-        return self._hist[-3] if self._hist else None
+    def row(self) -> JobRow:
+        hist = self._hist
+        started = None
+        for i in range(len(hist) - 2, 0, -3):
+            if hist[i].state is JobState.ACTIVE:
+                started = hist[i - 1]
+                break
+        return JobRow(
+            self.id,
+            self.first_seen,
+            self.state,
+            self.name,
+            self.worker,
+            hist[0] if hist else None,
+            started,
+            self.runtime,
+            self.retries,
+            self.args,
+            self.kwargs,
+        )
 
     def snapshot(self, children: tuple[str, ...] = ()) -> JobSnapshot:
         return JobSnapshot(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sluice_tui.model.job import Field, Job, JobSnapshot, Step
+from sluice_tui.model.job import Field, Job, JobRow, JobSnapshot, Step
 from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
@@ -218,6 +218,24 @@ class JobStore:
                 return JobSnapshot.unseen(job_id)
             return job.snapshot(tuple(self._children.get(job_id, ())))
 
+    def rows(self, job_ids: Iterable[str]) -> dict[str, JobRow | None]:
+        """List rows for ``job_ids``; None for ids the store no longer holds."""
+        with self._lock:
+            jobs = self._jobs
+            return {
+                job_id: (job.row() if (job := jobs.get(job_id)) is not None else None)
+                for job_id in job_ids
+            }
+
+    def all_rows(self) -> tuple[int, list[JobRow]]:
+        """Every job's row, oldest first, with the version they were read at."""
+        with self._lock:
+            return self._feed_base + len(self._feed), [job.row() for job in self._jobs.values()]
+
+    @property
+    def event_count(self) -> int:
+        return self._events
+
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._jobs
 
@@ -251,10 +269,12 @@ class JobStore:
         with self._lock:
             return [w.snapshot(now) for w in sorted(self._workers.values(), key=_hostname)]
 
-    def workers_online(self, now: float | None = None) -> int:
+    def worker_counts(self, now: float | None = None) -> tuple[int, int]:
+        """(online, known) workers."""
         now = self._clock() if now is None else now
         with self._lock:
-            return sum(1 for w in self._workers.values() if w.is_online(now))
+            online = sum(1 for w in self._workers.values() if w.is_online(now))
+            return online, len(self._workers)
 
     @property
     def status(self) -> ConnectionStatus:

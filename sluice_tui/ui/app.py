@@ -1,0 +1,208 @@
+"""The Textual app: polls the store on a timer and routes actions to the gate.
+
+Data flows one way.  A receiver thread writes to the store; a timer on the UI
+thread reads the store's change feed; no widget is touched from any other
+thread.  Retry and revoke go through the actions gate, which holds the rules.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from sluice_tui.model.states import ALL_STATES, Action
+from sluice_tui.model.store import JobStore
+from sluice_tui.ui.job_index import JobIndex
+from sluice_tui.ui.screens.goto import GotoScreen
+from sluice_tui.ui.screens.help import HelpScreen
+from sluice_tui.ui.screens.job_detail import JobDetailScreen
+from sluice_tui.ui.screens.jobs import FILTER_BINDINGS, JobsScreen
+from sluice_tui.ui.screens.workers import WorkersScreen
+from sluice_tui.ui.widgets.job_table import JobTable
+
+TICK_SECONDS = 0.15  # about 7 refreshes a second
+
+
+class EventSource(Protocol):
+    """What feeds the store: the receiver thread, or nothing in tests."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 2.0) -> bool: ...
+
+
+class ActionHandler(Protocol):
+    def request(self, app: SluiceApp, action: Action, job_id: str) -> None: ...
+
+
+class SluiceApp(App):
+    TITLE = "sluice-tui"
+    CSS_PATH = Path(__file__).with_name("sluice.tcss")
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("w", "workers", "Workers", id="app.workers"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        source: EventSource | None = None,
+        actions: ActionHandler | None = None,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        tick_seconds: float | None = TICK_SECONDS,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.index = JobIndex(store)
+        self.source = source
+        self.actions = actions
+        self.read_only = read_only
+        self.clock = clock
+        self.tick_seconds = tick_seconds
+        self.paused = False
+        self.events_per_second = 0.0
+        self._rate_window = (time.monotonic(), store.event_count)
+
+    def get_default_screen(self) -> Screen:
+        return JobsScreen()
+
+    def on_mount(self) -> None:
+        self.index.sync()
+        if self.source is not None:
+            self.source.start()
+        if self.tick_seconds:
+            self.set_interval(self.tick_seconds, self.tick)
+
+    def on_unmount(self) -> None:
+        if self.source is not None:
+            self.source.stop()
+
+    def tick(self) -> None:
+        """Pull what changed from the store and show it."""
+        self._measure_rate()
+        changed = False if self.paused else self.index.sync()
+        screen = self.screen
+        refresh = getattr(screen, "refresh_from_store", None)
+        if refresh is not None:
+            with self.batch_update():
+                refresh(changed)
+
+    def _measure_rate(self) -> None:
+        started, count = self._rate_window
+        now = time.monotonic()
+        if now - started >= 1.0:
+            events = self.store.event_count
+            self.events_per_second = (events - count) / (now - started)
+            self._rate_window = (now, events)
+
+    # -- navigation --------------------------------------------------------
+
+    def open_job(self, job_id: str) -> None:
+        self.push_screen(JobDetailScreen(job_id))
+
+    def action_workers(self) -> None:
+        if not isinstance(self.screen, WorkersScreen):
+            self.push_screen(WorkersScreen())
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_sections()))
+
+    def action_goto(self) -> None:
+        self.push_screen(GotoScreen(), self._goto)
+
+    def _goto(self, text: str | None) -> None:
+        text = (text or "").strip()
+        if not text:
+            return
+        matches = self.store.find(text)
+        if len(matches) > 1:
+            self.notify(
+                f"{len(matches)}+ jobs start with {text!r}; type more of the id.",
+                severity="warning",
+            )
+            return
+        self.open_job(matches[0] if matches else text)
+
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.notify("Live updates paused." if self.paused else "Live updates resumed.")
+        self.tick()
+
+    # -- actions -----------------------------------------------------------
+
+    def request_action(self, action: Action, job_id: str) -> None:
+        if self.read_only:
+            self.notify(
+                f"Read-only mode: {action.value} is disabled. "
+                "Start sluice-tui without --read-only to change the cluster.",
+                severity="warning",
+            )
+            return
+        if self.actions is None:
+            self.notify(f"{action.value} is not available here.", severity="warning")
+            return
+        self.actions.request(self, action, job_id)
+
+    # -- help and the command palette ----------------------------------------
+
+    def key_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        def describe(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+            return [
+                (self.get_key_display(binding), binding.description)
+                for binding in bindings
+                if isinstance(binding, Binding)
+                and binding.description
+                and binding not in FILTER_BINDINGS
+            ]
+
+        states = ", ".join(f"{state.digit} {state.value}" for state in ALL_STATES)
+        jobs = [
+            ("0", "show all states"),
+            ("1-8", f"show one state: {states}"),
+            ("up down pgup pgdn home end", "move; a click selects, a double click opens"),
+            *describe(JobTable.BINDINGS),
+            *describe(JobsScreen.BINDINGS),
+        ]
+        return [
+            ("Jobs", jobs),
+            ("Job detail", describe(JobDetailScreen.BINDINGS)),
+            ("Everywhere", describe(self.BINDINGS)),
+        ]
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Workers", "Show the workers screen", self.action_workers)
+        yield SystemCommand("Help", "List every key", self.action_help)
+        yield SystemCommand("Go to job", "Open a job by id (or id prefix)", self.action_goto)
+        yield SystemCommand("Pause or resume", "Freeze or resume live updates", self.toggle_pause)
+        if isinstance(screen, JobsScreen):
+            yield SystemCommand(
+                "Show all states", "Clear the state filter", lambda: screen.action_filter(0)
+            )
+            for state in ALL_STATES:
+                yield SystemCommand(
+                    f"Only {state.value}",
+                    f"Filter the job list to {state.value} jobs (key {state.digit})",
+                    lambda digit=state.digit: screen.action_filter(digit),
+                )
+            yield SystemCommand(
+                "Search", "Search id, name, worker, args and kwargs", screen.action_search
+            )
+            yield SystemCommand("Next sort column", "Cycle the sort column", screen.action_sort)
+            yield SystemCommand("Reverse sort", "Reverse the sort order", screen.action_reverse)
+            yield SystemCommand(
+                "Retry selected job", "Send the selected job again", screen.action_retry
+            )
+            yield SystemCommand(
+                "Revoke selected job", "Revoke the selected job", screen.action_revoke
+            )

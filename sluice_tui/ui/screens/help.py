@@ -1,0 +1,58 @@
+"""Every key, from the bindings themselves, so the list cannot drift from them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from sluice_tui.model.states import ACTION_RULES, ALL_STATES, Action
+
+
+def keys_table(title: str, bindings: list[tuple[str, str]]) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=None,
+        show_header=False,
+        padding=(0, 2),
+    )
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for key, description in bindings:
+        table.add_row(key, description)
+    return table
+
+
+def rules_text() -> str:
+    lines = []
+    for action in Action:
+        states = ", ".join(s.value for s in ALL_STATES if s in ACTION_RULES[action])
+        lines.append(f"{action.value}: allowed when a job is {states}")
+    return "\n".join(lines)
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "dismiss", "Close", id="help.close"),
+    ]
+
+    def __init__(self, sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        super().__init__()
+        self.sections = sections
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body"):
+            yield Static("sluice-tui keys", id="help-title")
+            for title, bindings in self.sections:
+                yield Static(keys_table(title, bindings))
+            yield Static(rules_text(), id="help-rules")
+            yield Static(
+                "ctrl+p opens the command palette with the same actions.", id="help-palette"
+            )

@@ -1,0 +1,162 @@
+"""The main screen: the header, the live job table, search, and the list's keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from sluice_tui.model.states import ALL_STATES, Action
+from sluice_tui.ui.widgets.job_table import JobTable
+from sluice_tui.ui.widgets.status_bar import StatusBar, StatusView
+
+if TYPE_CHECKING:
+    from sluice_tui.ui.app import SluiceApp
+
+FILTER_BINDINGS = [
+    Binding("0", "filter(0)", "All states", id="jobs.filter.all", show=False),
+    *(
+        Binding(
+            str(state.digit),
+            f"filter({state.digit})",
+            f"Only {state.value}",
+            id=f"jobs.filter.{state.value}",
+            show=False,
+        )
+        for state in ALL_STATES
+    ),
+]
+
+
+class JobsScreen(Screen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *FILTER_BINDINGS,
+        Binding("slash", "search", "Search", id="jobs.search"),
+        Binding("escape", "clear_search", "Clear search", id="jobs.clear_search", show=False),
+        Binding("s", "sort", "Sort", id="jobs.sort"),
+        Binding("S", "reverse", "Reverse sort", id="jobs.reverse", show=False),
+        Binding("g", "goto", "Go to id", id="jobs.goto", show=False),
+        Binding("p", "pause", "Pause", id="jobs.pause"),
+        Binding("r", "retry", "Retry", id="jobs.retry"),
+        Binding("x", "revoke", "Revoke", id="jobs.revoke"),
+    ]
+
+    app: SluiceApp
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield JobTable(self.app.index, id="jobs")
+        yield Input(placeholder="search id, name, worker, args, kwargs", id="search")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#search").display = False
+        self.table.focus()
+        self.refresh_from_store(changed=True)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_from_store(changed=True)
+
+    @property
+    def table(self) -> JobTable:
+        return self.query_one(JobTable)
+
+    def refresh_from_store(self, changed: bool) -> None:
+        app = self.app
+        if changed:
+            self.table.rows_changed()
+        index = app.index
+        store = app.store
+        status = store.status
+        online, known = store.worker_counts()
+        counts = store.counts()
+        self.query_one(StatusBar).show(
+            StatusView(
+                connection=status.state,
+                broker=status.broker,
+                error=status.error,
+                events_per_second=app.events_per_second,
+                workers_online=online,
+                workers_known=known,
+                counts=tuple((state, counts[state]) for state in ALL_STATES),
+                state_filter=index.state_filter,
+                search=index.search,
+                sort=index.sort.value,
+                reverse=index.reverse,
+                paused=app.paused,
+                read_only=app.read_only,
+                bad_events=store.stats().bad_events,
+            )
+        )
+
+    # -- actions -----------------------------------------------------------
+
+    def action_filter(self, digit: int) -> None:
+        self.app.index.set_state_filter(None if digit == 0 else ALL_STATES[digit - 1])
+        self._view_changed()
+
+    def action_sort(self) -> None:
+        index = self.app.index
+        index.set_sort(index.sort.next())
+        self._view_changed()
+
+    def action_reverse(self) -> None:
+        self.app.index.toggle_reverse()
+        self._view_changed()
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.display = True
+        search.focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.value or search.display:
+            search.value = ""
+            search.display = False
+            self.app.index.set_search("")
+            self._view_changed()
+            self.table.focus()
+
+    def action_goto(self) -> None:
+        self.app.action_goto()
+
+    def action_pause(self) -> None:
+        self.app.toggle_pause()
+
+    def action_retry(self) -> None:
+        self._act(Action.RETRY)
+
+    def action_revoke(self) -> None:
+        self._act(Action.REVOKE)
+
+    def _act(self, action: Action) -> None:
+        row = self.table.selected
+        if row is None:
+            self.notify("No job is selected.", severity="warning")
+            return
+        self.app.request_action(action, row.id)
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.app.index.set_search(event.value)
+        self._view_changed()
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.action_clear_search()
+        else:
+            self.table.focus()
+
+    @on(JobTable.Chosen)
+    def _open(self, event: JobTable.Chosen) -> None:
+        self.app.open_job(event.job_id)
+
+    def _view_changed(self) -> None:
+        self.table.view_changed()
+        self.refresh_from_store(changed=False)
