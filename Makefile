@@ -24,3 +24,6 @@ lint: setup
 
 clean:
 	rm -rf $(VENV)
+
+screenshots: setup
+	$(PY) -m sluice_tui.demo.screenshots screenshots

@@ -105,6 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report connection and worker changes on stderr",
     )
+    retry = commands.add_parser(
+        "retry",
+        help="send a failed or cancelled job again, as a new job",
+        description="Send a failed or cancelled job again under a new id, with its exact "
+        "arguments (from the result backend with result_extended=True, or from complete "
+        "event reprs). Prints the new id.",
+    )
+    _add_connection_options(retry, top=False)
+    retry.add_argument("job_id", metavar="JOB_ID")
+    retry.add_argument("-y", "--yes", action="store_true", help="send without asking")
+
+    revoke = commands.add_parser(
+        "revoke",
+        help="revoke a job (and optionally terminate it if it is running)",
+        description="Broadcast a revoke for a job that has not finished. Prints the "
+        "workers' replies.",
+    )
+    _add_connection_options(revoke, top=False)
+    revoke.add_argument("job_id", metavar="JOB_ID")
+    revoke.add_argument(
+        "--terminate", action="store_true", help="also stop it if it is running (signal below)"
+    )
+    revoke.add_argument(
+        "--signal", choices=["SIGTERM", "SIGKILL"], default="SIGTERM", help="default SIGTERM"
+    )
+    revoke.add_argument("-y", "--yes", action="store_true", help="send without asking")
     return parser
 
 
@@ -121,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sluice_tui.dump import run_dump
 
             return run_dump(args)
+        if args.command in ("retry", "revoke"):
+            from sluice_tui import oneshot
+
+            return oneshot.run_retry(args) if args.command == "retry" else oneshot.run_revoke(args)
         return run_tui(args)
     except SetupError as exc:
         print(f"sluice-tui: {exc}", file=sys.stderr)
@@ -130,9 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_tui(args: argparse.Namespace) -> int:
+    from sluice_tui.actions import ActionsGate
     from sluice_tui.celery_adapter.connect import load_app
+    from sluice_tui.celery_adapter.control import CeleryControl
     from sluice_tui.celery_adapter.receiver import ReceiverThread
     from sluice_tui.model.store import JobStore
+    from sluice_tui.ui.actions import UIActions
     from sluice_tui.ui.app import SluiceApp
 
     app = load_app(args.app, args.broker)
@@ -140,7 +173,8 @@ def run_tui(args: argparse.Namespace) -> int:
     receiver = ReceiverThread(
         app, store, enable_events=not args.no_enable_events, read_only=args.read_only
     )
-    SluiceApp(store, source=receiver, read_only=args.read_only).run()
+    gate = ActionsGate(store, CeleryControl(app), read_only=args.read_only)
+    SluiceApp(store, source=receiver, actions=UIActions(gate), read_only=args.read_only).run()
     return 0
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sluice_tui.model.states import JobState, accepts
+from sluice_tui.model.states import FINISHED_STATES, JobState, accepts
 
 
 class Step(NamedTuple):
@@ -24,7 +24,16 @@ class Step(NamedTuple):
     state: JobState
     event: str
     order: int
+    # A passive step records something done to the job (a retry sent, a revoke
+    # asked for) in its history without taking part in the state fold.
+    passive: bool = False
 
+
+# Keys of Job.extra that sluice-tui's own actions set.
+RETRIED_AS = "retried_as"
+RETRY_OF = "retry_of"
+ATTEMPT_NUMBER = "attempt"
+REVOKE_REQUESTED = "revoke_requested"
 
 # Which job attribute an event field feeds, and how conflicting values merge.
 CONSTANT = 0  # the same in every event that carries it; the last one wins
@@ -77,6 +86,7 @@ class JobRow(NamedTuple):
     retries: int | None
     args: str | None
     kwargs: str | None
+    note: str | None  # what sluice-tui itself did to the job, if anything
 
 
 class Transition(NamedTuple):
@@ -168,7 +178,7 @@ class Job:
             hist.append(timestamp)
             hist.append(step)
             hist.append(hostname)
-            if accepts(old, step.state):
+            if not step.passive and accepts(old, step.state):
                 self.state = step.state
         else:
             self._insert(step, timestamp, hostname)
@@ -221,9 +231,9 @@ class Job:
         state = JobState.UNKNOWN
         hist = self._hist
         for i in range(1, len(hist), 3):
-            new = hist[i].state
-            if accepts(state, new):
-                state = new
+            step = hist[i]
+            if not step.passive and accepts(state, step.state):
+                state = step.state
         return state
 
     def transitions(self) -> tuple[Transition, ...]:
@@ -252,7 +262,20 @@ class Job:
             self.retries,
             self.args,
             self.kwargs,
+            self._note(),
         )
+
+    def _note(self) -> str | None:
+        extra = self.extra
+        if not extra:
+            return None
+        if extra.get(REVOKE_REQUESTED) and self.state not in FINISHED_STATES:
+            return "revoke requested"
+        if RETRIED_AS in extra:
+            return f"retried as {str(extra[RETRIED_AS])[:8]}"
+        if RETRY_OF in extra:
+            return f"retry of {str(extra[RETRY_OF])[:8]}"
+        return None
 
     def snapshot(self, children: tuple[str, ...] = ()) -> JobSnapshot:
         return JobSnapshot(

@@ -20,6 +20,7 @@ from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
 DEFAULT_MAX_JOBS = 100_000
+ACTOR = "sluice-tui"  # the hostname on history entries for our own actions
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,35 @@ class JobStore:
             if job is not None:
                 job.annotate(key, value)
                 self._feed.append(job_id)
+
+    def record_action(
+        self,
+        job_id: str,
+        event: str,
+        details: Mapping[str, Any],
+        *,
+        create: bool = False,
+        name: str | None = None,
+    ) -> bool:
+        """Put something sluice-tui did into a job's history, without changing its state.
+
+        With ``create``, an id not yet seen is added as an ``unknown`` job (a
+        retry that was just sent); otherwise an unknown id is left alone.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                if not create:
+                    return False
+                job = self._jobs[job_id] = Job(job_id, self._clock())
+                self._counts[JobState.UNKNOWN] += 1
+            job.apply(Step(job.state, event, 7, passive=True), self._clock(), ACTOR, {}, ())
+            if name is not None and job.name is None:
+                job.name = name
+            for key, value in details.items():
+                job.annotate(key, value)
+            self._feed.append(job_id)
+            return True
 
     def apply_worker(
         self, hostname: str, kind: str, data: Mapping[str, Any], received_at: float

@@ -15,10 +15,13 @@ from typing import ClassVar, Protocol
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.worker import Worker
 
+from sluice_tui.actions import ActionRecord, ActionsGate
 from sluice_tui.model.states import ALL_STATES, Action
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.job_index import JobIndex
+from sluice_tui.ui.screens.action_log import ActionLogScreen
 from sluice_tui.ui.screens.goto import GotoScreen
 from sluice_tui.ui.screens.help import HelpScreen
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
@@ -38,7 +41,13 @@ class EventSource(Protocol):
 
 
 class ActionHandler(Protocol):
+    """Carries out retry and revoke for the UI (see sluice_tui.ui.actions)."""
+
+    gate: ActionsGate
+
     def request(self, app: SluiceApp, action: Action, job_id: str) -> None: ...
+
+    def on_worker_done(self, app: SluiceApp, event: Worker.StateChanged) -> bool: ...
 
 
 class SluiceApp(App):
@@ -47,6 +56,7 @@ class SluiceApp(App):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("w", "workers", "Workers", id="app.workers"),
+        Binding("l", "action_log", "Action log", id="app.action_log", show=False),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
@@ -113,6 +123,17 @@ class SluiceApp(App):
     def action_workers(self) -> None:
         if not isinstance(self.screen, WorkersScreen):
             self.push_screen(WorkersScreen())
+
+    def action_action_log(self) -> None:
+        if not isinstance(self.screen, ActionLogScreen):
+            self.push_screen(ActionLogScreen())
+
+    def action_log(self) -> list[ActionRecord]:
+        return [] if self.actions is None else list(self.actions.gate.log)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if self.actions is not None:
+            self.actions.on_worker_done(self, event)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_sections()))
@@ -183,6 +204,7 @@ class SluiceApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Workers", "Show the workers screen", self.action_workers)
         yield SystemCommand("Help", "List every key", self.action_help)
+        yield SystemCommand("Action log", "Every retry and revoke sent", self.action_action_log)
         yield SystemCommand("Go to job", "Open a job by id (or id prefix)", self.action_goto)
         yield SystemCommand("Pause or resume", "Freeze or resume live updates", self.toggle_pause)
         if isinstance(screen, JobsScreen):

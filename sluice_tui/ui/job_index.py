@@ -62,6 +62,7 @@ class JobIndex:
         self._haystacks: dict[str, str] = {}
         self._keys: list[tuple] = []  # sorted (primary, first_seen, id) of visible rows
         self._primary = _primary(self.sort)
+        self.noted = 0  # rows carrying a note (a revoke requested, a retry sent)
 
     # -- reading ---------------------------------------------------------
 
@@ -128,6 +129,9 @@ class JobIndex:
         rows, keys, haystacks = self._rows, self._keys, self._haystacks
         for job_id, new in fresh.items():
             old = rows.get(job_id)
+            self.noted += (new is not None and new.note is not None) - (
+                old is not None and old.note is not None
+            )
             if old is not None:
                 if self._matches(old):
                     key = self._key(old)
@@ -146,6 +150,7 @@ class JobIndex:
     def _reload(self) -> None:
         self.version, rows = self.store.all_rows()
         self._rows = {row.id: row for row in rows}
+        self.noted = sum(1 for row in rows if row.note is not None)
         self._haystacks = {}
         self._rebuild()
 

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from sluice_tui.model.job import JobSnapshot
+from sluice_tui.model.job import RETRIED_AS, RETRY_OF, JobSnapshot
 from sluice_tui.model.states import Action
 from sluice_tui.ui.text import STATE_STYLES, duration, full_time, inert
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
 
 MAX_RELATED = 200
+LINK_KEYS = {RETRY_OF, RETRIED_AS}
 
 
 def state_text(snapshot_state) -> Text:
@@ -61,7 +62,11 @@ def render_fields(job: JobSnapshot) -> RenderableType:
         ("started", full_time(started)),
         ("runtime", duration(job.runtime)),
     ]
-    rows += [(key, str(value)) for key, value in sorted((job.extra or {}).items())]
+    rows += [
+        (key.replace("_", " "), str(value))
+        for key, value in sorted((job.extra or {}).items())
+        if key not in LINK_KEYS  # shown as related jobs instead
+    ]
     for key, value in rows:
         if value:
             grid.add_row(key, Text(inert(value)))
@@ -119,11 +124,15 @@ def related_options(app: SluiceApp, job: JobSnapshot) -> list[Option]:
         links.append(("parent", job.parent_id))
     if job.root_id and job.root_id not in (job.id, job.parent_id):
         links.append(("root", job.root_id))
+    extra = job.extra or {}
+    for relation, key in (("retry of", RETRY_OF), ("retried as", RETRIED_AS)):
+        if isinstance(extra.get(key), str):
+            links.append((relation, extra[key]))
     links += [("child", child) for child in job.children[:MAX_RELATED]]
     options = []
     for relation, job_id in links:
         other = app.store.get(job_id)
-        prompt = Text.assemble((f"{relation:<7}", "bold"), inert(job_id), "  ")
+        prompt = Text.assemble((f"{relation:<11}", "bold"), inert(job_id), "  ")
         prompt.append_text(state_text(other.state))
         if other.name:
             prompt.append("  " + inert(other.name))

@@ -36,6 +36,7 @@ class Column(NamedTuple):
 COLUMNS: tuple[Column, ...] = (
     Column("ID", 8, 0),
     Column("STATE", 9, 0, sort=SortColumn.STATE),
+    Column("NOTE", 17, 1),
     Column("NAME", 14, 0, flex=3, sort=SortColumn.NAME),
     Column("WORKER", 12, 2, flex=1, sort=SortColumn.WORKER),
     Column("RECEIVED", 8, 1, sort=SortColumn.SEEN),
@@ -46,9 +47,16 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 
-def layout(width: int) -> list[tuple[int, int]]:
-    """(column index, width) of the columns that fit in ``width`` cells."""
-    shown = list(range(len(COLUMNS)))
+NOTE = 2
+
+
+def layout(width: int, *, notes: bool = True) -> list[tuple[int, int]]:
+    """(column index, width) of the columns that fit in ``width`` cells.
+
+    The NOTE column appears only while some job carries a note, so it costs
+    no width in the usual case.
+    """
+    shown = [i for i in range(len(COLUMNS)) if notes or i != NOTE]
 
     def needed() -> int:
         return sum(COLUMNS[i].width for i in shown) + len(shown) - 1
@@ -74,6 +82,7 @@ def cells(row: JobRow) -> tuple[str, ...]:
     return (
         short_id(row.id),
         row.state.value,
+        row.note or "",
         inert(row.name) or "?",
         inert(row.worker),
         clock_time(row.received),
@@ -129,7 +138,7 @@ class JobTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.cursor_id: str | None = None
         self._layout: list[tuple[int, int]] = []
-        self._layout_width = -1
+        self._layout_shape: tuple[int, bool] = (-1, False)
         self._cache: dict[tuple, Strip] = {}
 
     # -- what other parts call -------------------------------------------
@@ -216,9 +225,10 @@ class JobTable(ScrollView, can_focus=True):
     # -- rendering ---------------------------------------------------------
 
     def _columns(self, width: int) -> list[tuple[int, int]]:
-        if width != self._layout_width:
-            self._layout = layout(width)
-            self._layout_width = width
+        shape = (width, self.index.noted > 0)
+        if shape != self._layout_shape:
+            self._layout = layout(width, notes=shape[1])
+            self._layout_shape = shape
             self._cache.clear()
         return self._layout
 

@@ -1,0 +1,108 @@
+"""Retry and revoke from the UI: plan off the UI thread, confirm, then send.
+
+Planning may read the result backend and sending talks to the broker, so both
+run in thread workers; their results come back as worker events on the UI
+thread.  Every rule is the gate's: this module only asks and shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textual.worker import Worker, WorkerState
+
+from sluice_tui.actions import ActionRefused, ActionsGate, RetryPlan, RevokePlan
+from sluice_tui.model.states import Action, ActionNotAllowed
+from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen, RevokeChoice
+
+if TYPE_CHECKING:
+    from sluice_tui.ui.app import SluiceApp
+
+PLAN = "sluice-action-plan"
+SEND = "sluice-action-send"
+
+
+class UIActions:
+    def __init__(self, gate: ActionsGate) -> None:
+        self.gate = gate
+
+    def request(self, app: SluiceApp, action: Action, job_id: str) -> None:
+        plan: Callable[[str], Any] = (
+            self.gate.plan_retry if action is Action.RETRY else self.gate.plan_revoke
+        )
+        app.run_worker(
+            lambda: _outcome(plan, job_id),
+            thread=True,
+            group=PLAN,
+            name=f"plan {action.value} {job_id}",
+            exit_on_error=False,
+        )
+
+    def on_worker_done(self, app: SluiceApp, event: Worker.StateChanged) -> bool:
+        """Handle our workers' results; return whether the event was ours."""
+        worker = event.worker
+        # event.state, not worker.state: earlier state messages may be read late.
+        if worker.group not in (PLAN, SEND) or event.state is not WorkerState.SUCCESS:
+            return False
+        ok, value = worker.result
+        if not ok:
+            app.notify(
+                value,
+                title="Refused" if worker.group == PLAN else "Failed",
+                severity="error",
+                timeout=10,
+            )
+        elif worker.group == SEND:
+            app.notify(value, title="Sent", timeout=8)
+        elif isinstance(value, RetryPlan):
+            app.push_screen(
+                ConfirmRetryScreen(value), lambda yes: self._send_retry(app, value, yes)
+            )
+        elif isinstance(value, RevokePlan):
+            app.push_screen(
+                ConfirmRevokeScreen(value), lambda choice: self._send_revoke(app, value, choice)
+            )
+        return True
+
+    def _send_retry(self, app: SluiceApp, plan: RetryPlan, yes: bool | None) -> None:
+        if yes:
+            app.run_worker(
+                lambda: _outcome(lambda p: _retry_message(self.gate, p), plan),
+                thread=True,
+                group=SEND,
+                name=f"retry {plan.job.id}",
+                exit_on_error=False,
+            )
+
+    def _send_revoke(self, app: SluiceApp, plan: RevokePlan, choice: RevokeChoice | None) -> None:
+        if choice is not None:
+            app.run_worker(
+                lambda: _outcome(lambda p: _revoke_message(self.gate, p, choice), plan),
+                thread=True,
+                group=SEND,
+                name=f"revoke {plan.job.id}",
+                exit_on_error=False,
+            )
+
+
+def _retry_message(gate: ActionsGate, plan: RetryPlan) -> str:
+    new_id = gate.retry(plan)
+    return f"Job {plan.job.id[:8]} sent again as {new_id}."
+
+
+def _revoke_message(gate: ActionsGate, plan: RevokePlan, choice: RevokeChoice) -> str:
+    replies = gate.revoke(plan, terminate=choice.terminate, signal=choice.signal)
+    how = f"Terminate ({choice.signal})" if choice.terminate else "Revoke"
+    answered = "\n".join(replies) if replies else "No worker replied within a second."
+    return f"{how} of {plan.job.id[:8]} sent.\n{answered}"
+
+
+def _outcome(fn: Callable[[Any], Any], arg: Any) -> tuple[bool, Any]:
+    """Run ``fn`` in a worker thread; turn expected failures into a message."""
+    try:
+        return True, fn(arg)
+    except (ActionNotAllowed, ActionRefused) as exc:
+        return False, str(exc)
+    except Exception as exc:  # the broker or backend failed: say so, do not crash
+        return False, f"{type(exc).__name__}: {exc}"
