@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from sluice_tui.celery_adapter.events import EventAdapter
@@ -31,3 +34,8 @@ def store(clock: FakeClock) -> JobStore:
 def feed(store: JobStore, clock: FakeClock) -> EventAdapter:
     """Feeds event dicts into the store exactly as the receiver does."""
     return EventAdapter(store, clock=clock)
+
+
+# Times are shown in local time: pin the zone so screens and snapshots are stable.
+os.environ["TZ"] = "UTC"
+time.tzset()

@@ -107,3 +107,76 @@ def test_dump_state_filter_and_json_shape(tmp_path):
     assert expected_keys <= job.keys()
     assert [h["event"] for h in job["history"]] == ["task-received", "task-failed"]
     assert set(job["history"][0]) == {"state", "timestamp", "hostname", "event"}
+
+
+def run_in(cluster: Cluster, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sluice_tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cluster.env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_retry_of_an_unknown_id_is_refused_with_status_2(tmp_path):
+    cluster = Cluster("filesystem", tmp_path)
+    result = run_in(cluster, "retry", "no-such-job", "-A", "sluice_tui.demo.workload", "--yes")
+    assert result.returncode == 2
+    assert_human(result.stderr)
+    assert "cannot retry job no-such-job: it is unknown" in result.stderr
+    assert "failed, cancelled" in result.stderr
+
+
+def test_retry_of_a_failed_job_sends_its_exact_arguments_under_a_new_id(tmp_path):
+    from celery.app.task import Context
+
+    cluster = Cluster("filesystem", tmp_path)
+    request = Context(
+        id="failed-job",
+        task="demo.add",
+        args=[2, 40],
+        kwargs={"z": 1},
+        delivery_info={"routing_key": cluster.namespace + ".tasks"},
+    )
+    cluster.app.backend.mark_as_failure("failed-job", ValueError("x"), request=request)
+    result = run_in(cluster, "retry", "failed-job", "-A", "sluice_tui.demo.workload", "--yes")
+    assert result.returncode == 0, result.stderr
+    new_id = result.stdout.strip()
+    assert new_id and new_id != "failed-job"
+    assert "[2, 40]" in result.stderr and '{"z": 1}' in result.stderr
+    queued = [p.read_text() for p in (tmp_path / "broker" / "queue").iterdir()]
+    assert any(new_id in text and "demo.add" in text for text in queued)
+
+
+def test_retry_without_a_terminal_needs_yes(tmp_path):
+    from celery.app.task import Context
+
+    cluster = Cluster("filesystem", tmp_path)
+    request = Context(id="f2", task="demo.add", args=[1, 1], kwargs={})
+    cluster.app.backend.mark_as_failure("f2", ValueError("x"), request=request)
+    result = run_in(cluster, "retry", "f2", "-A", "sluice_tui.demo.workload")
+    assert result.returncode == 2
+    assert "--yes" in result.stderr
+
+
+def test_revoke_of_a_completed_job_is_refused_and_unknown_is_allowed(tmp_path):
+    cluster = Cluster("filesystem", tmp_path)
+    cluster.app.backend.mark_as_done("done-job", 3)
+    result = run_in(cluster, "revoke", "done-job", "-A", "sluice_tui.demo.workload", "--yes")
+    assert result.returncode == 2
+    assert "cannot revoke job done-job: it is completed" in result.stderr
+    result = run_in(cluster, "revoke", "never-seen", "-A", "sluice_tui.demo.workload", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "no worker replied" in result.stdout
+
+
+def test_read_only_refuses_every_action(tmp_path):
+    cluster = Cluster("filesystem", tmp_path)
+    for command in ("retry", "revoke"):
+        result = run_in(
+            cluster, command, "any-id", "-A", "sluice_tui.demo.workload", "--read-only", "--yes"
+        )
+        assert result.returncode == 2
+        assert "read-only" in result.stderr

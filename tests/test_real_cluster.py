@@ -102,7 +102,10 @@ def test_retries_then_success_keeps_every_attempt(run):
     assert events.count("task-retried") == 2
     assert events.count("task-started") == 3
     assert events[-1] == "task-succeeded"
-    assert ("task-received", "scheduled") in events_of(job)  # a retry waits on its countdown
+    # Each retry comes back through task-received: scheduled while its countdown
+    # runs, or queued if the worker only got it after the countdown (a loaded machine).
+    received = [state for event, state in events_of(job) if event == "task-received"]
+    assert len(received) == 3 and set(received[1:]) <= {"scheduled", "queued"}
     timestamps = [h["timestamp"] for h in job["history"]]
     assert timestamps == sorted(timestamps)
     assert job["children"] == []

@@ -95,6 +95,16 @@ def reject() -> None:
     raise Reject("this job is refused by the demo", requeue=False)
 
 
+@app.task(name="demo.fail_once")
+def fail_once(marker: str) -> str:
+    """Fails until ``marker`` exists (it creates it): a retry then succeeds."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("failed once\n")
+        raise RuntimeError("the first attempt fails; a retry will succeed")
+    return "succeeded on retry"
+
+
 @app.task(name="demo.spawn")
 def spawn(count: int) -> int:
     for i in range(count):

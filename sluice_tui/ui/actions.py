@@ -55,6 +55,7 @@ class UIActions:
             )
         elif worker.group == SEND:
             app.notify(value, title="Sent", timeout=8)
+            app.tick()  # show the job's new note now, not at the next tick
         elif isinstance(value, RetryPlan):
             app.push_screen(
                 ConfirmRetryScreen(value), lambda yes: self._send_retry(app, value, yes)

@@ -191,7 +191,7 @@ class SluiceApp(App):
             ("0", "show all states"),
             ("1-8", f"show one state: {states}"),
             ("up down pgup pgdn home end", "move; a click selects, a double click opens"),
-            *describe(JobTable.BINDINGS),
+            *describe(b for b in JobTable.BINDINGS if isinstance(b, Binding) and b.show),
             *describe(JobsScreen.BINDINGS),
         ]
         return [

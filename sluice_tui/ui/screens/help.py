@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import Group
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -48,10 +49,15 @@ class HelpScreen(ModalScreen):
         self.sections = sections
 
     def compose(self) -> ComposeResult:
+        first, *others = self.sections
+        grid = Table.grid(padding=(0, 4))
+        grid.add_row(
+            keys_table(*first),
+            Group(*(keys_table(title, bindings) for title, bindings in others)),
+        )
         with VerticalScroll(id="help-body"):
             yield Static("sluice-tui keys", id="help-title")
-            for title, bindings in self.sections:
-                yield Static(keys_table(title, bindings))
+            yield Static(grid)
             yield Static(rules_text(), id="help-rules")
             yield Static(
                 "ctrl+p opens the command palette with the same actions.", id="help-palette"

@@ -197,6 +197,8 @@ class JobDetailScreen(Screen):
             self._related = shown
             related.clear_options()
             related.add_options(options)
+            if options:
+                related.highlighted = 0
         related.display = bool(options)
         self.query_one("#related-label").display = bool(options)
 

@@ -1,0 +1,201 @@
+"""Retry and revoke from the TUI against real workers on real brokers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from celery import Celery
+
+from sluice_tui.actions import ActionsGate
+from sluice_tui.celery_adapter.control import CeleryControl
+from sluice_tui.celery_adapter.receiver import ReceiverThread
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+from sluice_tui.ui.actions import UIActions
+from sluice_tui.ui.app import SluiceApp
+from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen
+from tests.cluster import RABBITMQ_URL, REDIS_URL, Cluster, require_broker
+from tests.ui_helpers import SIZE, settle
+
+TRANSPORTS = [
+    "filesystem",
+    pytest.param("redis", marks=pytest.mark.broker),
+    pytest.param("rabbitmq", marks=pytest.mark.broker),
+]
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def cluster(request, tmp_path_factory):
+    if request.param == "redis":
+        require_broker(REDIS_URL)
+    elif request.param == "rabbitmq":
+        require_broker(RABBITMQ_URL)
+    cluster = Cluster(request.param, tmp_path_factory.mktemp(request.param))
+    try:
+        cluster.start_worker("w1", concurrency=2)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def monitor(cluster: Cluster, control_app: Celery | None = None):
+    store = JobStore()
+    gate = ActionsGate(store, CeleryControl(control_app or cluster.app))
+    notes: list[str] = []
+    app = SluiceApp(
+        store, source=ReceiverThread(cluster.app, store), actions=UIActions(gate), tick_seconds=0.1
+    )
+    original = app.notify
+
+    def notify(message, **kwargs):
+        notes.append(str(message))
+        return original(message, **kwargs)
+
+    app.notify = notify
+    return app, notes
+
+
+async def wait_until(pilot, condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def open_job(pilot, job_id: str, *, whole_id: bool = False) -> None:
+    # A unique prefix finds a job the monitor has seen; others need the whole id.
+    await pilot.press("g", *(job_id if whole_id else job_id[:8]), "enter")
+
+
+async def until_connected(pilot, app):
+    await wait_until(pilot, lambda: app.store.worker_counts()[0] >= 1, 30, "a worker heartbeat")
+
+
+async def test_failed_job_retried_from_the_ui_runs_again_and_completes(cluster):
+    app, notes = monitor(cluster)
+    marker = cluster.tmp_path / f"marker-{time.monotonic_ns()}"
+    async with app.run_test(size=SIZE) as pilot:
+        await until_connected(pilot, app)
+        original = cluster.send("demo.fail_once", str(marker)).id
+        store = app.store
+        await wait_until(
+            pilot,
+            lambda: store.get(original).state is JobState.FAILED,
+            30,
+            "the first attempt to fail",
+        )
+        await open_job(pilot, original)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmRetryScreen), notes
+        await pilot.press("y")
+        await settle(pilot)
+        new_id = store.get(original).extra.get("retried_as")
+        assert new_id and new_id != original, notes
+        await wait_until(
+            pilot,
+            lambda: store.get(new_id).state is JobState.COMPLETED,
+            30,
+            "the retry to complete",
+        )
+        retry = store.get(new_id)
+        assert retry.result == "'succeeded on retry'"
+        assert retry.extra["retry_of"] == original and retry.extra["attempt"] == 2
+        assert retry.args == store.get(original).args
+        assert "retry sent" in [t.event for t in store.get(original).history]
+
+
+async def test_cut_arguments_are_refused_without_extended_results_and_exact_with(cluster):
+    payload = "p" * 3000
+    no_backend = Celery("no-backend", set_as_current=False)
+    no_backend.conf.update(
+        {
+            k: v
+            for k, v in cluster.app.conf.items()
+            if k not in ("result_backend", "CELERY_RESULT_BACKEND")
+        }
+    )
+    no_backend.conf.result_backend = None
+    app, notes = monitor(cluster, control_app=no_backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await until_connected(pilot, app)
+        original = cluster.send("demo.fail", payload).id
+        await wait_until(
+            pilot, lambda: app.store.get(original).state is JobState.FAILED, 30, "the job to fail"
+        )
+        assert len(app.store.get(original).args) < len(payload)  # cut by Celery
+        await open_job(pilot, original)
+        await pilot.press("r")
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmRetryScreen)
+        assert any(
+            "cut at Celery's 1024-character limit" in n and "result_extended" in n for n in notes
+        ), notes
+
+    app, notes = monitor(cluster)  # the app's own config: result_extended=True
+    async with app.run_test(size=SIZE) as pilot:
+        await open_job(pilot, original, whole_id=True)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmRetryScreen), notes
+        assert app.screen.plan.call.args == (payload,)
+        await pilot.press("y")
+        await settle(pilot)
+        # This monitor never saw the job's events: its state came from the backend.
+        (record,) = app.actions.gate.log
+        new_id = record.new_job_id
+        assert record.ok and new_id
+        assert app.store.get(new_id).extra["retry_of"] == original
+    result = cluster.app.AsyncResult(new_id)
+    deadline = time.monotonic() + 30
+    while result.state != "FAILURE" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert result.state == "FAILURE"
+    assert tuple(result.args) == (payload,)
+
+
+async def test_active_job_is_terminated_and_cancelled(cluster):
+    app, notes = monitor(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await until_connected(pilot, app)
+        job = cluster.send("demo.slow", 60).id
+        store = app.store
+        await wait_until(pilot, lambda: store.get(job).state is JobState.ACTIVE, 30, "start")
+        await open_job(pilot, job)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmRevokeScreen)
+        await pilot.press("t")
+        await settle(pilot)
+        assert any("Terminate (SIGTERM)" in n and "w1@" in n for n in notes), notes
+        await wait_until(
+            pilot, lambda: store.get(job).state is JobState.CANCELLED, 30, "task-revoked"
+        )
+        assert store.get(job).extra["terminated"] is True
+
+
+async def test_scheduled_job_is_revoked_and_never_runs(cluster):
+    app, notes = monitor(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await until_connected(pilot, app)
+        job = cluster.send("demo.add", 1, 2, countdown=6).id
+        store = app.store
+        await wait_until(
+            pilot, lambda: store.get(job).state is JobState.SCHEDULED, 30, "the job to be scheduled"
+        )
+        await open_job(pilot, job)
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert store.get(job).extra.get("revoke_requested") is True, notes
+        await wait_until(
+            pilot,
+            lambda: store.get(job).state is JobState.CANCELLED,
+            30,
+            "the revoke to take effect at the ETA",
+        )
+        assert "task-started" not in [t.event for t in store.get(job).history]
+    assert cluster.app.AsyncResult(job).state == "REVOKED"

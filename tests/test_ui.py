@@ -1,0 +1,262 @@
+"""The TUI driven by keys, over a real store fed with a fixed cluster history."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.demo.sample import NOW, T0, job_id
+from sluice_tui.demo.screenshots import sample_app
+from sluice_tui.model.states import ALL_STATES, JobState
+from sluice_tui.ui.screens.help import HelpScreen
+from sluice_tui.ui.screens.job_detail import JobDetailScreen
+from sluice_tui.ui.screens.jobs import JobsScreen
+from sluice_tui.ui.screens.workers import WorkersScreen
+from sluice_tui.ui.widgets.job_table import JobTable
+from tests import events as ev
+from tests.ui_helpers import SIZE, screen_text, shown_ids, table_rows
+
+
+@pytest.fixture
+def app():
+    return sample_app()
+
+
+def feed(app, event):
+    EventAdapter(app.store)(event)
+
+
+async def test_jobs_screen_shows_states_counts_and_workers(app):
+    async with app.run_test(size=SIZE):
+        text = screen_text(app)
+        for state in ALL_STATES:
+            assert f"{state.digit} {state.value} " in text
+        assert "0 all 12" in text
+        assert "workers 1/2 online" in text
+        assert len(table_rows(app)) == 12
+
+
+@pytest.mark.parametrize("state", ALL_STATES)
+async def test_digit_filters_to_one_state_and_zero_shows_all(app, state):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(str(state.digit))
+        rows = table_rows(app)
+        assert rows, "every state has a job in the sample"
+        assert len(rows) == app.store.counts()[state]
+        assert all(f" {state.value} " in row for row in rows)
+        await pilot.press("0")
+        assert len(table_rows(app)) == 12
+
+
+async def test_search_filters_and_escape_clears(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"catalog")
+        rows = table_rows(app)
+        assert len(rows) == 3 and all("shop.catalog" in row for row in rows)
+        assert "search: catalog" in screen_text(app)
+        await pilot.press("escape")
+        assert len(table_rows(app)) == 12
+        assert "search:" not in screen_text(app)
+
+
+async def test_search_matches_args_worker_and_id(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"clip-77")
+        assert shown_ids(app) == [job_id(4)]
+        await pilot.press("escape", "slash", *"worker-b")
+        assert job_id(4) in shown_ids(app)
+        await pilot.press("escape", "slash", *job_id(7)[:8])
+        assert shown_ids(app) == [job_id(7)]
+
+
+async def test_sort_key_cycles_columns_and_shift_s_reverses(app):
+    async with app.run_test(size=SIZE) as pilot:
+        assert shown_ids(app)[0] == job_id(12)  # newest first
+        await pilot.press("s")  # by state
+        assert "STATE \u25bc" in screen_text(app)
+        states = [app.index.row_at(i).state for i in range(len(app.index))]
+        assert states == sorted(states, key=ALL_STATES.index, reverse=True)
+        await pilot.press("S")
+        assert "STATE \u25b2" in screen_text(app)
+        states = [app.index.row_at(i).state for i in range(len(app.index))]
+        assert states[0] is JobState.UNKNOWN and states[-1] is JobState.CANCELLED
+        await pilot.press("s")  # by name
+        names = [app.index.row_at(i).name for i in range(len(app.index))]
+        assert names == sorted(names)
+
+
+async def test_enter_opens_detail_with_history_and_traceback(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "enter")
+        assert isinstance(app.screen, JobDetailScreen)
+        assert app.screen.job_id == job_id(2)
+        text = screen_text(app)
+        assert "CardDeclined" in text
+        assert "Traceback (most recent call last)" in text
+        assert "task-retried" in text and "worker-b@prod-2" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, JobsScreen)
+
+
+async def test_detail_links_open_the_retry_and_children(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "enter")
+        assert "retried as" in screen_text(app)
+        await pilot.press("tab", "enter")
+        assert app.screen.job_id == job_id(12)
+        assert "retry of" in screen_text(app)
+        await pilot.press("escape", "escape", "g", *job_id(8)[:8], "enter")
+        assert app.screen.job_id == job_id(8)
+        await pilot.press("tab", "enter")
+        assert app.screen.job_id in (job_id(9), job_id(10))
+
+
+async def test_goto_opens_a_job_by_id_prefix(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *job_id(5)[:8], "enter")
+        assert isinstance(app.screen, JobDetailScreen)
+        assert app.screen.job_id == job_id(5)
+        assert "scheduled" in screen_text(app)
+
+
+async def test_goto_never_seen_id_is_unknown_with_explanation(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *"no-such-job", "enter")
+        assert isinstance(app.screen, JobDetailScreen)
+        text = screen_text(app)
+        assert "no-such-job" in text and "unknown" in text
+        assert "No event for this id has been seen" in text
+
+
+async def test_w_shows_workers_online_and_offline(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("w")
+        assert isinstance(app.screen, WorkersScreen)
+        lines = screen_text(app).splitlines()
+        a = next(line for line in lines if "worker-a@prod-1" in line)
+        b = next(line for line in lines if "worker-b@prod-2" in line)
+        assert "online" in a and "1.00s ago" in a and "0.42 0.38 0.30" in a
+        assert "offline" in b and "20.00s ago" in b and "py-celery 5.4.0" in b
+
+
+async def test_p_pauses_and_resumes_live_updates(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        assert "PAUSED" in screen_text(app)
+        feed(app, ev.received("fresh-job", T0 + 100))
+        app.tick()
+        assert "fresh-job" not in shown_ids(app)
+        await pilot.press("p")
+        assert "PAUSED" not in screen_text(app)
+        assert "fresh-job" in shown_ids(app)
+
+
+async def test_question_mark_lists_every_key(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for key in ("1-8", "/", "s", "S", "g", "p", "r", "x", "w", "q", "⏎"):
+            assert f" {key} " in text, key
+        for words in ("Search", "Go to id", "Pause", "Retry", "Revoke", "Workers", "Detail"):
+            assert words in text
+        assert "retry: allowed when a job is failed, cancelled" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, JobsScreen)
+
+
+async def test_q_quits(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0
+        assert not app.is_running
+
+
+async def test_new_jobs_do_not_move_the_cursor_off_its_job(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down", "down", "down")
+        table = app.screen.query_one(JobTable)
+        chosen = table.selected.id
+        for n in range(5):
+            feed(app, ev.received(f"newer-{n}", T0 + 200 + n))
+        app.tick()
+        await pilot.pause()
+        assert table.selected.id == chosen
+        assert table.cursor == 3 + 5
+        await pilot.press("enter")
+        assert app.screen.job_id == chosen
+
+
+async def test_click_selects_and_double_click_opens(app):
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(JobTable)
+        target = shown_ids(app)[4]
+        await pilot.click(JobTable, offset=(2, 5))  # header is line 0
+        assert table.selected.id == target
+        await pilot.click(JobTable, offset=(2, 5), times=2)
+        assert isinstance(app.screen, JobDetailScreen) and app.screen.job_id == target
+
+
+async def test_detail_updates_live(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4", "enter")
+        assert app.screen.job_id == job_id(4)
+        feed(app, ev.succeeded(job_id(4), T0 + 100, result="'done.mp4'"))
+        app.tick()
+        await pilot.pause()
+        text = screen_text(app)
+        assert "completed" in text and "done.mp4" in text
+
+
+async def test_terminal_escapes_in_task_data_are_inert(app):
+    async with app.run_test(size=SIZE) as pilot:
+        nasty = "\x1b]0;pwned\x07\x1b[2J\x1b[H"
+        feed(app, ev.received("evil", NOW, name=f"evil{nasty}", args=f"('{nasty}',)"))
+        feed(app, ev.failed("evil", NOW + 1, exception=f"E('{nasty}')"))
+        feed(app, ev.event("task-failed", "evil", NOW + 1, traceback=f"Traceback\n{nasty}\n"))
+        app.tick()
+        await pilot.pause()
+        text = screen_text(app)
+        assert "\x1b" not in text and "\x07" not in text
+        assert "evil\\x1b]0;pwned" in text
+        await pilot.press("g", *"evil", "enter")
+        text = screen_text(app)
+        assert "\x1b" not in text and "\x07" not in text
+        assert "\\x1b]0;pwned\\x07" in text
+
+
+async def test_command_palette_offers_the_screen_actions(app):
+    async with app.run_test(size=SIZE):
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+    assert {
+        "Workers",
+        "Help",
+        "Go to job",
+        "Search",
+        "Next sort column",
+        "Reverse sort",
+        "Pause or resume",
+        "Retry selected job",
+        "Revoke selected job",
+        "Show all states",
+    } <= titles
+    assert {f"Only {state.value}" for state in ALL_STATES} <= titles
+
+
+async def test_bindings_have_ids_for_remapping(app):
+    async with app.run_test(size=SIZE):
+        ids = {b.id for b in JobsScreen.BINDINGS} | {b.id for b in app.BINDINGS}
+    assert {"jobs.search", "jobs.sort", "jobs.retry", "jobs.revoke", "app.quit"} <= ids
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_layout_fits_small_and_large_terminals(app, size):
+    async with app.run_test(size=size):
+        lines = screen_text(app).splitlines()
+        assert len(lines) == size[1]
+        header = next(line for line in lines if line.startswith("ID "))
+        assert "STATE" in header and "NAME" in header
+        if size[0] >= 200:
+            assert "ARGS" in header and "WORKER" in header
+        assert any(job_id(12)[:8] in line for line in lines)

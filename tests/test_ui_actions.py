@@ -1,0 +1,164 @@
+"""r and x in every state: only what the rules allow reaches Celery's send/control API."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+from celery import Celery
+
+from sluice_tui.actions import ActionsGate
+from sluice_tui.celery_adapter.control import CeleryControl
+from sluice_tui.demo.sample import NOW, sample_store
+from sluice_tui.model.states import ALL_STATES, Action, allowed
+from sluice_tui.ui.actions import UIActions
+from sluice_tui.ui.app import SluiceApp
+from sluice_tui.ui.screens.action_log import ActionLogScreen
+from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen
+from tests.ui_helpers import SIZE, screen_text, settle
+
+
+class RecordingCelery:
+    """A real Celery app whose outgoing calls are recorded instead of published."""
+
+    def __init__(self) -> None:
+        self.app = Celery("t", broker="memory://", set_as_current=False)
+        self.sent: list[tuple] = []
+        self.revoked: list[tuple] = []
+        self.app.send_task = self._send_task
+        self.app.control.revoke = self._revoke
+
+    def _send_task(self, name, args=None, kwargs=None, task_id=None, **options):
+        self.sent.append((name, args, kwargs, task_id, options))
+
+    def _revoke(self, task_id, terminate=False, signal=None, **kwargs):
+        self.revoked.append((task_id, terminate, signal))
+        return [{"worker-a@prod-1": {"ok": f"tasks flagged as revoked: {task_id}"}}]
+
+
+@pytest.fixture
+def cluster():
+    return RecordingCelery()
+
+
+def make_app(cluster, read_only=False):
+    store = sample_store()
+    gate = ActionsGate(store, CeleryControl(cluster.app), read_only=read_only, clock=lambda: NOW)
+    app = SluiceApp(
+        store, actions=UIActions(gate), read_only=read_only, clock=lambda: NOW, tick_seconds=None
+    )
+    notes: list[str] = []
+    original = app.notify
+
+    def notify(message, **kwargs):
+        notes.append(str(message))
+        return original(message, **kwargs)
+
+    app.notify = notify
+    return app, notes
+
+
+@pytest.mark.parametrize("state", ALL_STATES)
+@pytest.mark.parametrize("action", [Action.RETRY, Action.REVOKE])
+async def test_keys_reach_celery_only_where_the_rules_allow(cluster, state, action):
+    app, notes = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(str(state.digit))
+        job = app.index.row_at(0)
+        assert job.state is state
+        await pilot.press("r" if action is Action.RETRY else "x")
+        await settle(pilot)
+        if not allowed(action, state):
+            assert not isinstance(app.screen, ConfirmRetryScreen | ConfirmRevokeScreen)
+            assert any(
+                f"cannot {action.value} job {job.id}: it is {state.value}" in n for n in notes
+            ), notes
+            assert cluster.sent == [] and cluster.revoked == []
+            return
+        if action is Action.RETRY:
+            assert isinstance(app.screen, ConfirmRetryScreen)
+            expected_args = ast.literal_eval(job.args)
+            shown = screen_text(app)
+            assert job.name in shown and json.dumps(list(expected_args)) in shown
+            await pilot.press("y")
+            await settle(pilot)
+            ((name, args, kwargs, new_id, options),) = cluster.sent
+            assert new_id != job.id
+            assert (name, args, kwargs) == (job.name, expected_args, {})
+            assert options == {"queue": "default"}
+            assert app.store.get(new_id).extra["retry_of"] == job.id
+        else:
+            assert isinstance(app.screen, ConfirmRevokeScreen)
+            await pilot.press("t" if state.value == "active" else "y")
+            await settle(pilot)
+            terminate = state.value == "active"
+            assert cluster.revoked == [(job.id, terminate, "SIGTERM")]
+            assert any("flagged as revoked" in n for n in notes), notes
+            if not app.store.get(job.id).state.finished:
+                assert app.index.row(job.id).note == "revoke requested"
+
+
+async def test_cancelling_the_dialog_sends_nothing(cluster):
+    app, _ = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "r")
+        await settle(pilot)
+        await pilot.press("n")
+        await pilot.press("4", "x")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+    assert cluster.sent == [] and cluster.revoked == []
+
+
+async def test_revoking_a_running_job_can_kill_it(cluster):
+    app, _ = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4", "x")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "keeps running" in text and "SIGKILL" in text
+        await pilot.press("k")
+        await settle(pilot)
+    assert cluster.revoked[0][1:] == (True, "SIGKILL")
+
+
+async def test_read_only_refuses_both_keys(cluster):
+    app, notes = make_app(cluster, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "r", "4", "x")
+        await settle(pilot)
+        assert "READ-ONLY" in screen_text(app)
+    assert cluster.sent == [] and cluster.revoked == []
+    assert sum("Read-only" in n for n in notes) == 2
+
+
+async def test_retry_of_cut_arguments_is_refused_with_how_to_fix(cluster):
+    app, notes = make_app(cluster)
+    from sluice_tui.celery_adapter.events import EventAdapter
+    from tests import events as ev
+
+    feed = EventAdapter(app.store)
+    feed(ev.received("big", NOW, name="t.big", args="('" + "x" * 1100 + "',)"))
+    feed(ev.failed("big", NOW + 1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *"big", "enter", "r")
+        await settle(pilot)
+    assert cluster.sent == []
+    assert any(
+        "cut at Celery's 1024-character limit" in n and "result_extended=True" in n for n in notes
+    ), notes
+
+
+async def test_action_log_lists_what_was_sent(cluster):
+    app, _ = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "r")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        await pilot.press("l")
+        assert isinstance(app.screen, ActionLogScreen)
+        text = screen_text(app)
+        assert "retry" in text and "ok" in text and "sent again as" in text
