@@ -105,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report connection and worker changes on stderr",
     )
+    demo = commands.add_parser(
+        "demo",
+        help="run a real Celery cluster that needs no server, and watch it",
+        description="Start real Celery workers on Celery's filesystem:// transport in a "
+        "temporary directory, keep sending jobs that reach every state, and open the TUI "
+        "on them. Retry and revoke work. Quitting stops and removes everything.",
+    )
+    demo.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        default=DEFAULT_MAX_JOBS,
+        metavar="N",
+        help=argparse.SUPPRESS,
+    )
+    demo.add_argument("--read-only", action="store_true", help="watch only: no retry or revoke")
+    demo.add_argument("--no-enable-events", action="store_true", help=argparse.SUPPRESS)
+    demo.add_argument(
+        "--dump",
+        type=_seconds,
+        metavar="N",
+        help="no TUI: run for N seconds, then print the jobs as JSON (for scripts and tests)",
+    )
+
     retry = commands.add_parser(
         "retry",
         help="send a failed or cancelled job again, as a new job",
@@ -147,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sluice_tui.dump import run_dump
 
             return run_dump(args)
+        if args.command == "demo":
+            return run_demo(args)
         if args.command in ("retry", "revoke"):
             from sluice_tui import oneshot
 
@@ -159,23 +184,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def run_tui(args: argparse.Namespace) -> int:
-    from sluice_tui.actions import ActionsGate
-    from sluice_tui.celery_adapter.connect import load_app
-    from sluice_tui.celery_adapter.control import CeleryControl
-    from sluice_tui.celery_adapter.receiver import ReceiverThread
-    from sluice_tui.model.store import JobStore
-    from sluice_tui.ui.actions import UIActions
-    from sluice_tui.ui.app import SluiceApp
+def _tui_options(args: argparse.Namespace) -> dict:
+    return {
+        "max_jobs": args.max_jobs,
+        "read_only": args.read_only,
+        "enable_events": not args.no_enable_events,
+    }
 
-    app = load_app(args.app, args.broker)
-    store = JobStore(max_jobs=args.max_jobs)
-    receiver = ReceiverThread(
-        app, store, enable_events=not args.no_enable_events, read_only=args.read_only
-    )
-    gate = ActionsGate(store, CeleryControl(app), read_only=args.read_only)
-    SluiceApp(store, source=receiver, actions=UIActions(gate), read_only=args.read_only).run()
-    return 0
+
+def run_tui(args: argparse.Namespace) -> int:
+    from sluice_tui.celery_adapter.connect import load_app
+    from sluice_tui.launch import open_tui
+
+    return open_tui(load_app(args.app, args.broker), **_tui_options(args))
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from sluice_tui.demo.runner import running_demo
+
+    with running_demo() as cluster:
+        from sluice_tui.demo.workload import app, config_from_env
+
+        app.conf.update(config_from_env())  # the demo's broker, whatever was imported before
+        cluster.start_generator(app)
+        if args.dump:
+            from sluice_tui.dump import dump_app
+
+            return dump_app(app, seconds=args.dump, max_jobs=args.max_jobs)
+        from sluice_tui.launch import open_tui
+
+        return open_tui(app, **_tui_options(args))
 
 
 def entry_point() -> None:

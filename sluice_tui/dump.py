@@ -6,29 +6,54 @@ import argparse
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from sluice_tui.celery_adapter.connect import load_app
 from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.export import job_to_dict
 from sluice_tui.model.states import JobState
-from sluice_tui.model.store import JobStore
+from sluice_tui.model.store import DEFAULT_MAX_JOBS, JobStore
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 TICK = 0.1
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    app = load_app(args.app, args.broker)
-    store = JobStore(max_jobs=args.max_jobs)
-    receiver = ReceiverThread(
-        app, store, enable_events=not args.no_enable_events, read_only=args.read_only
+    return dump_app(
+        load_app(args.app, args.broker),
+        seconds=args.seconds,
+        until_idle=args.until_idle,
+        states={JobState(s) for s in args.state} if args.state else None,
+        max_jobs=args.max_jobs,
+        verbose=args.verbose,
+        enable_events=not args.no_enable_events,
+        read_only=args.read_only,
     )
-    reporter = _Reporter(store, verbose=args.verbose)
+
+
+def dump_app(
+    app: Celery,
+    *,
+    seconds: float,
+    until_idle: float | None = None,
+    states: set[JobState] | None = None,
+    max_jobs: int = DEFAULT_MAX_JOBS,
+    verbose: bool = False,
+    enable_events: bool = True,
+    read_only: bool = False,
+) -> int:
+    """Listen to ``app``'s events, then print the jobs as JSON; return the exit status."""
+    store = JobStore(max_jobs=max_jobs)
+    receiver = ReceiverThread(app, store, enable_events=enable_events, read_only=read_only)
+    reporter = _Reporter(store, verbose=verbose)
     ever_connected = False
     last_error = None
-    idle = _IdleWatch(store, args.until_idle)
+    idle = _IdleWatch(store, until_idle)
     receiver.start()
     try:
-        deadline = time.monotonic() + args.seconds
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not idle.done():
             time.sleep(min(TICK, max(0.0, deadline - time.monotonic())))
             status = store.status
@@ -42,11 +67,10 @@ def run_dump(args: argparse.Namespace) -> int:
     if not ever_connected:
         print(
             f"sluice-tui: could not connect to the broker {receiver.broker} "
-            f"within {args.seconds:g} s: {last_error or 'no answer'}",
+            f"within {seconds:g} s: {last_error or 'no answer'}",
             file=sys.stderr,
         )
         return 1
-    states = {JobState(s) for s in args.state} if args.state else None
     jobs = [job_to_dict(job) for job in store.snapshots(states)]
     json.dump(jobs, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 from tests.cluster import Cluster, LineReader
 from tests.test_receiver import free_port, send_event
@@ -180,3 +182,73 @@ def test_read_only_refuses_every_action(tmp_path):
         )
         assert result.returncode == 2
         assert "read-only" in result.stderr
+
+
+def test_celery_plugin_runs_with_the_projects_app_and_config(tmp_path):
+    cluster = Cluster("filesystem", tmp_path)
+    help_text = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "sluice_tui.demo.workload", "sluice", "--help"],
+        capture_output=True,
+        text=True,
+        env=cluster.env,
+        timeout=60,
+    ).stdout
+    assert "sluice-tui" in help_text and "--read-only" in help_text
+    dump = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "sluice_tui.demo.workload",
+            "sluice",
+            "dump",
+            "--seconds",
+            "30",
+            "--until-idle",
+            "0.5",
+        ],
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout = LineReader(dump.stdout)
+    try:
+        # The plugin found the app's filesystem broker and namespaced event exchange
+        # from the project's config alone: events sent there reach it.  It may not
+        # listen yet, so send a finished job each second until it reports one.
+        for attempt in range(30):
+            send_event(cluster.app, type="task-received", uuid=f"via-plugin-{attempt}", name="t.p")
+            send_event(cluster.app, type="task-succeeded", uuid=f"via-plugin-{attempt}")
+            if dump.poll() is not None:
+                break
+            time.sleep(1.0)
+        jobs = json.loads(stdout.text(timeout=40))
+        assert dump.wait(timeout=10) == 0
+    finally:
+        cluster.close()
+    assert jobs and all(job["state"] == "completed" for job in jobs)
+    assert all(job["id"].startswith("via-plugin-") for job in jobs)
+
+
+def test_broker_option_wins_over_the_environment(tmp_path):
+    env = {**os.environ, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sluice_tui",
+            "dump",
+            "--broker",
+            f"amqp://guest:guest@127.0.0.1:{free_port()}//",
+            "--seconds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "amqp://" in result.stderr and "redis://" not in result.stderr

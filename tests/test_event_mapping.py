@@ -160,3 +160,18 @@ def test_children_are_linked_in_any_order(feed, store):
     feed(ev.received("child2", T + 2, parent_id="parent", root_id="parent"))
     assert store.get("parent").children == ("child1", "child2")
     assert store.get("child1").root_id == "parent"
+
+
+def test_missing_task_sent_events_are_pointed_out_once(feed, store):
+    for i in range(60):
+        feed(ev.received(f"r{i}", T + i))
+    notices = [text for _, text in store.notices()]
+    assert len(notices) == 1
+    assert "task_send_sent_event" in notices[0] and "invisible" in notices[0]
+
+
+def test_no_hint_when_sent_events_flow(feed, store):
+    feed(ev.sent("s", T))
+    for i in range(60):
+        feed(ev.received(f"r{i}", T + i))
+    assert store.notices() == []

@@ -186,3 +186,16 @@ def test_concurrent_writer_and_readers_stay_consistent():
     assert store.counts() == recount(store)
     assert len(store) <= 300 + 100  # the unfinished third may exceed the budget
     assert store.counts()[JobState.ACTIVE] == 300
+
+
+def test_notices_since_returns_only_new_ones(store):
+    seen, fresh = store.notices_since(0)
+    assert (seen, fresh) == (0, [])
+    store.add_notice("one")
+    store.add_notice("two")
+    seen, fresh = store.notices_since(seen)
+    assert (seen, fresh) == (2, ["one", "two"])
+    for n in range(60):
+        store.add_notice(f"n{n}")
+    seen, fresh = store.notices_since(seen)
+    assert seen == 62 and fresh[-1] == "n59" and len(fresh) == 50  # older ones were dropped

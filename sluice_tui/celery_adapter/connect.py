@@ -18,6 +18,9 @@ def load_app(app_path: str | None = None, broker: str | None = None) -> Celery:
     """The app named by ``-A`` (or a bare one), with ``--broker`` taking precedence."""
     app = _import_app(app_path) if app_path else Celery("sluice-tui", set_as_current=False)
     if broker:
+        # Celery lets CELERY_BROKER_URL override the config; `celery -b` sets
+        # that variable, and so does --broker here, so it wins the same way.
+        os.environ["CELERY_BROKER_URL"] = broker
         app.conf.broker_url = broker
     _check_transport(app)
     return app

@@ -18,6 +18,15 @@ from sluice_tui.model.store import JobStore
 
 MAX_ID_LENGTH = 255
 MAX_INTERNED = 10_000  # distinct task names and hostnames shared between jobs
+# After this many task-received events with no task-sent at all, producers
+# evidently run with task_send_sent_event off: say so, once.
+SENT_EVENTS_HINT_AFTER = 20
+SENT_EVENTS_HINT = (
+    "No task-sent events so far: the code that sends tasks runs with "
+    "task_send_sent_event off, so a job only shows once a worker receives it, and jobs "
+    "waiting in the broker are invisible. Set task_send_sent_event = True in the "
+    "producers' Celery config to see them as queued."
+)
 
 _IDENTITY = (
     Field("name", "name"),
@@ -102,6 +111,7 @@ class EventAdapter:
         self._clock = clock
         # Hostnames and task names repeat in every event: keep one copy of each.
         self._names: dict[str, str] = {}
+        self._received_without_sent = 0  # -1 once sent events are known to flow
 
     def __call__(self, event: Any) -> None:
         try:
@@ -125,8 +135,13 @@ class EventAdapter:
         timestamp = self._timestamp(event)
         step, fields, details = spec
         if step is RECEIVED or step is SENT:
-            if step is RECEIVED and eta_is_future(event.get("eta"), timestamp):
-                step = RECEIVED_WITH_ETA
+            if step is RECEIVED:
+                if eta_is_future(event.get("eta"), timestamp):
+                    step = RECEIVED_WITH_ETA
+                if self._received_without_sent >= 0:
+                    self._count_received_without_sent()
+            else:
+                self._received_without_sent = -1
             name = event.get("name")
             if type(name) is str:
                 event["name"] = self._intern(name)  # type: ignore[index]
@@ -142,6 +157,12 @@ class EventAdapter:
                 value = event.get(key)
                 if value is not None and type(value) in (bool, int, str):
                     store.annotate(job_id, key, value)
+
+    def _count_received_without_sent(self) -> None:
+        self._received_without_sent += 1
+        if self._received_without_sent == SENT_EVENTS_HINT_AFTER:
+            self.store.add_notice(SENT_EVENTS_HINT)
+            self._received_without_sent = -1
 
     def _handle_other(self, kind: Any, event: Mapping[str, Any]) -> None:
         worker_kind = WORKER_EVENTS.get(kind) if type(kind) is str else None

@@ -98,6 +98,7 @@ class ReceiverThread:
         self.stopping = False
         self._wake = threading.Event()
         self._last_enable = 0.0
+        self._last_problem: str | None = None
         self._thread = threading.Thread(target=self._run, name="sluice-receiver", daemon=True)
 
     def start(self) -> None:
@@ -160,7 +161,10 @@ class ReceiverThread:
                 "enable_events", connection=channel.connection.client, channel=channel
             )
         except Exception as exc:  # a broker that refuses broadcasts still delivers events
-            self.store.add_notice(f"could not ask workers to send events: {describe_error(exc)}")
+            problem = f"could not ask workers to send events: {describe_error(exc)}"
+            if problem != self._last_problem:  # say it once, not every few seconds
+                self._last_problem = problem
+                self.store.add_notice(problem)
 
 
 def describe_error(exc: BaseException) -> str:

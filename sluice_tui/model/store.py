@@ -85,6 +85,7 @@ class JobStore:
         self._bad_samples: deque[tuple[float, str, str]] = deque(maxlen=200)
         self._status = ConnectionStatus("stopped", "", since=clock())
         self._notices: deque[tuple[float, str]] = deque(maxlen=50)
+        self._notice_total = 0
 
     # -- writer side -----------------------------------------------------
 
@@ -183,6 +184,7 @@ class JobStore:
         """Something the user should know that is not about one job."""
         with self._lock:
             self._notices.append((self._clock(), text))
+            self._notice_total += 1
 
     def set_status(self, state: str, broker: str, error: str | None = None) -> None:
         self._status = ConnectionStatus(state, broker, error, self._clock())
@@ -325,6 +327,13 @@ class JobStore:
     def notices(self) -> list[tuple[float, str]]:
         with self._lock:
             return list(self._notices)
+
+    def notices_since(self, seen: int) -> tuple[int, list[str]]:
+        """Notices added after the first ``seen``, and the new total."""
+        with self._lock:
+            fresh = min(self._notice_total - seen, len(self._notices))
+            texts = [text for _, text in list(self._notices)[len(self._notices) - fresh :]]
+            return self._notice_total, texts
 
     def bad_event_samples(self) -> list[tuple[float, str, str]]:
         with self._lock:

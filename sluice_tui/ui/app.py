@@ -59,6 +59,8 @@ class SluiceApp(App):
         Binding("l", "action_log", "Action log", id="app.action_log", show=False),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
+        # Terminal monitors quit on Ctrl+C; Textual's default only explains ctrl+q.
+        Binding("ctrl+c", "quit", "Quit", id="app.interrupt", show=False, priority=True),
     ]
 
     def __init__(
@@ -82,6 +84,7 @@ class SluiceApp(App):
         self.paused = False
         self.events_per_second = 0.0
         self._rate_window = (time.monotonic(), store.event_count)
+        self._notices_shown = 0
 
     def get_default_screen(self) -> Screen:
         return JobsScreen()
@@ -100,12 +103,18 @@ class SluiceApp(App):
     def tick(self) -> None:
         """Pull what changed from the store and show it."""
         self._measure_rate()
+        self._show_notices()
         changed = False if self.paused else self.index.sync()
         screen = self.screen
         refresh = getattr(screen, "refresh_from_store", None)
         if refresh is not None:
             with self.batch_update():
                 refresh(changed)
+
+    def _show_notices(self) -> None:
+        self._notices_shown, fresh = self.store.notices_since(self._notices_shown)
+        for text in fresh:
+            self.notify(text, title="Note", timeout=15)
 
     def _measure_rate(self) -> None:
         started, count = self._rate_window

@@ -1,0 +1,189 @@
+"""``sluice-tui demo``: a real Celery cluster that needs no server, then the TUI on it.
+
+Celery's filesystem:// transport and a file result backend live in a temporary
+directory; real prefork workers run as subprocesses; a generator thread keeps
+sending jobs that reach every state.  Everything is torn down on the way out,
+whether the user quits, presses Ctrl+C, or the process is terminated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+WORKERS = 2
+CONCURRENCY = 3
+SEND_INTERVAL = 0.4  # seconds between jobs: a steady, readable trickle
+READY_TIMEOUT = 30.0
+
+
+def _die_with_parent() -> None:
+    """In a worker: get SIGTERM if the demo process dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the normal shutdown path still stops the workers
+    os.setsid()  # own process group, so the whole prefork tree can be signalled
+
+
+class DemoCluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.namespace = f"sluice-demo-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **os.environ,
+            "SLUICE_BROKER": str(root),
+            "SLUICE_NAMESPACE": self.namespace,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.workers: list[subprocess.Popen] = []
+        self._stop = threading.Event()
+        self._generator: threading.Thread | None = None
+
+    def start_workers(self) -> None:
+        for n in range(1, WORKERS + 1):
+            log = open(self.root / f"worker{n}.log", "w")  # noqa: SIM115 - closed with the process
+            self.workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "sluice_tui.demo.workload",
+                        "worker",
+                        "--pool=prefork",
+                        f"--concurrency={CONCURRENCY}",
+                        "-n",
+                        f"demo{n}@{self.namespace}",
+                        "--without-mingle",
+                        "--without-gossip",
+                        "-l",
+                        "INFO",
+                    ],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )
+            )
+            log.close()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        for n, worker in enumerate(self.workers, 1):
+            logfile = self.root / f"worker{n}.log"
+            while " ready." not in logfile.read_text(errors="replace"):
+                if worker.poll() is not None:
+                    raise RuntimeError(f"a demo worker exited:\n{logfile.read_text()[-1500:]}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the demo workers did not start within 30 s")
+                time.sleep(0.1)
+
+    def start_generator(self, app) -> None:
+        self._generator = threading.Thread(
+            target=self._generate, args=(app,), name="sluice-demo-generator", daemon=True
+        )
+        self._generator.start()
+
+    def _generate(self, app) -> None:
+        rng = random.Random()
+        marker_dir = self.root / "markers"
+        marker_dir.mkdir(exist_ok=True)
+        for job in _workload(rng, marker_dir):
+            if self._stop.wait(SEND_INTERVAL):
+                return
+            name, args, options = job
+            with contextlib.suppress(Exception):  # a hiccup must not end the demo
+                app.send_task(name, args=args, **options)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._generator is not None:
+            self._generator.join(timeout=2)
+        for worker in self.workers:
+            # Cold shutdown: demo jobs need not finish, and quitting should be quick.
+            with contextlib.suppress(ProcessLookupError):
+                worker.send_signal(signal.SIGQUIT)
+        deadline = time.monotonic() + 5
+        for worker in self.workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+            _signal_group(worker, signal.SIGKILL)  # the prefork children too
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=5)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _workload(rng: random.Random, marker_dir: Path) -> Iterator[tuple[str, tuple, dict]]:
+    """An endless, varied stream of jobs that between them reach every state."""
+    count = 0
+    while True:
+        count += 1
+        roll = rng.random()
+        if roll < 0.30:
+            yield "demo.add", (rng.randint(1, 99), rng.randint(1, 99)), {}
+        elif roll < 0.42:
+            yield "demo.fail", (f"order {rng.randint(1000, 9999)} could not be charged",), {}
+        elif roll < 0.52:
+            yield "demo.flaky", (rng.randint(1, 3), 2.0), {}
+        elif roll < 0.60:
+            yield "demo.add", (count, 1), {"countdown": rng.uniform(8, 30)}
+        elif roll < 0.68:
+            yield "demo.slow", (rng.uniform(15, 60),), {}
+        elif roll < 0.74:
+            yield "demo.measure", ("x" * rng.randint(2000, 6000),), {}
+        elif roll < 0.79:
+            # Expires before its countdown: the worker revokes it on arrival.
+            yield "demo.add", (count, 2), {"countdown": 4, "expires": 2}
+        elif roll < 0.84:
+            yield "demo.reject", (), {}
+        elif roll < 0.90:
+            yield "demo.spawn", (rng.randint(2, 4),), {}
+        elif roll < 0.95:
+            yield "demo.fail_once", (str(marker_dir / f"m{count}"),), {}
+        else:
+            yield "demo.slow", (rng.uniform(1, 5),), {}
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def running_demo() -> Iterator[DemoCluster]:
+    """Start the demo cluster; on exit stop it and remove its directory."""
+    root = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
+    cluster = DemoCluster(root)
+    # SIGTERM and SIGHUP (the terminal went away) unwind like Ctrl+C, so the
+    # finally below always runs.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        os.environ.update(SLUICE_BROKER=str(root), SLUICE_NAMESPACE=cluster.namespace)
+        cluster.start_workers()
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(root, ignore_errors=True)
