@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sluice_tui.model.job import ATTEMPT, ERROR, WORKER, Field, Step
+from sluice_tui.model.job import ATTEMPT, ERROR, Field, FieldPlan, Step
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 
@@ -38,8 +38,12 @@ _IDENTITY = (
     Field("root_id", "root_id"),
     Field("parent_id", "parent_id"),
 )
-_WORKER = Field("hostname", "worker", WORKER)
 _ERROR = (Field("exception", "exception", ERROR), Field("traceback", "traceback", ERROR))
+_ROUTING = (
+    Field("queue", "queue"),
+    Field("exchange", "exchange"),
+    Field("routing_key", "routing_key"),
+)
 
 SENT = Step(JobState.QUEUED, "task-sent", 0)
 RECEIVED = Step(JobState.QUEUED, "task-received", 1)
@@ -57,30 +61,28 @@ REJECTED = Step(JobState.FAILED, "task-rejected", 4)
 FAILED = Step(JobState.FAILED, "task-failed", 5)
 SUCCEEDED = Step(JobState.COMPLETED, "task-succeeded", 6)
 
-# event type -> (step, fields it carries, details kept in Job.extra)
-TASK_EVENTS: dict[str, tuple[Step, tuple[Field, ...], tuple[str, ...]]] = {
-    "task-sent": (
-        SENT,
-        (
-            *_IDENTITY,
-            Field("queue", "queue"),
-            Field("exchange", "exchange"),
-            Field("routing_key", "routing_key"),
-        ),
-        (),
-    ),
-    "task-received": (RECEIVED, (*_IDENTITY, _WORKER), ()),
-    "task-started": (STARTED, (_WORKER,), ()),
+
+def _on_worker(*fields: Field, identity: tuple[Field, ...] = ()) -> FieldPlan:
+    """Fields of an event a worker sends: its hostname is the job's worker."""
+    return FieldPlan.of(fields, identity=identity, sets_worker=True)
+
+
+# event type -> (step, fields it carries, details kept in Job.extra).  task-sent
+# comes from the producer, so its hostname is not a worker.
+TASK_EVENTS: dict[str, tuple[Step, FieldPlan, tuple[str, ...]]] = {
+    "task-sent": (SENT, FieldPlan.of(_ROUTING, identity=_IDENTITY), ()),
+    "task-received": (RECEIVED, _on_worker(identity=_IDENTITY), ()),
+    "task-started": (STARTED, _on_worker(), ()),
     "task-succeeded": (
         SUCCEEDED,
-        (_WORKER, Field("result", "result"), Field("runtime", "runtime", kind=float)),
+        _on_worker(Field("result", "result"), Field("runtime", "runtime", kind=float)),
         (),
     ),
-    "task-failed": (FAILED, (_WORKER, *_ERROR), ()),
-    "task-retried": (RETRIED, (_WORKER, *_ERROR), ()),
-    "task-rejected": (REJECTED, (_WORKER,), ("requeue",)),
-    "task-revoked": (REVOKED, (_WORKER,), ("terminated", "signum", "expired")),
-    "task-cancelled": (CANCELLED_BY_WORKER, (_WORKER,), ()),
+    "task-failed": (FAILED, _on_worker(*_ERROR), ()),
+    "task-retried": (RETRIED, _on_worker(*_ERROR), ()),
+    "task-rejected": (REJECTED, _on_worker(), ("requeue",)),
+    "task-revoked": (REVOKED, _on_worker(), ("terminated", "signum", "expired")),
+    "task-cancelled": (CANCELLED_BY_WORKER, _on_worker(), ()),
 }
 
 WORKER_EVENTS = {
@@ -114,42 +116,38 @@ class EventAdapter:
         self._received_without_sent = 0  # -1 once sent events are known to flow
 
     def __call__(self, event: Any) -> None:
+        # The hot path: one call per event, so checks are inlined and exact-type.
         try:
-            self.handle(event)
+            self._handle(event)
         except Exception as exc:  # an adapter bug must not kill the receiver
             self.store.record_bad_event(f"internal error: {type(exc).__name__}", _sample(event))
 
-    def handle(self, event: Any) -> None:
-        if not isinstance(event, Mapping):
+    handle = __call__
+
+    def _handle(self, event: Any) -> None:
+        if event.__class__ is not dict and not isinstance(event, Mapping):
             self.store.record_bad_event("not a mapping", _sample(event))
             return
         kind = event.get("type")
-        spec = TASK_EVENTS.get(kind) if type(kind) is str else None
+        spec = TASK_EVENTS.get(kind) if kind.__class__ is str else None
         if spec is None:
             self._handle_other(kind, event)
             return
         job_id = event.get("uuid")
-        if type(job_id) is not str or not job_id or len(job_id) > MAX_ID_LENGTH:
+        if job_id.__class__ is not str or not job_id or len(job_id) > MAX_ID_LENGTH:
             self.store.record_bad_event("task event without a valid uuid", _sample(event))
             return
-        timestamp = self._timestamp(event)
+        timestamp = event.get("timestamp")
+        if timestamp.__class__ is not float or timestamp - timestamp != 0.0:  # inf or nan
+            timestamp = self._timestamp(event)
         step, fields, details = spec
         if step is RECEIVED or step is SENT:
-            if step is RECEIVED:
-                if eta_is_future(event.get("eta"), timestamp):
-                    step = RECEIVED_WITH_ETA
-                if self._received_without_sent >= 0:
-                    self._count_received_without_sent()
-            else:
-                self._received_without_sent = -1
-            name = event.get("name")
-            if type(name) is str:
-                event["name"] = self._intern(name)  # type: ignore[index]
-            if event.get("parent_id") == job_id:
-                # Task.retry re-sends the job naming itself as parent; its real
-                # parent, if any, came with the first attempt.
-                event["parent_id"] = None  # type: ignore[index]
-        hostname = self._hostname(event)
+            step = self._first_events(step, job_id, timestamp, event)
+        hostname = event.get("hostname")
+        if hostname.__class__ is str and hostname:
+            hostname = self._names.get(hostname) or self._intern(hostname[:MAX_ID_LENGTH])
+        else:
+            hostname = None
         store = self.store
         store.apply(job_id, step, timestamp, hostname, event, fields)
         if details:
@@ -157,6 +155,24 @@ class EventAdapter:
                 value = event.get(key)
                 if value is not None and type(value) in (bool, int, str):
                     store.annotate(job_id, key, value)
+
+    def _first_events(self, step: Step, job_id: str, timestamp: float, event: Any) -> Step:
+        """What task-sent and task-received need beyond the table."""
+        if step is RECEIVED:
+            if event.get("eta") is not None and eta_is_future(event.get("eta"), timestamp):
+                step = RECEIVED_WITH_ETA
+            if self._received_without_sent >= 0:
+                self._count_received_without_sent()
+        else:
+            self._received_without_sent = -1
+        name = event.get("name")
+        if name.__class__ is str:
+            event["name"] = self._names.get(name) or self._intern(name)
+        if event.get("parent_id") == job_id:
+            # Task.retry re-sends the job naming itself as parent; its real
+            # parent, if any, came with the first attempt.
+            event["parent_id"] = None
+        return step
 
     def _count_received_without_sent(self) -> None:
         self._received_without_sent += 1
@@ -180,15 +196,15 @@ class EventAdapter:
 
     def _timestamp(self, event: Mapping[str, Any]) -> float:
         timestamp = event.get("timestamp")
-        if type(timestamp) is float and math.isfinite(timestamp):
-            return timestamp
         if type(timestamp) is int:
             return float(timestamp)
         # Keep the event: its state and fields are still worth having, placed at
         # the time it arrived.
         self.store.record_bad_event("missing or invalid timestamp", _sample(event))
         received = event.get("local_received")
-        return received if type(received) is float else self._clock()
+        if type(received) is float and math.isfinite(received):
+            return received
+        return self._clock()
 
     def _hostname(self, event: Mapping[str, Any]) -> str | None:
         hostname = event.get("hostname")

@@ -7,11 +7,11 @@ set of events a job has seen, not on the order they arrived in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sluice_tui.model.states import FINISHED_STATES, JobState, accepts
+from sluice_tui.model.states import ACCEPTS, FINISHED_STATES, JobState
 
 
 class Step(NamedTuple):
@@ -52,6 +52,37 @@ class Field(NamedTuple):
     attr: str  # the Job attribute it sets
     group: int = CONSTANT
     kind: type = str  # values of another type are coerced, or dropped
+
+
+class FieldPlan(NamedTuple):
+    """How one kind of event feeds a job, split up for the ingest hot path."""
+
+    # (key, attr) of constant text fields that say what the job is (name, args,
+    # ...): task-sent and task-received both carry them, so once a job has a
+    # name they are not read again.
+    identity: tuple[tuple[str, str], ...]
+    texts: tuple[tuple[str, str], ...]  # (key, attr) of other constant text fields
+    others: tuple[Field, ...]  # typed or per-attempt fields
+    sets_worker: bool  # the event's hostname is the worker handling the job
+
+    @classmethod
+    def of(
+        cls,
+        fields: Iterable[Field] = (),
+        *,
+        identity: Iterable[Field] = (),
+        sets_worker: bool = False,
+    ) -> FieldPlan:
+        fields = (*identity, *fields)
+        texts = [(f.key, f.attr) for f in fields if f.group == CONSTANT and f.kind is str]
+        others = tuple(f for f in fields if f.group != CONSTANT or f.kind is not str)
+        split = sum(1 for f in identity if f.group == CONSTANT and f.kind is str)
+        if split and texts[0][1] != "name":
+            raise ValueError("identity fields must start with the name")
+        return cls(tuple(texts[:split]), tuple(texts[split:]), others, sets_worker)
+
+
+NO_FIELDS = FieldPlan.of()
 
 
 def coerce(value: Any, kind: type) -> Any:
@@ -168,32 +199,42 @@ class Job:
         timestamp: float,
         hostname: str | None,
         data: Mapping[str, Any],
-        fields: Sequence[Field],
+        plan: FieldPlan,
     ) -> bool:
         """Merge one event; return whether the state changed."""
         hist = self._hist
-        size = len(hist)
         old = self.state
-        if not size or (hist[size - 3], hist[size - 2].order) <= (timestamp, step.order):
-            hist.append(timestamp)
-            hist.append(step)
-            hist.append(hostname)
-            if not step.passive and accepts(old, step.state):
-                self.state = step.state
-        else:
-            self._insert(step, timestamp, hostname)
+        if hist and (
+            timestamp < hist[-3] or (timestamp == hist[-3] and step.order < hist[-2].order)
+        ):
+            self._insert(step, timestamp, hostname)  # arrived out of order: rare
             self.state = self._fold()
-        for key, attr, group, kind in fields:
-            value = data.get(key)
+        else:
+            hist += (timestamp, step, hostname)
+            if not step.passive and ACCEPTS[old][step.state]:
+                self.state = step.state
+        get = data.get
+        texts = plan.texts if self.name is not None else plan.identity + plan.texts
+        for key, attr in texts:
+            value = get(key)
+            if value is not None:
+                if value.__class__ is not str or len(value) > MAX_TEXT:
+                    value = coerce(value, str)
+                setattr(self, attr, value)
+        for key, attr, group, kind in plan.others:
+            value = get(key)
             if value is None:
                 continue
-            if type(value) is not kind or (kind is str and len(value) > MAX_TEXT):
+            if value.__class__ is not kind or (kind is str and len(value) > MAX_TEXT):
                 value = coerce(value, kind)
                 if value is None:
                     continue
-            if group is not CONSTANT and not self._newer(group, timestamp):
+            if group and not self._newer(group, timestamp):
                 continue
             setattr(self, attr, value)
+        if plan.sets_worker and hostname is not None and timestamp >= self._ts_worker:
+            self._ts_worker = timestamp
+            self.worker = hostname
         return self.state is not old
 
     def annotate(self, key: str, value: Any) -> None:
@@ -232,7 +273,7 @@ class Job:
         hist = self._hist
         for i in range(1, len(hist), 3):
             step = hist[i]
-            if not step.passive and accepts(state, step.state):
+            if not step.passive and ACCEPTS[state][step.state]:
                 state = step.state
         return state
 

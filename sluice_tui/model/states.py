@@ -65,6 +65,12 @@ def accepts(current: JobState, new: JobState) -> bool:
     return RANK[new] >= RANK[current]
 
 
+# accepts() as a table, for the ingest hot path: ACCEPTS[current][new].
+ACCEPTS: dict[JobState, dict[JobState, bool]] = {
+    current: {new: accepts(current, new) for new in ALL_STATES} for current in ALL_STATES
+}
+
+
 class Action(enum.StrEnum):
     RETRY = "retry"
     REVOKE = "revoke"

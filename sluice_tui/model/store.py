@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sluice_tui.model.job import Field, Job, JobRow, JobSnapshot, Step
+from sluice_tui.model.job import NO_FIELDS, FieldPlan, Job, JobRow, JobSnapshot, Step
 from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
@@ -96,35 +96,39 @@ class JobStore:
         timestamp: float,
         hostname: str | None,
         data: Mapping[str, Any],
-        fields: Sequence[Field],
+        plan: FieldPlan,
     ) -> None:
         """Merge one job event, creating the job on first sight."""
+        jobs = self._jobs
         with self._lock:
             self._events += 1
-            job = self._jobs.get(job_id)
+            job = jobs.get(job_id)
             if job is None:
                 if job_id in self._evicted:
                     self._dropped_late += 1
                     return
-                job = self._jobs[job_id] = Job(job_id, self._clock())
+                job = jobs[job_id] = Job(job_id, self._clock())
                 self._counts[JobState.UNKNOWN] += 1
             old_state = job.state
             old_parent = job.parent_id
-            if job.apply(step, timestamp, hostname, data, fields):
+            if job.apply(step, timestamp, hostname, data, plan):
                 counts = self._counts
                 counts[old_state] -= 1
                 counts[job.state] += 1
                 if job.state in FINISHED_STATES and old_state not in FINISHED_STATES:
                     self._finished.append(job)
-            if job.parent_id != old_parent and job.parent_id is not None:
+                    if len(jobs) > self.max_jobs:
+                        self._evict()
+            if job.parent_id is not old_parent and job.parent_id != old_parent:
                 self._link_child(job.parent_id, job_id, old_parent)
-            self._feed.append(job_id)
-            if len(self._jobs) > self.max_jobs and self._finished:
-                self._evict()
-            if len(self._feed) > self._feed_limit:
-                half = len(self._feed) // 2
-                del self._feed[:half]
+            feed = self._feed
+            feed.append(job_id)
+            if len(feed) > self._feed_limit:
+                half = len(feed) // 2
+                del feed[:half]
                 self._feed_base += half
+            elif len(jobs) > self.max_jobs and self._finished:
+                self._evict()
 
     def annotate(self, job_id: str, key: str, value: Any) -> None:
         """Attach a detail to a known job (ignored for unknown ids)."""
@@ -155,7 +159,7 @@ class JobStore:
                     return False
                 job = self._jobs[job_id] = Job(job_id, self._clock())
                 self._counts[JobState.UNKNOWN] += 1
-            job.apply(Step(job.state, event, 7, passive=True), self._clock(), ACTOR, {}, ())
+            job.apply(Step(job.state, event, 7, passive=True), self._clock(), ACTOR, {}, NO_FIELDS)
             if name is not None and job.name is None:
                 job.name = name
             for key, value in details.items():
@@ -189,10 +193,11 @@ class JobStore:
     def set_status(self, state: str, broker: str, error: str | None = None) -> None:
         self._status = ConnectionStatus(state, broker, error, self._clock())
 
-    def _link_child(self, parent_id: str, child_id: str, old_parent: str | None) -> None:
+    def _link_child(self, parent_id: str | None, child_id: str, old_parent: str | None) -> None:
         if old_parent is not None:
             self._unlink_child(old_parent, child_id)
-        self._children.setdefault(parent_id, []).append(child_id)
+        if parent_id is not None:
+            self._children.setdefault(parent_id, []).append(child_id)
 
     def _unlink_child(self, parent_id: str, child_id: str) -> None:
         siblings = self._children.get(parent_id)
