@@ -175,3 +175,10 @@ def test_no_hint_when_sent_events_flow(feed, store):
     for i in range(60):
         feed(ev.received(f"r{i}", T + i))
     assert store.notices() == []
+
+
+def test_received_fills_what_sent_left_out(feed, store):
+    feed(ev.sent("c", T, parent_id=None, root_id=None, expires=None))
+    feed(ev.received("c", T + 1, parent_id="p", root_id="p", expires="2023-11-15T00:00:00"))
+    job = store.get("c")
+    assert (job.parent_id, job.root_id, job.expires) == ("p", "p", "2023-11-15T00:00:00")
