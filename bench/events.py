@@ -31,12 +31,18 @@ def _base(kind: str, host: str, clock: int, ts: float) -> dict:
 
 
 def task_events(count: int, *, seed: int = 1, retry_share: float = 0.10) -> list[dict]:
-    """About ``count`` events: sent, received, started, succeeded or failed; 10 % retry."""
+    """``count`` events: sent, received, started, succeeded or failed; 10 % retry."""
+    return list(iter_task_events(count, seed=seed, retry_share=retry_share))
+
+
+def iter_task_events(count: int, *, seed: int = 1, retry_share: float = 0.10) -> Iterator[dict]:
+    """The same stream, made one job at a time, so nothing holds the whole input."""
     rng = random.Random(seed)
-    out: list[dict] = []
+    made = 0
     clock = 0
     t = T0
-    while len(out) < count:
+    while made < count:
+        out: list[dict] = []
         job = str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
         name = rng.choice(TASKS)
         args = repr((rng.randint(1, 10_000), f"order-{rng.randint(1, 99_999)}"))
@@ -109,10 +115,5 @@ def task_events(count: int, *, seed: int = 1, retry_share: float = 0.10) -> list
                     "traceback": "Traceback (most recent call last):\n  ...\nValueError\n",
                 }
             )
-    return out[:count]
-
-
-def copies(events: list[dict]) -> Iterator[dict]:
-    """Fresh dicts: both sides may change what they are given."""
-    for event in events:
-        yield dict(event)
+        yield from out[: count - made]
+        made += len(out)

@@ -58,7 +58,7 @@ class JobStore:
         max_jobs: int = DEFAULT_MAX_JOBS,
         *,
         clock: Callable[[], float] = time.time,
-        feed_limit: int = 500_000,
+        feed_limit: int | None = None,
     ) -> None:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
@@ -75,7 +75,9 @@ class JobStore:
         self._evicted_limit = max(1_000, max_jobs // 10)
         self._feed: list[str] = []
         self._feed_base = 0
-        self._feed_limit = feed_limit
+        # A reader further behind than this reloads everything; the bound keeps
+        # the feed (and the ids it holds on to) from outgrowing the jobs.
+        self._feed_limit = feed_limit or max(10_000, max_jobs)
         self._workers: dict[str, Worker] = {}
         self._worker_version = 0
         self._events = 0
