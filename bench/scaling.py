@@ -84,11 +84,8 @@ def main() -> None:
                 for r in rows
             ],
         )
-        first, last = rows[0], rows[-1]
-        print(
-            f"  time per event, largest / smallest: {last['us_per_event'] / first['us_per_event']:.2f}"
-            " (1.0 is linear)"
-        )
+        growth = rows[-1]["us_per_event"] / rows[0]["us_per_event"]
+        print(f"  time per event, largest / smallest: {growth:.2f} (1.0 is linear)")
 
 
 if __name__ == "__main__":
