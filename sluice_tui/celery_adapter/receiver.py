@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from json import loads as json_loads
 from typing import Any
 
 from celery import Celery
 from celery.events.receiver import EventReceiver
+from celery.utils.time import utcoffset
 
 from sluice_tui.celery_adapter.connect import broker_label
 from sluice_tui.celery_adapter.events import EventAdapter
@@ -33,6 +35,9 @@ class _Receiver(EventReceiver):
     def __init__(self, owner: ReceiverThread, connection: Any) -> None:
         super().__init__(connection, handlers={"*": owner.adapter}, app=owner.app)
         self._owner = owner
+        self._handle = owner.adapter
+        self._here = utcoffset()
+        self._offset_until = 0.0
         self.connect_max_retries = 0  # our loop owns reconnecting and its backoff
 
     @property
@@ -51,28 +56,54 @@ class _Receiver(EventReceiver):
     def on_iteration(self) -> None:
         self._owner.on_iteration(self.channel)
 
-    def on_decode_error(self, message, exc) -> None:
-        self._owner.store.record_bad_event(
-            "undecodable message", f"{type(exc).__name__}: {exc}; body={message.body!r:.300}"
-        )
-        message.ack()
+    def get_consumers(self, Consumer, channel):
+        # on_message instead of callbacks: the body is decoded here, JSON by
+        # the fast path, anything else through kombu (which enforces `accept`).
+        return [
+            Consumer(
+                queues=[self.queue], on_message=self._on_message, no_ack=True, accept=self.accept
+            )
+        ]
 
-    def _receive(self, body, message, list=list, isinstance=isinstance) -> None:
-        if isinstance(body, list):  # Celery 4+ may batch events in one message
+    def _on_message(self, message) -> None:
+        try:
+            if message.content_type == "application/json":
+                body = json_loads(message.body)
+            else:
+                body = message.decode()
+        except Exception as exc:
+            self._bad("undecodable message", f"{type(exc).__name__}: {message.body!r:.300}")
+            return
+        if body.__class__ is list:  # Celery 4+ may batch events in one message
             for event in body:
                 self._receive_one(event)
         else:
             self._receive_one(body)
 
-    def _receive_one(self, body: Any) -> None:
+    def _receive_one(self, event: Any) -> None:
+        """Stamp the event as Celery's Receiver would, then hand it to the adapter.
+
+        Celery's Lamport clock is left alone (nothing here orders by it), and
+        the local UTC offset is looked up once a second, not once an event.
+        """
         try:
-            type_, event = self.event_from_message(body)
-        except Exception as exc:
-            self._owner.store.record_bad_event(
-                "malformed event message", f"{type(exc).__name__}: {body!r:.300}"
-            )
-            return
-        self.process(type_, event)
+            timestamp = event["timestamp"]
+            offset = event["utcoffset"]
+            now = time.time()
+            if now >= self._offset_until:
+                self._here = utcoffset()
+                self._offset_until = now + 1.0
+            event["timestamp"] = timestamp - (offset - self._here) * 3600
+            event["local_received"] = now
+        except Exception:
+            if not isinstance(event, dict):
+                self._bad("malformed event message", f"{event!r:.300}")
+                return
+            event["local_received"] = time.time()  # the adapter judges the rest
+        self._handle(event)
+
+    def _bad(self, reason: str, sample: str) -> None:
+        self._owner.store.record_bad_event(reason, sample)
 
 
 class ReceiverThread:
