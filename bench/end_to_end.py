@@ -49,8 +49,7 @@ def fill(app: Celery, events: int) -> None:
         exchange = get_exchange(conn, name=app.conf.event_exchange)
         producer = Producer(conn, exchange=exchange, serializer="json")
         for event in iter_task_events(events, seed=7):
-            producer.publish(event, routing_key=event["type"].replace("-", "."),
-                             delivery_mode=1)
+            producer.publish(event, routing_key=event["type"].replace("-", "."), delivery_mode=1)
 
 
 def drain_seconds(app: Celery, receiver, events: int, seen: Callable[[], int]) -> float:
@@ -113,15 +112,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    for name, broker, events in (("RabbitMQ", RABBITMQ, args.events),
-                                 ("Redis", REDIS, args.redis_events)):
+    for name, broker, events in (
+        ("RabbitMQ", RABBITMQ, args.events),
+        ("Redis", REDIS, args.redis_events),
+    ):
         r = measure(broker, events, args.repeat)
-        report(f"end to end, {name}: drain a {events:,}-event backlog "
-               f"(CPU ms per 1 000 events, best of {args.repeat})", [
-            ("Celery EventReceiver + no-op handler", f"{r['celery_ms']:7.1f} ms"),
-            ("sluice-tui receiver + full store", f"{r['sluice_ms']:7.1f} ms"),
-            ("ratio (target >= 1.0, aim 1.15)", f"{r['ratio']:7.2f} x"),
-        ])
+        report(
+            f"end to end, {name}: drain a {events:,}-event backlog "
+            f"(CPU ms per 1 000 events, best of {args.repeat})",
+            [
+                ("Celery EventReceiver + no-op handler", f"{r['celery_ms']:7.1f} ms"),
+                ("sluice-tui receiver + full store", f"{r['sluice_ms']:7.1f} ms"),
+                ("ratio (target >= 1.0, aim 1.15)", f"{r['ratio']:7.2f} x"),
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -60,31 +60,33 @@ class JobIndex:
         self.reverse = True
         self._rows: dict[str, JobRow] = {}
         self._haystacks: dict[str, str] = {}
-        self._keys: list[tuple] = []  # sorted (primary, first_seen, id) of visible rows
+        # Rows are ordered by (primary, seq): seq numbers rows in the order this
+        # index first saw them, which is also _rows' order, so a stable sort on
+        # the primary alone gives the full order.  No per-row key tuples: a sort
+        # switch only rebuilds the primaries.
+        self._seq: dict[str, int] = {}
+        self._next_seq = 0
         self._primary = _primary(self.sort)
+        self._primaries: dict[str, Any] = {}
+        self._visible: list[str] = []  # ids that pass the filter, in sort order
         self.noted = 0  # rows carrying a note (a revoke requested, a retry sent)
 
     # -- reading ---------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._visible)
 
     def row_at(self, position: int) -> JobRow:
         """The row shown at ``position`` (0 is the top of the list)."""
-        keys = self._keys
-        key = keys[len(keys) - 1 - position] if self.reverse else keys[position]
-        return self._rows[key[2]]
+        visible = self._visible
+        job_id = visible[len(visible) - 1 - position] if self.reverse else visible[position]
+        return self._rows[job_id]
 
     def position_of(self, job_id: str) -> int | None:
-        row = self._rows.get(job_id)
-        if row is None:
+        i = self._find(job_id)
+        if i is None:
             return None
-        key = self._key(row)
-        keys = self._keys
-        i = bisect_left(keys, key)
-        if i == len(keys) or keys[i] != key:
-            return None
-        return len(keys) - 1 - i if self.reverse else i
+        return len(self._visible) - 1 - i if self.reverse else i
 
     def row(self, job_id: str) -> JobRow | None:
         return self._rows.get(job_id)
@@ -106,6 +108,7 @@ class JobIndex:
         if column is not self.sort:
             self.sort = column
             self._primary = _primary(column)
+            self._reprimary()
             self._rebuild()
 
     def toggle_reverse(self) -> None:
@@ -126,41 +129,71 @@ class JobIndex:
         if not changes.job_ids:
             return False
         fresh = self.store.rows(changes.job_ids)
-        rows, keys, haystacks = self._rows, self._keys, self._haystacks
+        rows, primaries, haystacks = self._rows, self._primaries, self._haystacks
         for job_id, new in fresh.items():
             old = rows.get(job_id)
             self.noted += (new is not None and new.note is not None) - (
                 old is not None and old.note is not None
             )
             if old is not None:
-                if self._matches(old):
-                    key = self._key(old)
-                    i = bisect_left(keys, key)
-                    if i < len(keys) and keys[i] == key:
-                        del keys[i]
+                i = self._find(job_id) if self._matches(old) else None
+                if i is not None:
+                    del self._visible[i]
                 haystacks.pop(job_id, None)
             if new is None:
                 rows.pop(job_id, None)
+                primaries.pop(job_id, None)
+                self._seq.pop(job_id, None)
                 continue
+            if old is None:
+                self._seq[job_id] = self._next_seq
+                self._next_seq += 1
             rows[job_id] = new
+            primaries[job_id] = self._primary(new)
             if self._matches(new):
-                insort(keys, self._key(new))
+                insort(self._visible, job_id, key=self._key)  # key applies to job_id too
         return True
+
+    def _key(self, job_id: str) -> tuple:
+        return (self._primaries[job_id], self._seq[job_id])
+
+    def _find(self, job_id: str) -> int | None:
+        """Where ``job_id`` sits in the visible list, by bisection."""
+        if job_id not in self._primaries:
+            return None
+        visible = self._visible
+        i = bisect_left(visible, self._key(job_id), key=self._key)
+        return i if i < len(visible) and visible[i] == job_id else None
 
     def _reload(self) -> None:
         self.version, rows = self.store.all_rows()
         self._rows = {row.id: row for row in rows}
+        self._seq = {job_id: n for n, job_id in enumerate(self._rows)}
+        self._next_seq = len(self._seq)
         self.noted = sum(1 for row in rows if row.note is not None)
         self._haystacks = {}
+        self._reprimary()
         self._rebuild()
 
-    def _rebuild(self) -> None:
-        key = self._key
-        matches = self._matches
-        self._keys = sorted(key(row) for row in self._rows.values() if matches(row))
+    def _reprimary(self) -> None:
+        rows = self._rows
+        self._primaries = dict(zip(rows, map(self._primary, rows.values()), strict=True))
 
-    def _key(self, row: JobRow) -> tuple:
-        return (self._primary(row), row.first_seen, row.id)
+    def _rebuild(self) -> None:
+        # Runs on every filter, search or sort switch.  _rows is in seq order, so
+        # the candidates are already sorted by seq, and a stable sort on the
+        # primary alone finishes the job.
+        rows = self._rows
+        if self.search:
+            visible = [i for i, row in rows.items() if self._matches(row)]
+        elif self.state_filter is None:
+            visible = list(rows)
+        else:
+            wanted = self.state_filter
+            visible = [i for i, row in rows.items() if row.state is wanted]
+        if self.sort is not SortColumn.SEEN:
+            visible.sort(key=self._primaries.__getitem__)
+        self._visible = visible
 
     def _matches(self, row: JobRow) -> bool:
         if self.state_filter is not None and row.state is not self.state_filter:

@@ -195,8 +195,7 @@ class JobTable(ScrollView, can_focus=True):
     def _set_cursor(self, position: int, keep_screen_offset: int | None = None) -> None:
         count = len(self.index)
         position = max(0, min(position, count - 1)) if count else 0
-        if position != self.cursor:
-            self._cache.clear()
+        previous = self.cursor
         self.cursor = position
         self.cursor_id = self.index.row_at(position).id if count else None
         visible_rows = max(1, self.size.height - 1)
@@ -210,7 +209,11 @@ class JobTable(ScrollView, can_focus=True):
             target = int(self.scroll_y)
         if target != self.scroll_y:
             self.scroll_to(y=max(0, target), animate=False, immediate=True)
-        self.refresh()
+            self.refresh()
+        else:
+            # Only the two rows whose cursor mark changed (line 0 is the header).
+            self.refresh_line(previous + 1)
+            self.refresh_line(position + 1)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
