@@ -27,3 +27,12 @@ clean:
 
 screenshots: setup
 	$(PY) -m sluice_tui.demo.screenshots screenshots
+
+# Each prints its figures and the ratio against Celery's own components.
+bench: setup
+	$(PY) -m bench.ingest
+	$(PY) -m bench.memory
+	$(PY) -m bench.scaling
+	$(PY) -m bench.end_to_end
+	$(PY) -m bench.ui
+	$(PY) -m pytest -m bench tests/test_bench.py

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from sluice_tui.actions import ActionRefused, ActionsGate
 from sluice_tui.celery_adapter.connect import load_app
@@ -20,6 +22,7 @@ from sluice_tui.model.store import JobStore
 
 REFUSED = 2
 FAILED = 1
+T = TypeVar("T")
 
 
 def _gate(args: argparse.Namespace) -> ActionsGate:
@@ -41,27 +44,51 @@ def _confirmed(args: argparse.Namespace, question: str) -> bool | None:
     return answer in ("y", "yes")
 
 
-def _ask(args: argparse.Namespace, question: str) -> int | None:
+class _Exit(Exception):
+    """Stop the command with this exit status; the reason is already on stderr."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _through_gate(step: Callable[[], T], failure: str) -> T:
+    """Run one step of an action; a refusal or a broker error ends the command."""
+    try:
+        return step()
+    except (ActionNotAllowed, ActionRefused) as exc:
+        _say(str(exc))
+        raise _Exit(REFUSED) from None
+    except Exception as exc:  # the broker or result backend failed
+        _say(f"{failure}: {type(exc).__name__}: {exc}")
+        raise _Exit(FAILED) from None
+
+
+def _ask(args: argparse.Namespace, question: str) -> None:
     confirmed = _confirmed(args, question)
     if confirmed is None:
         _say("not sent: no terminal to confirm on; add --yes to send without asking")
-        return REFUSED
+        raise _Exit(REFUSED)
     if not confirmed:
         _say("not sent")
-        return REFUSED
-    return None
+        raise _Exit(REFUSED)
 
 
-def run_retry(args: argparse.Namespace) -> int:
+def _exit_status(command: Callable[[argparse.Namespace], None]) -> Callable[..., int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            command(args)
+        except _Exit as stop:
+            return stop.status
+        return 0
+
+    return run
+
+
+@_exit_status
+def run_retry(args: argparse.Namespace) -> None:
     gate = _gate(args)
-    try:
-        plan = gate.plan_retry(args.job_id)
-    except (ActionNotAllowed, ActionRefused) as exc:
-        _say(str(exc))
-        return REFUSED
-    except Exception as exc:  # the result backend could not be read
-        _say(f"could not look up job {args.job_id}: {type(exc).__name__}: {exc}")
-        return FAILED
+    plan = _through_gate(lambda: gate.plan_retry(args.job_id), f"could not look up {args.job_id}")
     call = plan.call
     print(
         f"retry {plan.job.id} ({plan.job.state.value}) as task {call.name}\n"
@@ -71,45 +98,20 @@ def run_retry(args: argparse.Namespace) -> int:
         f"  from   {call.source}",
         file=sys.stderr,
     )
-    declined = _ask(args, "Send it again as a new job?")
-    if declined is not None:
-        return declined
-    try:
-        new_id = gate.retry(plan)
-    except (ActionNotAllowed, ActionRefused) as exc:
-        _say(str(exc))
-        return REFUSED
-    except Exception as exc:
-        _say(f"sending failed: {type(exc).__name__}: {exc}")
-        return FAILED
-    print(new_id)
-    return 0
+    _ask(args, "Send it again as a new job?")
+    print(_through_gate(lambda: gate.retry(plan), "sending failed"))
 
 
-def run_revoke(args: argparse.Namespace) -> int:
+@_exit_status
+def run_revoke(args: argparse.Namespace) -> None:
     gate = _gate(args)
-    try:
-        plan = gate.plan_revoke(args.job_id)
-    except (ActionNotAllowed, ActionRefused) as exc:
-        _say(str(exc))
-        return REFUSED
-    except Exception as exc:
-        _say(f"could not look up job {args.job_id}: {type(exc).__name__}: {exc}")
-        return FAILED
+    plan = _through_gate(lambda: gate.plan_revoke(args.job_id), f"could not look up {args.job_id}")
     how = f"terminate with {args.signal}" if args.terminate else "revoke"
     if plan.running and not args.terminate:
         _say("the job is running: without --terminate it keeps running to the end")
-    declined = _ask(args, f"{how.capitalize()} job {plan.job.id} ({plan.job.state.value})?")
-    if declined is not None:
-        return declined
-    try:
-        replies = gate.revoke(plan, terminate=args.terminate, signal=args.signal)
-    except (ActionNotAllowed, ActionRefused) as exc:
-        _say(str(exc))
-        return REFUSED
-    except Exception as exc:
-        _say(f"revoke failed: {type(exc).__name__}: {exc}")
-        return FAILED
+    _ask(args, f"{how.capitalize()} job {plan.job.id} ({plan.job.state.value})?")
+    replies = _through_gate(
+        lambda: gate.revoke(plan, terminate=args.terminate, signal=args.signal), "revoke failed"
+    )
     for line in replies or ["no worker replied within a second"]:
         print(line)
-    return 0

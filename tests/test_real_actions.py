@@ -42,18 +42,10 @@ def cluster(request, tmp_path_factory):
 def monitor(cluster: Cluster, control_app: Celery | None = None):
     store = JobStore()
     gate = ActionsGate(store, CeleryControl(control_app or cluster.app))
-    notes: list[str] = []
     app = SluiceApp(
         store, source=ReceiverThread(cluster.app, store), actions=UIActions(gate), tick_seconds=0.1
     )
-    original = app.notify
-
-    def notify(message, **kwargs):
-        notes.append(str(message))
-        return original(message, **kwargs)
-
-    app.notify = notify
-    return app, notes
+    return app, capture_notifications(app)
 
 
 async def wait_until(pilot, condition, timeout: float, what: str):

@@ -16,7 +16,7 @@ from sluice_tui.ui.actions import UIActions
 from sluice_tui.ui.app import SluiceApp
 from sluice_tui.ui.screens.action_log import ActionLogScreen
 from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen
-from tests.ui_helpers import SIZE, screen_text, settle
+from tests.ui_helpers import SIZE, capture_notifications, screen_text, settle
 
 
 class RecordingCelery:
@@ -48,15 +48,7 @@ def make_app(cluster, read_only=False):
     app = SluiceApp(
         store, actions=UIActions(gate), read_only=read_only, clock=lambda: NOW, tick_seconds=None
     )
-    notes: list[str] = []
-    original = app.notify
-
-    def notify(message, **kwargs):
-        notes.append(str(message))
-        return original(message, **kwargs)
-
-    app.notify = notify
-    return app, notes
+    return app, capture_notifications(app)
 
 
 @pytest.mark.parametrize("state", ALL_STATES)

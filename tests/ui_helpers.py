@@ -31,3 +31,16 @@ async def settle(pilot: Pilot) -> None:
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
     await pilot.pause()
+
+
+def capture_notifications(app: SluiceApp) -> list[str]:
+    """Record every notification the app shows, still showing it."""
+    seen: list[str] = []
+    show = app.notify
+
+    def notify(message, **kwargs):
+        seen.append(str(message))
+        return show(message, **kwargs)
+
+    app.notify = notify
+    return seen
