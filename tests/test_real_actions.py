@@ -16,7 +16,7 @@ from sluice_tui.ui.actions import UIActions
 from sluice_tui.ui.app import SluiceApp
 from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen
 from tests.cluster import RABBITMQ_URL, REDIS_URL, Cluster, require_broker
-from tests.ui_helpers import SIZE, settle
+from tests.ui_helpers import SIZE, capture_notifications, settle
 
 TRANSPORTS = [
     "filesystem",
