@@ -371,9 +371,6 @@ class JobSnapshot:
     def unseen(cls, job_id: str) -> JobSnapshot:
         return cls(id=job_id, state=JobState.UNKNOWN, seen=False, explanation=UNSEEN_EXPLANATION)
 
-    def first_time(self, state: JobState) -> float | None:
-        """When the job first entered ``state``, by event time."""
-        return next((t.timestamp for t in self.history if t.state is state), None)
-
     def last_time(self, state: JobState) -> float | None:
+        """When the job last entered ``state``, by event time."""
         return next((t.timestamp for t in reversed(self.history) if t.state is state), None)
