@@ -182,3 +182,10 @@ def test_received_fills_what_sent_left_out(feed, store):
     feed(ev.received("c", T + 1, parent_id="p", root_id="p", expires="2023-11-15T00:00:00"))
     job = store.get("c")
     assert (job.parent_id, job.root_id, job.expires) == ("p", "p", "2023-11-15T00:00:00")
+
+
+def test_a_retry_created_before_its_events_still_gets_its_arguments(feed, store):
+    store.record_action("new", "sent as a retry", {"retry_of": "old"}, create=True, name="t.x")
+    feed(ev.sent("new", T, name="t.x", args="(1, 2)"))
+    job = store.get("new")
+    assert job.args == "(1, 2)" and job.state is JobState.QUEUED

@@ -58,8 +58,8 @@ class FieldPlan(NamedTuple):
     """How one kind of event feeds a job, split up for the ingest hot path."""
 
     # (key, attr) of constant text fields that say what the job is (name, args,
-    # ...): task-sent and task-received both carry them, so once a job has a
-    # name they are not read again.
+    # kwargs): task-sent and task-received both carry them, so once a job has
+    # its args they are not read again.
     identity: tuple[tuple[str, str], ...]
     texts: tuple[tuple[str, str], ...]  # (key, attr) of other constant text fields
     others: tuple[Field, ...]  # typed or per-attempt fields
@@ -77,8 +77,6 @@ class FieldPlan(NamedTuple):
         texts = [(f.key, f.attr) for f in fields if f.group == CONSTANT and f.kind is str]
         others = tuple(f for f in fields if f.group != CONSTANT or f.kind is not str)
         split = sum(1 for f in identity if f.group == CONSTANT and f.kind is str)
-        if split and texts[0][1] != "name":
-            raise ValueError("identity fields must start with the name")
         return cls(tuple(texts[:split]), tuple(texts[split:]), others, sets_worker)
 
 
@@ -214,7 +212,9 @@ class Job:
             if not step.passive and ACCEPTS[old][step.state]:
                 self.state = step.state
         get = data.get
-        texts = plan.texts if self.name is not None else plan.identity + plan.texts
+        # Identity fields come once per job; args is the sign they have (a name
+        # alone may come from sluice-tui itself, for a retry it just sent).
+        texts = plan.texts if self.args is not None else plan.identity + plan.texts
         for key, attr in texts:
             value = get(key)
             if value is not None:
