@@ -69,17 +69,24 @@ def events_of(job):
     return [(h["event"], h["state"]) for h in job["history"]]
 
 
+def worker_events(job):
+    """The history without task-sent.  Celery stamps task-sent after publishing
+    the task, so a quick task can finish on the worker before that timestamp:
+    by event time the producer's entry may come last (seen on RabbitMQ)."""
+    return [entry for entry in events_of(job) if entry[0] != "task-sent"]
+
+
 def test_success(run):
     _, ids, jobs = run
     job = jobs[ids["add"]]
     assert job["state"] == "completed"
     assert job["name"] == "demo.add" and job["args"] == "(2, 3)" and job["result"] == "5"
-    assert events_of(job) == [
-        ("task-sent", "queued"),
+    assert worker_events(job) == [
         ("task-received", "queued"),
         ("task-started", "active"),
         ("task-succeeded", "completed"),
     ]
+    assert events_of(job).count(("task-sent", "queued")) == 1
     assert job["worker"].startswith("w1@")
     assert job["runtime"] >= 0
 
@@ -90,7 +97,7 @@ def test_failure_keeps_exception_and_traceback(run):
     assert job["state"] == "failed"
     assert "ValueError" in job["exception"] and "boom" in job["exception"]
     assert "Traceback" in job["traceback"]
-    assert events_of(job)[-1] == ("task-failed", "failed")
+    assert worker_events(job)[-1] == ("task-failed", "failed")
 
 
 def test_retries_then_success_keeps_every_attempt(run):
@@ -98,7 +105,7 @@ def test_retries_then_success_keeps_every_attempt(run):
     job = jobs[ids["flaky"]]
     assert job["state"] == "completed"
     assert job["retries"] == 2
-    events = [e for e, _ in events_of(job)]
+    events = [e for e, _ in worker_events(job)]
     assert events.count("task-retried") == 2
     assert events.count("task-started") == 3
     assert events[-1] == "task-succeeded"
