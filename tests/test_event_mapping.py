@@ -189,3 +189,13 @@ def test_a_retry_created_before_its_events_still_gets_its_arguments(feed, store)
     feed(ev.sent("new", T, name="t.x", args="(1, 2)"))
     job = store.get("new")
     assert job.args == "(1, 2)" and job.state is JobState.QUEUED
+
+
+def test_task_sent_stamped_after_received_does_not_unschedule(feed, store):
+    """Celery stamps task-sent after publishing: the worker's event can be earlier."""
+    feed(ev.received("j", T, eta="2023-11-14T22:23:20+00:00"))
+    feed(ev.sent("j", T + 0.001))
+    assert store.get("j").state is JobState.SCHEDULED
+    feed(ev.started("s", T))
+    feed(ev.sent("s", T + 0.001))
+    assert store.get("s").state is JobState.ACTIVE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pytest
 from celery import Celery
@@ -61,15 +62,30 @@ async def open_job(pilot, job_id: str, *, whole_id: bool = False) -> None:
     await pilot.press("g", *(job_id if whole_id else job_id[:8]), "enter")
 
 
-async def until_connected(pilot, app):
+async def until_connected(pilot, app, cluster: Cluster) -> None:
+    """Until the worker sends task events: it was started without -E, and the
+    monitor's enable_events broadcast may still be on its way."""
     await wait_until(pilot, lambda: app.store.worker_counts()[0] >= 1, 30, "a worker heartbeat")
+    deadline = time.monotonic() + 30
+    while True:
+        probe = cluster.send("demo.add", 0, 0).id
+        try:
+            await wait_until(pilot, partial(_has_started, app, probe), 3, "task events")
+            return
+        except pytest.fail.Exception:
+            if time.monotonic() > deadline:
+                raise
+
+
+def _has_started(app, job_id: str) -> bool:
+    return any(t.event == "task-started" for t in app.store.get(job_id).history)
 
 
 async def test_failed_job_retried_from_the_ui_runs_again_and_completes(cluster):
     app, notes = monitor(cluster)
     marker = cluster.tmp_path / f"marker-{time.monotonic_ns()}"
     async with app.run_test(size=SIZE) as pilot:
-        await until_connected(pilot, app)
+        await until_connected(pilot, app, cluster)
         original = cluster.send("demo.fail_once", str(marker)).id
         store = app.store
         await wait_until(
@@ -112,7 +128,7 @@ async def test_cut_arguments_are_refused_without_extended_results_and_exact_with
     no_backend.conf.result_backend = None
     app, notes = monitor(cluster, control_app=no_backend)
     async with app.run_test(size=SIZE) as pilot:
-        await until_connected(pilot, app)
+        await until_connected(pilot, app, cluster)
         original = cluster.send("demo.fail", payload).id
         await wait_until(
             pilot, lambda: app.store.get(original).state is JobState.FAILED, 30, "the job to fail"
@@ -151,7 +167,7 @@ async def test_cut_arguments_are_refused_without_extended_results_and_exact_with
 async def test_active_job_is_terminated_and_cancelled(cluster):
     app, notes = monitor(cluster)
     async with app.run_test(size=SIZE) as pilot:
-        await until_connected(pilot, app)
+        await until_connected(pilot, app, cluster)
         job = cluster.send("demo.slow", 60).id
         store = app.store
         await wait_until(pilot, lambda: store.get(job).state is JobState.ACTIVE, 30, "start")
@@ -171,8 +187,9 @@ async def test_active_job_is_terminated_and_cancelled(cluster):
 async def test_scheduled_job_is_revoked_and_never_runs(cluster):
     app, notes = monitor(cluster)
     async with app.run_test(size=SIZE) as pilot:
-        await until_connected(pilot, app)
-        job = cluster.send("demo.add", 1, 2, countdown=6).id
+        await until_connected(pilot, app, cluster)
+        # Long enough that a loaded machine still shows it scheduled for a while.
+        job = cluster.send("demo.add", 1, 2, countdown=12).id
         store = app.store
         await wait_until(
             pilot, lambda: store.get(job).state is JobState.SCHEDULED, 30, "the job to be scheduled"

@@ -260,3 +260,17 @@ async def test_layout_fits_small_and_large_terminals(app, size):
         if size[0] >= 200:
             assert "ARGS" in header and "WORKER" in header
         assert any(job_id(12)[:8] in line for line in lines)
+
+
+async def test_a_tick_right_after_opening_a_screen_is_harmless(app):
+    """The timer can fire between pushing a screen and its widgets existing."""
+    async with app.run_test(size=SIZE) as pilot:
+        for screen in (JobDetailScreen(job_id(2)), WorkersScreen()):
+            app.push_screen(screen)
+            app.tick()  # before the screen has mounted its widgets
+            await pilot.pause()
+            app.tick()
+            assert screen.live
+            await app.pop_screen()
+            await pilot.pause()
+        assert isinstance(app.screen, JobsScreen)

@@ -44,7 +44,7 @@ _ROUTING = (
     Field("routing_key", "routing_key"),
 )
 
-SENT = Step(JobState.QUEUED, "task-sent", 0)
+SENT = Step(JobState.QUEUED, "task-sent", 0, weak=True)
 RECEIVED = Step(JobState.QUEUED, "task-received", 1)
 RECEIVED_WITH_ETA = Step(JobState.SCHEDULED, "task-received", 1)
 STARTED = Step(JobState.ACTIVE, "task-started", 2)

@@ -27,6 +27,17 @@ class Step(NamedTuple):
     # A passive step records something done to the job (a retry sent, a revoke
     # asked for) in its history without taking part in the state fold.
     passive: bool = False
+    # A weak step only tells that a job exists: it moves a job out of unknown
+    # and nothing else.  task-sent is weak: Celery stamps it after publishing
+    # the task, so a worker's task-received can carry an earlier time, and the
+    # producer's word must not turn a scheduled job back into a queued one.
+    weak: bool = False
+
+    def moves(self, current: JobState) -> bool:
+        """Whether this step takes a job in ``current`` to ``self.state``."""
+        if self.passive or (self.weak and current is not JobState.UNKNOWN):
+            return False
+        return ACCEPTS[current][self.state]
 
 
 # Keys of Job.extra that sluice-tui's own actions set.
@@ -209,7 +220,7 @@ class Job:
             self.state = self._fold()
         else:
             hist += (timestamp, step, hostname)
-            if not step.passive and ACCEPTS[old][step.state]:
+            if step.moves(old):
                 self.state = step.state
         get = data.get
         # Identity fields come once per job; args is the sign they have (a name
@@ -273,7 +284,7 @@ class Job:
         hist = self._hist
         for i in range(1, len(hist), 3):
             step = hist[i]
-            if not step.passive and ACCEPTS[state][step.state]:
+            if step.moves(state):
                 state = step.state
         return state
 

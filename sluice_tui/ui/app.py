@@ -26,6 +26,7 @@ from sluice_tui.ui.screens.goto import GotoScreen
 from sluice_tui.ui.screens.help import HelpScreen
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
 from sluice_tui.ui.screens.jobs import FILTER_BINDINGS, JobsScreen
+from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.screens.workers import WorkersScreen
 from sluice_tui.ui.widgets.job_table import JobTable
 
@@ -106,10 +107,9 @@ class SluiceApp(App):
         self._show_notices()
         changed = False if self.paused else self.index.sync()
         screen = self.screen
-        refresh = getattr(screen, "refresh_from_store", None)
-        if refresh is not None:
+        if isinstance(screen, LiveScreen) and screen.live:
             with self.batch_update():
-                refresh(changed)
+                screen.refresh_from_store(changed)
 
     def _show_notices(self) -> None:
         self._notices_shown, fresh = self.store.notices_since(self._notices_shown)

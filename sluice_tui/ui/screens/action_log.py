@@ -9,16 +9,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import full_time, inert
 
 if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
 
 
-class ActionLogScreen(Screen):
+class ActionLogScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="log.close"),
     ]

@@ -12,12 +12,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from sluice_tui.model.job import RETRIED_AS, RETRY_OF, JobSnapshot
 from sluice_tui.model.states import Action
+from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import STATE_STYLES, duration, full_time, inert
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def related_options(app: SluiceApp, job: JobSnapshot) -> list[Option]:
     return options
 
 
-class JobDetailScreen(Screen):
+class JobDetailScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="detail.close"),
         Binding("r", "retry", "Retry", id="detail.retry"),

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from sluice_tui.model.states import ALL_STATES, Action
+from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.widgets.job_table import JobTable
 from sluice_tui.ui.widgets.status_bar import StatusBar, StatusView
 
@@ -32,7 +32,7 @@ FILTER_BINDINGS = [
 ]
 
 
-class JobsScreen(Screen):
+class JobsScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         *FILTER_BINDINGS,
         Binding("slash", "search", "Search", id="jobs.search"),

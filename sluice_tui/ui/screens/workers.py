@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from sluice_tui.model.workers import WorkerSnapshot
+from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import duration, inert
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def worker_cells(worker: WorkerSnapshot, now: float) -> tuple:
     )
 
 
-class WorkersScreen(Screen):
+class WorkersScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="workers.close"),
     ]
