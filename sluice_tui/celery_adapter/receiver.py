@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from json import loads as json_loads
 from typing import Any
 
@@ -33,7 +34,9 @@ class _Receiver(EventReceiver):
     """Celery's receiver, tied to our thread's stop flag and hardened for bad input."""
 
     def __init__(self, owner: ReceiverThread, connection: Any) -> None:
-        super().__init__(connection, handlers={"*": owner.adapter}, app=owner.app)
+        super().__init__(
+            connection, handlers={"*": owner.adapter}, app=owner.app, node_id=owner.node_id
+        )
         self._owner = owner
         self._handle = owner.adapter
         self._here = utcoffset()
@@ -126,6 +129,10 @@ class ReceiverThread:
         self.enable_events = enable_events and not read_only
         self.enable_events_interval = enable_events_interval
         self.broker = broker_label(app)
+        # One event queue name for the thread's life: after a reconnect, a
+        # broker that kept the queue (filesystem, a non-auto-delete queue)
+        # hands over what arrived in between instead of a fresh, empty queue.
+        self.node_id = f"sluice-tui-{uuid.uuid4()}"
         self.stopping = False
         self._wake = threading.Event()
         self._last_enable = 0.0
