@@ -22,6 +22,7 @@ import pytest
 from celery import Celery
 from kombu import Connection
 
+from sluice_tui.demo.runner import worker_argv
 from sluice_tui.demo.workload import config_from_env
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -39,6 +40,21 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+# Filesystem always runs; Redis and RabbitMQ are mandatory when CI=true.
+TRANSPORTS = [
+    "filesystem",
+    pytest.param("redis", marks=pytest.mark.broker),
+    pytest.param("rabbitmq", marks=pytest.mark.broker),
+]
+
+
+def require_transport(transport: str) -> None:
+    if transport == "redis":
+        require_broker(REDIS_URL)
+    elif transport == "rabbitmq":
+        require_broker(RABBITMQ_URL)
 
 
 def require_broker(url: str) -> None:
@@ -128,22 +144,7 @@ class Cluster:
         """A prefork worker started without -E, as many production workers are."""
         log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 - lives with the process
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                WORKLOAD_APP,
-                "worker",
-                "--pool=prefork",
-                f"--concurrency={concurrency}",
-                "-n",
-                f"{name}@{self.namespace}",
-                "--without-mingle",
-                "--without-gossip",
-                "-l",
-                "INFO",
-            ],
+            worker_argv(f"{name}@{self.namespace}", concurrency),
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -16,22 +16,13 @@ from sluice_tui.model.store import JobStore
 from sluice_tui.ui.actions import UIActions
 from sluice_tui.ui.app import SluiceApp
 from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen
-from tests.cluster import RABBITMQ_URL, REDIS_URL, Cluster, require_broker
+from tests.cluster import TRANSPORTS, Cluster, require_transport
 from tests.ui_helpers import SIZE, capture_notifications, settle
-
-TRANSPORTS = [
-    "filesystem",
-    pytest.param("redis", marks=pytest.mark.broker),
-    pytest.param("rabbitmq", marks=pytest.mark.broker),
-]
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)
 def cluster(request, tmp_path_factory):
-    if request.param == "redis":
-        require_broker(REDIS_URL)
-    elif request.param == "rabbitmq":
-        require_broker(RABBITMQ_URL)
+    require_transport(request.param)
     cluster = Cluster(request.param, tmp_path_factory.mktemp(request.param))
     try:
         cluster.start_worker("w1", concurrency=2)

@@ -12,29 +12,19 @@ import signal
 import pytest
 
 from tests.cluster import (
-    RABBITMQ_URL,
-    REDIS_URL,
+    TRANSPORTS,
     Cluster,
     LineReader,
-    require_broker,
+    require_transport,
     wait_for,
 )
-
-TRANSPORTS = [
-    "filesystem",
-    pytest.param("redis", marks=pytest.mark.broker),
-    pytest.param("rabbitmq", marks=pytest.mark.broker),
-]
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)
 def run(request, tmp_path_factory):
     """Run the workload once per transport; every test below reads its dump."""
     transport = request.param
-    if transport == "redis":
-        require_broker(REDIS_URL)
-    elif transport == "rabbitmq":
-        require_broker(RABBITMQ_URL)
+    require_transport(transport)
     cluster = Cluster(transport, tmp_path_factory.mktemp(transport))
     try:
         cluster.start_worker("w1")

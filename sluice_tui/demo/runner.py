@@ -23,9 +23,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 WORKERS = 2
-CONCURRENCY = 3
+CONCURRENCY = 2  # few enough slots that long jobs leave others queued
 SEND_INTERVAL = 0.4  # seconds between jobs: a steady, readable trickle
 READY_TIMEOUT = 30.0
+
+
+def worker_argv(node_name: str, concurrency: int) -> list[str]:
+    """A prefork worker for the workload app, started without -E like many in production."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "sluice_tui.demo.workload",
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={concurrency}",
+        "-n",
+        node_name,
+        "--without-mingle",
+        "--without-gossip",
+        "-l",
+        "INFO",
+    ]
 
 
 def _die_with_parent() -> None:
@@ -59,22 +79,7 @@ class DemoCluster:
             log = open(self.root / f"worker{n}.log", "w")  # noqa: SIM115 - closed with the process
             self.workers.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "sluice_tui.demo.workload",
-                        "worker",
-                        "--pool=prefork",
-                        f"--concurrency={CONCURRENCY}",
-                        "-n",
-                        f"demo{n}@{self.namespace}",
-                        "--without-mingle",
-                        "--without-gossip",
-                        "-l",
-                        "INFO",
-                    ],
+                    worker_argv(f"demo{n}@{self.namespace}", CONCURRENCY),
                     env=self.env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -134,8 +139,26 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
+def _opening(marker_dir: Path) -> list[tuple[str, tuple, dict]]:
+    """One of each kind first, so every state shows within seconds of starting."""
+    return [
+        ("demo.fail", ("order 1001 could not be charged",), {}),
+        ("demo.slow", (40.0,), {}),
+        ("demo.add", (1, 1), {"countdown": 20}),
+        ("demo.add", (2, 2), {"countdown": 3, "expires": 1}),  # expires: revoked
+        ("demo.flaky", (2, 2.0), {}),
+        ("demo.reject", (), {}),
+        ("demo.slow", (45.0,), {}),
+        ("demo.spawn", (3,), {}),
+        ("demo.measure", ("x" * 3000,), {}),
+        ("demo.fail_once", (str(marker_dir / "m0"),), {}),
+        ("demo.slow", (30.0,), {}),
+    ]
+
+
 def _workload(rng: random.Random, marker_dir: Path) -> Iterator[tuple[str, tuple, dict]]:
     """An endless, varied stream of jobs that between them reach every state."""
+    yield from _opening(marker_dir)
     count = 0
     while True:
         count += 1
@@ -149,7 +172,12 @@ def _workload(rng: random.Random, marker_dir: Path) -> Iterator[tuple[str, tuple
         elif roll < 0.60:
             yield "demo.add", (count, 1), {"countdown": rng.uniform(8, 30)}
         elif roll < 0.68:
-            yield "demo.slow", (rng.uniform(15, 60),), {}
+            # Long jobs, to revoke; kept short and rare enough that the
+            # workers keep up and the backlog does not grow without end.
+            if rng.random() < 0.5:
+                yield "demo.slow", (rng.uniform(5, 20),), {}
+            else:
+                yield "demo.add", (count, 3), {}
         elif roll < 0.74:
             yield "demo.measure", ("x" * rng.randint(2000, 6000),), {}
         elif roll < 0.79:
