@@ -274,3 +274,15 @@ async def test_a_tick_right_after_opening_a_screen_is_harmless(app):
             await app.pop_screen()
             await pilot.pause()
         assert isinstance(app.screen, JobsScreen)
+
+
+async def test_ticks_while_quitting_from_a_detail_screen_are_harmless():
+    """The timer keeps firing while the app tears its screens down on quit."""
+    app = sample_app()
+    app.tick_seconds = 0.01
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "enter")
+        assert isinstance(app.screen, JobDetailScreen)
+        await pilot.pause(0.05)
+        await pilot.press("q")
+    assert app.return_code == 0

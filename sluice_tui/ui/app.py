@@ -14,6 +14,7 @@ from typing import ClassVar, Protocol
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.worker import Worker
 
@@ -108,8 +109,11 @@ class SluiceApp(App):
         changed = False if self.paused else self.index.sync()
         screen = self.screen
         if isinstance(screen, LiveScreen) and screen.live:
-            with self.batch_update():
-                screen.refresh_from_store(changed)
+            try:
+                with self.batch_update():
+                    screen.refresh_from_store(changed)
+            except NoMatches:
+                pass  # the screen's widgets are coming or going; the next tick shows it
 
     def _show_notices(self) -> None:
         self._notices_shown, fresh = self.store.notices_since(self._notices_shown)
