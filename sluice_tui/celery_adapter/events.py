@@ -121,8 +121,6 @@ class EventAdapter:
         except Exception as exc:  # an adapter bug must not kill the receiver
             self.store.record_bad_event(f"internal error: {type(exc).__name__}", _sample(event))
 
-    handle = __call__
-
     def _handle(self, event: Any) -> None:
         if event.__class__ is not dict and not isinstance(event, Mapping):
             self.store.record_bad_event("not a mapping", _sample(event))
@@ -142,11 +140,7 @@ class EventAdapter:
         step, fields, details = spec
         if step is RECEIVED or step is SENT:
             step = self._first_events(step, job_id, timestamp, event)
-        hostname = event.get("hostname")
-        if hostname.__class__ is str and hostname:
-            hostname = self._names.get(hostname) or self._intern(hostname[:MAX_ID_LENGTH])
-        else:
-            hostname = None
+        hostname = self._hostname(event)
         store = self.store
         store.apply(job_id, step, timestamp, hostname, event, fields)
         if details:
@@ -158,7 +152,7 @@ class EventAdapter:
     def _first_events(self, step: Step, job_id: str, timestamp: float, event: Any) -> Step:
         """What task-sent and task-received need beyond the table."""
         if step is RECEIVED:
-            if event.get("eta") is not None and eta_is_future(event.get("eta"), timestamp):
+            if eta_is_future(event.get("eta"), timestamp):
                 step = RECEIVED_WITH_ETA
             if self._received_without_sent >= 0:
                 self._count_received_without_sent()
@@ -166,7 +160,7 @@ class EventAdapter:
             self._received_without_sent = -1
         name = event.get("name")
         if name.__class__ is str:
-            event["name"] = self._names.get(name) or self._intern(name)
+            event["name"] = self._intern(name)
         if event.get("parent_id") == job_id:
             # Task.retry re-sends the job naming itself as parent; its real
             # parent, if any, came with the first attempt.
@@ -207,15 +201,19 @@ class EventAdapter:
 
     def _hostname(self, event: Mapping[str, Any]) -> str | None:
         hostname = event.get("hostname")
-        if type(hostname) is not str or not hostname:
+        if hostname.__class__ is not str or not hostname:
             return None
         return self._intern(hostname[:MAX_ID_LENGTH])
 
     def _intern(self, text: str) -> str:
         names = self._names
+        known = names.get(text)
+        if known is not None:
+            return known
         if len(names) >= MAX_INTERNED:
-            return names.get(text, text)
-        return names.setdefault(text, text)
+            return text
+        names[text] = text
+        return text
 
 
 def _short(value: Any) -> str:
