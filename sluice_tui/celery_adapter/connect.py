@@ -71,3 +71,9 @@ def _check_transport(app: Celery) -> None:
     except Exception as exc:
         url = mask_url(str(app.conf.broker_url or "amqp://localhost//"))
         raise SetupError(f"unusable broker URL {url}: {exc}") from None
+
+
+def describe_error(exc: BaseException) -> str:
+    """The first line of an exception's message, short enough for a status line."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]

@@ -17,8 +17,9 @@ from celery import Celery
 from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 
-from sluice_tui.celery_adapter.connect import broker_label
+from sluice_tui.celery_adapter.connect import broker_label, describe_error
 from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.celery_adapter.resync import Resync
 from sluice_tui.model.store import JobStore
 
 # Workers started without -E only send task events after someone asks; a
@@ -28,6 +29,8 @@ ENABLE_EVENTS_INTERVAL = 5.0
 POLL_INTERVAL = 0.25
 BACKOFF_START = 0.5
 BACKOFF_MAX = 15.0
+# How often silent workers are checked for being gone.
+SWEEP_INTERVAL = 0.5
 
 
 class _Receiver(EventReceiver):
@@ -41,6 +44,7 @@ class _Receiver(EventReceiver):
         self._handle = owner.adapter
         self._here = utcoffset()
         self._offset_until = 0.0
+        self.last_event_time: float | None = None  # event clock, local zone
         self.connect_max_retries = 0  # our loop owns reconnecting and its backoff
 
     @property
@@ -96,7 +100,7 @@ class _Receiver(EventReceiver):
             if now >= self._offset_until:
                 self._here = utcoffset()
                 self._offset_until = now + 1.0
-            event["timestamp"] = timestamp - (offset - self._here) * 3600
+            event["timestamp"] = self.last_event_time = timestamp - (offset - self._here) * 3600
             event["local_received"] = now
         except Exception:
             if not isinstance(event, dict):
@@ -120,6 +124,7 @@ class ReceiverThread:
         enable_events: bool = True,
         read_only: bool = False,
         enable_events_interval: float = ENABLE_EVENTS_INTERVAL,
+        resync: bool = True,
     ) -> None:
         self.app = app
         self.store = store
@@ -133,10 +138,18 @@ class ReceiverThread:
         # broker that kept the queue (filesystem, a non-auto-delete queue)
         # hands over what arrived in between instead of a fresh, empty queue.
         self.node_id = f"sluice-tui-{uuid.uuid4()}"
+        self.resync = resync
         self.stopping = False
         self._wake = threading.Event()
         self._last_enable = 0.0
+        self._last_sweep = 0.0
         self._last_problem: str | None = None
+        self._receiver: _Receiver | None = None
+        self._connected_at: float | None = None  # None while not connected
+        self._was_connected = False
+        # Set when a connection that had been delivering events broke.
+        self._lost: tuple[float, str] | None = None
+        self._resync_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sluice-receiver", daemon=True)
 
     def start(self) -> None:
@@ -164,6 +177,7 @@ class ReceiverThread:
             except Exception as exc:  # every failure is a reason to reconnect, never to die
                 if self.stopping:
                     break
+                self._note_loss(describe_error(exc))
                 self.store.set_status("reconnecting", self.broker, describe_error(exc))
                 self._wake.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
@@ -172,7 +186,7 @@ class ReceiverThread:
     def _consume_once(self) -> None:
         with self.app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=0)
-            receiver = _Receiver(self, conn)
+            receiver = self._receiver = _Receiver(self, conn)
             consuming = receiver.consume(
                 limit=None, safety_interval=POLL_INTERVAL, wakeup=not self.read_only
             )
@@ -182,12 +196,53 @@ class ReceiverThread:
 
     # Called from _Receiver, on this thread.
 
+    def _note_loss(self, reason: str) -> None:
+        """Remember when the stream was last known good, for the gap it leaves."""
+        if self._connected_at is None:
+            return  # already lost, or never connected: nothing new went missing
+        last_event = self._receiver.last_event_time if self._receiver else None
+        start = self._connected_at if last_event is None else max(last_event, self._connected_at)
+        self._lost = (min(start, time.time()), reason)
+        self._connected_at = None
+
     def on_connected(self, channel: Any) -> None:
+        now = self._connected_at = time.time()
         self.store.set_status("connected", self.broker)
         self._last_enable = 0.0
+        gap = None
+        if self._lost is not None:
+            start, reason = self._lost
+            self._lost = None
+            gap = self.store.record_gap(start, now, reason)
+        if self.resync and (gap is not None or not self._was_connected):
+            threading.Thread(
+                target=self._resync, args=(gap,), name="sluice-resync", daemon=True
+            ).start()
+        self._was_connected = True
         self.on_iteration(channel)
 
+    def _resync(self, gap: int | None) -> None:
+        """Correct what the gap (or the time before the first connection) hid."""
+        if gap is None and self.read_only:
+            return  # nothing to correct yet, and workers may not be asked
+        with self._resync_lock:  # one at a time, in the order of the gaps
+            if self.stopping:
+                return
+            result = Resync(self.app, self.store, ask_workers=not self.read_only).run()
+            if gap is not None:
+                self.store.settle_gap(gap, result.summary())
+
     def on_iteration(self, channel: Any) -> None:
+        now = time.time()
+        if now - self._last_sweep >= SWEEP_INTERVAL and self._connected_at is not None:
+            self._last_sweep = now
+            for hostname, jobs in self.store.sweep_workers(now, self._connected_at).items():
+                if jobs:
+                    self.store.add_notice(
+                        f"worker {hostname} stopped (offline, or no heartbeat for twice its "
+                        f"interval): {jobs} running job{'s' if jobs != 1 else ''} marked "
+                        "failed, worker lost"
+                    )
         if not self.enable_events:
             return
         now = time.monotonic()
@@ -203,9 +258,3 @@ class ReceiverThread:
             if problem != self._last_problem:  # say it once, not every few seconds
                 self._last_problem = problem
                 self.store.add_notice(problem)
-
-
-def describe_error(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    first_line = text.splitlines()[0]
-    return first_line[:200]

@@ -45,6 +45,8 @@ RETRIED_AS = "retried_as"
 RETRY_OF = "retry_of"
 ATTEMPT_NUMBER = "attempt"
 REVOKE_REQUESTED = "revoke_requested"
+# Set when the worker running the job stopped heartbeating: its hostname.
+WORKER_LOST = "worker_lost"
 
 # Which job attribute an event field feeds, and how conflicting values merge.
 CONSTANT = 0  # the same in every event that carries it; the last one wins
@@ -323,6 +325,8 @@ class Job:
             return None
         if extra.get(REVOKE_REQUESTED) and self.state not in FINISHED_STATES:
             return "revoke requested"
+        if WORKER_LOST in extra and self.state is JobState.FAILED:
+            return "worker lost"
         if RETRIED_AS in extra:
             return f"retried as {str(extra[RETRIED_AS])[:8]}"
         if RETRY_OF in extra:

@@ -15,12 +15,35 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sluice_tui.model.job import NO_FIELDS, FieldPlan, Job, JobRow, JobSnapshot, Step
-from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
+from sluice_tui.model.job import (
+    NO_FIELDS,
+    WORKER_LOST,
+    FieldPlan,
+    Job,
+    JobRow,
+    JobSnapshot,
+    Step,
+)
+from sluice_tui.model.states import ACCEPTS, ALL_STATES, FINISHED_STATES, JobState
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
 DEFAULT_MAX_JOBS = 100_000
 ACTOR = "sluice-tui"  # the hostname on history entries for our own actions
+# A job whose worker died mid-run fails, as Celery fails a task whose pool
+# process dies (WorkerLostError); a later event from a worker that was only
+# out of touch still wins, since completed outranks failed.
+LOST_WITH_WORKER = Step(JobState.FAILED, "worker lost", 5)
+MAX_GAPS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A stretch of time in which events may have been lost."""
+
+    start: float  # local clock: the last moment the stream was known good
+    end: float  # when events flowed again
+    reason: str
+    resync: str = "resync pending"  # what was done to make up for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +111,8 @@ class JobStore:
         self._status = ConnectionStatus("stopped", "", since=clock())
         self._notices: deque[tuple[float, str]] = deque(maxlen=50)
         self._notice_total = 0
+        self._gaps: list[Gap] = []
+        self._gap_total = 0
 
     # -- writer side -----------------------------------------------------
 
@@ -99,11 +124,18 @@ class JobStore:
         hostname: str | None,
         data: Mapping[str, Any],
         plan: FieldPlan,
+        *,
+        from_event: bool = True,
     ) -> None:
-        """Merge one job event, creating the job on first sight."""
+        """Merge one job event, creating the job on first sight.
+
+        ``from_event=False`` is for what the monitor learned otherwise (a
+        resync, a lost worker): it changes the job but is not counted as an event.
+        """
         jobs = self._jobs
         with self._lock:
-            self._events += 1
+            if from_event:
+                self._events += 1
             job = jobs.get(job_id)
             if job is None:
                 if job_id in self._evicted:
@@ -179,6 +211,83 @@ class JobStore:
                 worker = self._workers[hostname] = Worker(hostname)
             worker.apply(kind, data, received_at)
             self._worker_version += 1
+
+    def resync(
+        self,
+        job_id: str,
+        step: Step,
+        timestamp: float,
+        hostname: str | None,
+        data: Mapping[str, Any],
+        plan: FieldPlan,
+    ) -> bool:
+        """Apply a state learned by asking the cluster, where it tells something new.
+
+        The step goes into the job's history like an event, so the job shows its
+        state came from a resync.  A job that already agrees is left alone, and
+        so is a forgotten (evicted) one.  Returns whether the job changed.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                if job_id in self._evicted:
+                    return False
+            elif job.state is step.state or not ACCEPTS[job.state][step.state]:
+                return False
+        self.apply(job_id, step, timestamp, hostname, data, plan, from_event=False)
+        return True
+
+    def sweep_workers(self, now: float, watched_since: float) -> dict[str, int]:
+        """Mark workers that stopped as lost, failing the jobs they were running.
+
+        Returns each newly lost worker with the number of its jobs marked lost.
+        ``watched_since`` is when the event stream last connected (see
+        :meth:`Worker.gone_since`).
+        """
+        with self._lock:
+            lost: dict[str, float] = {}
+            for worker in self._workers.values():
+                if worker.lost:
+                    continue
+                since = worker.gone_since(now, watched_since)
+                if since is not None:
+                    worker.lost = True
+                    lost[worker.hostname] = since
+            if not lost:
+                return {}
+            self._worker_version += 1
+            running = [
+                job
+                for job in self._jobs.values()
+                if job.state is JobState.ACTIVE and job.worker in lost
+            ]
+        marked = dict.fromkeys(lost, 0)
+        for job in running:
+            hostname = job.worker
+            self.apply(
+                job.id, LOST_WITH_WORKER, lost[hostname], hostname, {}, NO_FIELDS, from_event=False
+            )
+            self.annotate(job.id, WORKER_LOST, hostname)
+            marked[hostname] += 1
+        return marked
+
+    def record_gap(self, start: float, end: float, reason: str) -> int:
+        """Note that events between ``start`` and ``end`` may be missing; returns its number."""
+        with self._lock:
+            self._gaps.append(Gap(start, end, reason))
+            if len(self._gaps) > MAX_GAPS:
+                del self._gaps[0]
+            self._gap_total += 1
+            return self._gap_total
+
+    def settle_gap(self, number: int, outcome: str) -> None:
+        """Say what the resync after gap ``number`` found (or why there was none)."""
+        with self._lock:
+            index = len(self._gaps) - (self._gap_total - number) - 1
+            if 0 <= index < len(self._gaps):
+                gap = self._gaps[index]
+                self._gaps[index] = Gap(gap.start, gap.end, gap.reason, outcome)
+                self._worker_version += 1  # wakes readers of the header
 
     def record_bad_event(self, reason: str, sample: str = "") -> None:
         """Count an event that could not be used; keep a short sample for diagnostics."""
@@ -341,6 +450,21 @@ class JobStore:
             fresh = min(self._notice_total - seen, len(self._notices))
             texts = [text for _, text in list(self._notices)[len(self._notices) - fresh :]]
             return self._notice_total, texts
+
+    def gaps(self) -> list[Gap]:
+        """The most recent gaps, oldest first."""
+        with self._lock:
+            return list(self._gaps)
+
+    @property
+    def gap_count(self) -> int:
+        return self._gap_total
+
+    def unfinished_ids(self, states: Iterable[JobState]) -> list[str]:
+        """Ids of jobs in ``states``, oldest first."""
+        wanted = frozenset(states)
+        with self._lock:
+            return [job.id for job in self._jobs.values() if job.state in wanted]
 
     def bad_event_samples(self) -> list[tuple[float, str, str]]:
         with self._lock:

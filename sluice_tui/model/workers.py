@@ -36,7 +36,9 @@ class Worker:
         "hostname",
         "last_heartbeat",
         "loadavg",
+        "lost",
         "offline",
+        "offline_at",
         "pid",
         "processed",
         "sw_ident",
@@ -49,6 +51,10 @@ class Worker:
         self.freq = DEFAULT_HEARTBEAT_FREQ
         self.last_heartbeat: float | None = None
         self.offline = False
+        self.offline_at: float | None = None
+        # Set once the worker's active jobs have been marked lost; a sign of
+        # life clears it.
+        self.lost = False
         self.active = self.processed = self.pid = None
         self.loadavg: tuple[float, ...] | None = None
         self.sw_ident = self.sw_ver = self.sw_sys = None
@@ -56,8 +62,11 @@ class Worker:
     def apply(self, kind: str, data: Mapping[str, Any], received_at: float) -> None:
         """Merge a ``online``, ``heartbeat`` or ``offline`` event."""
         self.offline = kind == "offline"
-        if not self.offline:
+        if self.offline:
+            self.offline_at = received_at
+        else:
             self.last_heartbeat = received_at
+            self.lost = False
         freq = data.get("freq")
         if isinstance(freq, int | float) and freq > 0:
             self.freq = float(freq)
@@ -77,6 +86,21 @@ class Worker:
         if self.offline or self.last_heartbeat is None:
             return False
         return now < self.last_heartbeat + EXPIRE_WINDOW * self.freq
+
+    def gone_since(self, now: float, watched_since: float) -> float | None:
+        """When the worker stopped, if it has: its offline event, or heartbeats overdue.
+
+        ``watched_since`` is when the event stream last (re)connected: heartbeats
+        missed while the monitor itself was cut off prove nothing, so a silent
+        worker is judged only after a full window of listening.
+        """
+        if self.offline:
+            return self.offline_at
+        if self.last_heartbeat is None:
+            return None
+        window = EXPIRE_WINDOW * self.freq
+        deadline = max(self.last_heartbeat, watched_since) + window
+        return deadline if now >= deadline else None
 
     def snapshot(self, now: float) -> WorkerSnapshot:
         return WorkerSnapshot(

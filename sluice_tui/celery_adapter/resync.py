@@ -1,0 +1,215 @@
+"""Catch up after a gap in the event stream by asking the cluster what it holds.
+
+Workers answer Celery's inspect API (``active``, ``reserved``, ``scheduled``,
+``revoked``) with the jobs they hold right now; the result backend, if any,
+knows how jobs that finished during the gap ended.  Each job whose state this
+corrects gets a history entry naming the resync, not an event, as its source.
+Replies are untrusted input like events: anything malformed is counted and
+skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+from celery.backends.base import DisabledBackend
+from celery.utils.saferepr import saferepr
+
+from sluice_tui.celery_adapter.connect import describe_error
+from sluice_tui.celery_adapter.events import MAX_ID_LENGTH
+from sluice_tui.model.job import NO_FIELDS, Field, FieldPlan, Step
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+
+INSPECT_TIMEOUT = 1.0
+# Result backend lookups per resync, and the time they may take: a gap after a
+# long outage must not keep the resync busy for minutes.
+MAX_BACKEND_LOOKUPS = 2_000
+BACKEND_BUDGET = 5.0
+REPR_LIMIT = 1024  # as Celery cuts its reprs
+
+RUNNING = Step(JobState.ACTIVE, "resync: running on worker", 2)
+RESERVED = Step(JobState.QUEUED, "resync: reserved by worker", 1)
+SCHEDULED = Step(JobState.SCHEDULED, "resync: scheduled on worker", 1)
+REVOKED = Step(JobState.CANCELLED, "resync: in workers' revoked list", 4)
+FROM_BACKEND = {
+    "SUCCESS": Step(JobState.COMPLETED, "resync: result backend", 6),
+    "FAILURE": Step(JobState.FAILED, "resync: result backend", 5),
+    "REVOKED": Step(JobState.CANCELLED, "resync: result backend", 4),
+}
+
+_REQUEST_FIELDS = FieldPlan.of(
+    identity=(Field("name", "name"), Field("args", "args"), Field("kwargs", "kwargs")),
+    sets_worker=True,
+)
+_SCHEDULED_FIELDS = FieldPlan.of(
+    (Field("eta", "eta"),),
+    identity=(Field("name", "name"), Field("args", "args"), Field("kwargs", "kwargs")),
+    sets_worker=True,
+)
+_OUTCOME_FIELDS = FieldPlan.of(
+    (Field("result", "result"), Field("exception", "exception"), Field("traceback", "traceback"))
+)
+# Jobs that may have moved on without us hearing: worth asking the backend about.
+_IN_FLIGHT = (
+    JobState.UNKNOWN,
+    JobState.QUEUED,
+    JobState.SCHEDULED,
+    JobState.ACTIVE,
+    JobState.RETRYING,
+)
+
+
+@dataclass
+class ResyncResult:
+    workers: int = 0  # workers that answered
+    corrected: int = 0  # jobs whose state the resync changed or added
+    checked_in_backend: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"resync corrected {self.corrected} job{'s' if self.corrected != 1 else ''}"]
+        if self.workers:
+            parts.append(f"{self.workers} worker{'s' if self.workers != 1 else ''} answered")
+        if self.checked_in_backend:
+            parts.append(f"{self.checked_in_backend} checked in the result backend")
+        parts.extend(self.problems)
+        return "; ".join(parts)
+
+
+class Resync:
+    """One catch-up pass: call :meth:`run` from a thread of its own, never the UI's."""
+
+    def __init__(
+        self,
+        app: Celery,
+        store: JobStore,
+        *,
+        ask_workers: bool = True,
+        timeout: float = INSPECT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.store = store
+        # Off in read-only mode: an inspect request is a message published to
+        # the cluster, and read-only publishes nothing.
+        self.ask_workers = ask_workers
+        self.timeout = timeout
+        self._clock = clock
+
+    def run(self) -> ResyncResult:
+        result = ResyncResult()
+        # Workers answer at some moment after this; any event stamped later
+        # describes a newer state and so wins the fold.
+        asked_at = self._clock()
+        reported: set[str] = set()
+        if self.ask_workers:
+            try:
+                self._ask_workers(asked_at, reported, result)
+            except Exception as exc:  # the broker went away again, a refused broadcast...
+                result.problems.append(f"workers not asked: {describe_error(exc)}")
+        else:
+            result.problems.append("workers not asked (read-only)")
+        try:
+            self._ask_backend(asked_at, reported, result)
+        except Exception as exc:
+            result.problems.append(f"result backend not read: {describe_error(exc)}")
+        return result
+
+    def _ask_workers(self, asked_at: float, reported: set[str], result: ResyncResult) -> None:
+        # No reply limit: the worker count we know may be stale after a gap,
+        # and stopping at a stale count would skip a worker's answer.
+        inspect = self.app.control.inspect(timeout=self.timeout)
+        answered: set[str] = set()
+        active = inspect.active(safe=True) or {}
+        for worker, requests in self._replies(active, answered):
+            self._apply_requests(RUNNING, worker, requests, asked_at, reported, result)
+        for worker, requests in self._replies(inspect.reserved(safe=True) or {}, answered):
+            self._apply_requests(RESERVED, worker, requests, asked_at, reported, result)
+        for worker, entries in self._replies(inspect.scheduled(safe=True) or {}, answered):
+            requests = []
+            for entry in entries:
+                if isinstance(entry, Mapping) and isinstance(entry.get("request"), Mapping):
+                    requests.append({**entry["request"], "eta": entry.get("eta")})
+                else:
+                    self._bad(entry)
+            self._apply_requests(SCHEDULED, worker, requests, asked_at, reported, result)
+        running = {job_id for job_id in reported if self.store.get(job_id).state is JobState.ACTIVE}
+        for worker, ids in self._replies(inspect.revoked() or {}, answered):
+            for job_id in ids:
+                # A running job revoked without terminate goes on running; a
+                # forgotten or never-seen id is not worth a job of its own.
+                if _valid_id(job_id) and job_id not in running and job_id in self.store:
+                    if self.store.resync(job_id, REVOKED, asked_at, worker, {}, NO_FIELDS):
+                        result.corrected += 1
+                    reported.add(job_id)
+        result.workers = len(answered)
+
+    def _replies(self, replies: Any, answered: set[str]) -> Iterable[tuple[str, list[Any]]]:
+        if not isinstance(replies, Mapping):
+            self._bad(replies)
+            return
+        for worker, items in replies.items():
+            if not isinstance(worker, str) or not isinstance(items, list):
+                self._bad({worker: items})
+                continue
+            answered.add(worker)
+            yield worker[:MAX_ID_LENGTH], items
+
+    def _apply_requests(
+        self,
+        step: Step,
+        worker: str,
+        requests: Iterable[Any],
+        asked_at: float,
+        reported: set[str],
+        result: ResyncResult,
+    ) -> None:
+        plan = _SCHEDULED_FIELDS if step is SCHEDULED else _REQUEST_FIELDS
+        for request in requests:
+            job_id = request.get("id") if isinstance(request, Mapping) else None
+            if not _valid_id(job_id):
+                self._bad(request)
+                continue
+            reported.add(job_id)
+            if self.store.resync(job_id, step, asked_at, worker, request, plan):
+                result.corrected += 1
+
+    def _ask_backend(self, asked_at: float, reported: set[str], result: ResyncResult) -> None:
+        backend = self.app.backend
+        if isinstance(backend, DisabledBackend):
+            return
+        deadline = time.monotonic() + BACKEND_BUDGET
+        candidates = [i for i in self.store.unfinished_ids(_IN_FLIGHT) if i not in reported]
+        for job_id in candidates[-MAX_BACKEND_LOOKUPS:]:  # the newest matter most
+            if time.monotonic() > deadline:
+                result.problems.append("result backend lookups cut short by the time budget")
+                break
+            meta = backend.get_task_meta(job_id)
+            result.checked_in_backend += 1
+            step = FROM_BACKEND.get(meta.get("status")) if isinstance(meta, Mapping) else None
+            if step is None:
+                continue  # PENDING, STARTED, RETRY: nothing the events would not tell
+            if self.store.resync(job_id, step, asked_at, None, _outcome(meta), _OUTCOME_FIELDS):
+                result.corrected += 1
+
+    def _bad(self, item: Any) -> None:
+        self.store.record_bad_event("malformed inspect reply", saferepr(item, 300))
+
+
+def _outcome(meta: Mapping[str, Any]) -> dict[str, str]:
+    value = meta.get("result")
+    if meta.get("status") == "SUCCESS":
+        return {"result": saferepr(value, REPR_LIMIT)}
+    fields = {"exception": saferepr(value, REPR_LIMIT)}
+    if isinstance(meta.get("traceback"), str):
+        fields["traceback"] = meta["traceback"]
+    return fields
+
+
+def _valid_id(job_id: Any) -> bool:
+    return isinstance(job_id, str) and 0 < len(job_id) <= MAX_ID_LENGTH

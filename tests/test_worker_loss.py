@@ -1,0 +1,72 @@
+"""A worker that dies mid-task: its running jobs must not stay `active` forever."""
+
+from sluice_tui.model.job import WORKER_LOST
+from sluice_tui.model.states import JobState
+from tests import events as ev
+
+
+def test_silent_worker_fails_its_running_jobs_after_two_heartbeat_intervals(feed, store, clock):
+    watched_since = clock.now
+    feed(ev.heartbeat("w1@host", clock.now, freq=1.0))
+    feed(ev.received("a", clock.now))
+    feed(ev.started("a", clock.now + 0.1))
+    feed(ev.received("b", clock.now))  # reserved, not running: the broker redelivers it
+    feed(ev.received("c", clock.now, hostname="w2@host"))
+    feed(ev.started("c", clock.now + 0.1, hostname="w2@host"))
+    feed(ev.heartbeat("w2@host", clock.now, freq=60.0))
+    last_heartbeat = clock.now
+
+    clock.advance(1.99)
+    assert store.sweep_workers(clock.now, watched_since) == {}
+    assert store.get("a").state is JobState.ACTIVE
+
+    clock.advance(0.02)  # 2.01 s: past twice the 1 s interval
+    assert store.sweep_workers(clock.now, watched_since) == {"w1@host": 1}
+    a = store.get("a")
+    assert a.state is JobState.FAILED
+    assert a.extra[WORKER_LOST] == "w1@host"
+    assert store.rows(["a"])["a"].note == "worker lost"
+    lost = a.history[-1]
+    assert lost.event == "worker lost" and lost.hostname == "w1@host"
+    assert lost.timestamp == last_heartbeat + 2.0  # when it became overdue, not when we looked
+    assert store.get("b").state is JobState.QUEUED
+    assert store.get("c").state is JobState.ACTIVE  # another worker, still heartbeating
+    # Marking happens once, and is not counted as an event.
+    assert store.sweep_workers(clock.now + 130, watched_since) == {"w2@host": 1}
+    assert store.stats().events == 7
+
+
+def test_offline_event_fails_running_jobs_at_the_next_sweep(feed, store, clock):
+    feed(ev.heartbeat("w1@host", clock.now))
+    feed(ev.received("a", clock.now))
+    feed(ev.started("a", clock.now))
+    feed(ev.event("worker-offline", None, clock.now + 0.5, "w1@host"))
+    assert store.sweep_workers(clock.now, clock.now) == {"w1@host": 1}
+    assert store.get("a").state is JobState.FAILED
+
+
+def test_heartbeats_missed_while_the_monitor_was_disconnected_prove_nothing(feed, store, clock):
+    feed(ev.heartbeat("w1@host", clock.now, freq=2.0))
+    feed(ev.received("a", clock.now))
+    feed(ev.started("a", clock.now))
+    clock.advance(60)  # the broker was away for a minute; we just reconnected
+    reconnected = clock.now
+    assert store.sweep_workers(clock.now, reconnected) == {}
+    assert store.get("a").state is JobState.ACTIVE
+    clock.advance(4.01)  # a full window after reconnecting, still silent
+    assert store.sweep_workers(clock.now, reconnected) == {"w1@host": 1}
+
+
+def test_a_worker_that_was_only_out_of_touch_can_still_complete_its_job(feed, store, clock):
+    feed(ev.heartbeat("w1@host", clock.now))
+    feed(ev.received("a", clock.now))
+    feed(ev.started("a", clock.now))
+    clock.advance(5)
+    store.sweep_workers(clock.now, clock.now - 5)
+    assert store.get("a").state is JobState.FAILED
+    feed(ev.heartbeat("w1@host", clock.now))
+    feed(ev.succeeded("a", clock.now))
+    a = store.get("a")
+    assert a.state is JobState.COMPLETED
+    assert store.rows(["a"])["a"].note is None
+    assert store.workers()[0].online
