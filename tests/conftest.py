@@ -7,6 +7,7 @@ import pytest
 
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.model.store import JobStore
+from tests.own_servers import OwnRedis
 
 
 class FakeClock:
@@ -34,6 +35,15 @@ def store(clock: FakeClock) -> JobStore:
 def feed(store: JobStore, clock: FakeClock) -> EventAdapter:
     """Feeds event dicts into the store exactly as the receiver does."""
     return EventAdapter(store, clock=clock)
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server only this test uses: free to stop, restart or reconfigure."""
+    redis = OwnRedis()
+    redis.start()
+    yield redis
+    redis.stop()
 
 
 # Times are shown in local time: pin the zone so screens and snapshots are stable.

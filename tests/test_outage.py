@@ -1,0 +1,87 @@
+"""Outages between the monitor and a real broker: reconnect, resync, report the gap.
+
+The monitor reaches the broker through a TCP proxy of the test's own, so the
+outage is the monitor's alone: the shared broker and the workers carry on,
+and jobs move on while the monitor hears nothing.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from celery import Celery
+
+from sluice_tui.celery_adapter.receiver import ReceiverThread
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+from tests.cluster import Cluster, require_transport, wait_for
+from tests.own_servers import TcpProxy
+
+
+def through(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+@pytest.fixture(params=[pytest.param(t, marks=pytest.mark.broker) for t in ("redis", "rabbitmq")])
+def cut_off(request, tmp_path):
+    """A cluster on a shared broker, and a monitor app that reaches it through a proxy."""
+    require_transport(request.param)
+    cluster = Cluster(request.param, tmp_path)
+    target = urlsplit(cluster.broker_url)
+    proxy = TcpProxy(target.hostname, target.port or (6379 if target.scheme == "redis" else 5672))
+    monitor = Celery("sluice-monitor", set_as_current=False)
+    monitor.conf.update(cluster.app.conf.changes)
+    monitor.conf.broker_url = through(proxy, cluster.broker_url)
+    try:
+        yield cluster, proxy, monitor
+    finally:
+        proxy.close()
+        cluster.close()
+
+
+def history(store: JobStore, job_id: str) -> list[str]:
+    return [t.event for t in store.get(job_id).history]
+
+
+def test_after_an_outage_jobs_are_resynced_and_the_gap_is_reported(cut_off):
+    cluster, proxy, monitor = cut_off
+    cluster.start_worker("w1")
+    store = JobStore()
+    receiver = ReceiverThread(monitor, store)
+    receiver.start()
+    try:
+        wait_for(lambda: store.workers(), 30, "the worker's first heartbeat")
+        before = cluster.send("demo.add", 1, 2)
+        wait_for(lambda: store.get(before.id).state is JobState.COMPLETED, 30, "a job before")
+        ending = cluster.send("demo.slow", 2)
+        wait_for(lambda: store.get(ending.id).state is JobState.ACTIVE, 30, "a running job")
+
+        proxy.cut()
+        wait_for(lambda: store.status.state == "reconnecting", 15, "the outage to be noticed")
+        # While the monitor is cut off, one job ends and another starts.
+        assert ending.get(timeout=30) == 2
+        slow = cluster.send("demo.slow", 60)
+        wait_for(lambda: slow.state == "STARTED", 30, "the slow job to start")
+        assert slow.id not in store
+
+        proxy.restore()
+        wait_for(lambda: store.status.state == "connected", 30, "reconnection")
+        wait_for(lambda: store.gaps() and store.gaps()[-1].resync != "resync pending", 30, "resync")
+        (gap,) = store.gaps()
+        assert gap.start <= gap.end and gap.reason
+        assert "1 worker answered" in gap.resync, gap.resync
+
+        assert store.get(slow.id).state is JobState.ACTIVE
+        assert "resync: running on worker" in history(store, slow.id)
+        assert store.get(slow.id).name == "demo.slow"
+        assert store.get(ending.id).state is JobState.COMPLETED
+        assert history(store, ending.id)[-1] == "resync: result backend"
+        assert store.get(ending.id).result == "2"
+        # Jobs the events told about are left as they were.
+        assert "resync" not in " ".join(history(store, before.id))
+    finally:
+        assert receiver.stop()
