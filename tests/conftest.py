@@ -43,7 +43,7 @@ def own_redis():
     redis = OwnRedis()
     redis.start()
     yield redis
-    redis.stop()
+    redis.remove()
 
 
 # Times are shown in local time: pin the zone so screens and snapshots are stable.

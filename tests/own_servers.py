@@ -7,7 +7,9 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +32,7 @@ class OwnRedis:
             pytest.skip("redis-server is not installed")
         self.port = free_port()
         self.options = options  # extra configuration, as redis-server arguments
+        self.logfile = Path(tempfile.gettempdir()) / f"sluice-test-redis-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -44,6 +47,8 @@ class OwnRedis:
                 "",
                 "--appendonly",
                 "no",
+                "--logfile",
+                str(self.logfile),
                 *self.options,
             ],
             stdout=subprocess.DEVNULL,
@@ -56,6 +61,10 @@ class OwnRedis:
             self.proc.kill()
             self.proc.wait(5)
 
+    def remove(self) -> None:
+        self.stop()
+        self.logfile.unlink(missing_ok=True)
+
     def _answers(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
@@ -67,6 +76,9 @@ class OwnRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
 
 
 class TcpProxy:
@@ -83,6 +95,8 @@ class TcpProxy:
         self.port = self._listener.getsockname()[1]
         self._open = True
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -97,6 +111,13 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
+    def stall(self) -> None:
+        """Stop passing bytes on, keeping connections open: a consumer that fell behind."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     def restore(self) -> None:
         with self._lock:
             self._open = True
@@ -104,6 +125,7 @@ class TcpProxy:
     def close(self) -> None:
         self._closed = True
         self.cut()
+        self._flowing.set()
         self._listener.close()
 
     def _accept(self) -> None:
@@ -115,8 +137,14 @@ class TcpProxy:
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
+                upstream = socket.socket()
+                # A small window, so a stalled link backs up into the server
+                # instead of into megabytes of kernel buffers.
+                upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+                upstream.settimeout(5)
+                upstream.connect(self.target)
             except OSError:
+                upstream.close()
                 client.close()
                 continue
             with self._lock:
@@ -128,11 +156,10 @@ class TcpProxy:
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             src.settimeout(None)
-            while data := src.recv(65536):
+            while self._flowing.wait() and (data := src.recv(65536)):
                 dst.sendall(data)
         for sock in (src, dst):
             with contextlib.suppress(OSError):

@@ -16,7 +16,7 @@ from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from tests.cluster import Cluster, require_transport, wait_for
-from tests.own_servers import TcpProxy
+from tests.own_servers import OwnRedis, TcpProxy
 
 
 def through(proxy: TcpProxy, url: str) -> str:
@@ -85,3 +85,49 @@ def test_after_an_outage_jobs_are_resynced_and_the_gap_is_reported(cut_off):
         assert "resync" not in " ".join(history(store, before.id))
     finally:
         assert receiver.stop()
+
+
+def test_a_monitor_that_falls_behind_is_cut_off_by_redis_and_recovers(tmp_path):
+    """Redis drops a pub/sub client whose unread output passes its buffer limit."""
+    redis = OwnRedis("--client-output-buffer-limit", "pubsub 256kb 64kb 1")
+    redis.start()
+    proxy = TcpProxy("127.0.0.1", redis.port)
+    workers = Celery("flood", broker=redis.url, set_as_current=False)
+    monitor = Celery("sluice-monitor", broker=through(proxy, redis.url), set_as_current=False)
+    store = JobStore()
+    receiver = ReceiverThread(monitor, store)
+    receiver.start()
+    try:
+        wait_for(lambda: store.status.state == "connected", 15, "the first connection")
+        wait_for(lambda: seen_after_sending(workers, store, "before"), 15, "an event before")
+
+        proxy.stall()  # the monitor stops reading, as a busy one would
+        flood = 20_000
+        with workers.connection_for_write() as conn:
+            dispatcher = workers.events.Dispatcher(conn, hostname="w1@flood", enabled=True)
+            for n in range(flood):
+                dispatcher.send("task-received", uuid=f"flood-{n}", name="t.flood", args="()")
+            dispatcher.close()
+        wait_for(lambda: "output buffer limits" in redis.log(), 15, "Redis to drop the monitor")
+        proxy.resume()
+
+        wait_for(lambda: store.gaps(), 30, "the gap to be recorded")
+        wait_for(lambda: store.status.state == "connected", 30, "reconnection")
+        wait_for(lambda: store.gaps()[-1].resync != "resync pending", 30, "the resync")
+        wait_for(lambda: seen_after_sending(workers, store, "after"), 15, "an event after")
+        received = sum(1 for n in range(flood) if f"flood-{n}" in store)
+        assert received < flood  # what Redis threw away is gone, and the gap says so
+        assert store.gaps()[-1].end >= store.gaps()[-1].start
+        assert receiver.alive
+    finally:
+        receiver.stop()
+        proxy.close()
+        redis.remove()
+
+
+def seen_after_sending(app: Celery, store: JobStore, job_id: str) -> bool:
+    with app.connection_for_write() as conn:
+        dispatcher = app.events.Dispatcher(conn, hostname="w1@flood", enabled=True)
+        dispatcher.send("task-started", uuid=job_id)
+        dispatcher.close()
+    return job_id in store

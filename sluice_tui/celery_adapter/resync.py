@@ -148,6 +148,8 @@ class Resync:
                         result.corrected += 1
                     reported.add(job_id)
         result.workers = len(answered)
+        if not answered:
+            result.problems.append("no worker answered")
 
     def _replies(self, replies: Any, answered: set[str]) -> Iterable[tuple[str, list[Any]]]:
         if not isinstance(replies, Mapping):
