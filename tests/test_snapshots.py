@@ -1,4 +1,4 @@
-"""SVG snapshots of the four main views over the fixed sample (frozen clock, UTC).
+"""SVG snapshots of the main views over the fixed sample (frozen clock, UTC).
 
 Regenerate after an intended UI change with: pytest tests/test_snapshots.py --snapshot-update
 """
@@ -25,3 +25,7 @@ def test_workers_screen(snap_compare):
 
 def test_help_screen(snap_compare):
     assert snapshot(snap_compare, "help.svg")
+
+
+def test_diagnostics_screen(snap_compare):
+    assert snapshot(snap_compare, "diagnostics.svg")

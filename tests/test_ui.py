@@ -8,6 +8,7 @@ from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.demo.sample import NOW, T0, job_id
 from sluice_tui.demo.screenshots import sample_app
 from sluice_tui.model.states import ALL_STATES, JobState
+from sluice_tui.model.store import JobStore
 from sluice_tui.ui.screens.help import HelpScreen
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
 from sluice_tui.ui.screens.jobs import JobsScreen
@@ -286,3 +287,45 @@ async def test_ticks_while_quitting_from_a_detail_screen_are_harmless():
         await pilot.pause(0.05)
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_gaps_and_bad_events_are_flagged_and_d_explains_them(app):
+    async with app.run_test(size=SIZE) as pilot:
+        text = screen_text(app)
+        # The sample had one outage (22:14:21-22:14:24 UTC) and one bad message.
+        assert "events may have been lost 22:14:21-22:14:24" in text
+        assert "1 bad event skipped" in text
+        await pilot.press("d")
+        text = screen_text(app)
+        assert "Connection to broker lost" in text
+        assert "resync corrected 1 job" in text
+        assert "task event without a valid uuid" in text
+        assert "\\x1b]0;pwned\\x07" in text and "\x1b" not in text
+        app.store.record_gap(NOW - 5, NOW - 1, "Redis dropped us")
+        app.tick()
+        await pilot.pause()
+        await pilot.pause()
+        assert "Redis dropped us" in screen_text(app)
+        await pilot.press("escape")
+        assert "(and 1 earlier)" in screen_text(app)
+
+
+async def test_no_warning_line_while_nothing_was_lost():
+    app = sample_app()
+    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    async with app.run_test(size=SIZE):
+        text = screen_text(app)
+        assert "events may have been lost" not in text and "diagnostics" not in text
+
+
+async def test_jobs_of_a_lost_worker_show_as_failed_with_a_note(app):
+    async with app.run_test(size=SIZE) as pilot:
+        # worker-b's last heartbeat was 20 s before NOW; it ran job 4.
+        lost = app.store.sweep_workers(NOW, T0)
+        assert lost == {"worker-b@prod-2": 1}
+        app.tick()
+        await pilot.press("6")
+        (row,) = [r for r in table_rows(app) if job_id(4)[:8] in r]
+        assert "failed" in row and "worker lost" in row
+        await pilot.press("g", *job_id(4)[:8], "enter")
+        assert "worker lost" in screen_text(app)

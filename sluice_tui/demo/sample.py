@@ -232,4 +232,8 @@ def sample_store(max_jobs: int = 1000) -> JobStore:
     # The failed charge was retried from sluice-tui: its retry is not seen yet.
     gate = ActionsGate(store, _NoCluster(), clock=clock)
     gate.retry(gate.plan_retry(job_id(2)))
+    # The broker restarted once; a producer sent one message that is not an event.
+    gap = store.record_gap(T0 + 61.2, T0 + 64.8, "Connection to broker lost")
+    store.settle_gap(gap, "resync corrected 1 job; 2 workers answered")
+    adapter({"type": "task-started", "uuid": 42, "hostname": "\x1b]0;pwned\x07"})
     return store

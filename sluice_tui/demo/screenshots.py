@@ -19,6 +19,7 @@ VIEWS = [
     ("job_detail.svg", ["g", *job_id(2)[:8], "enter"]),
     ("workers.svg", ["w"]),
     ("help.svg", ["question_mark"]),
+    ("diagnostics.svg", ["d"]),
 ]
 
 

@@ -456,6 +456,10 @@ class JobStore:
         with self._lock:
             return list(self._gaps)
 
+    def last_gap(self) -> Gap | None:
+        with self._lock:
+            return self._gaps[-1] if self._gaps else None
+
     @property
     def gap_count(self) -> int:
         return self._gap_total

@@ -23,6 +23,7 @@ from sluice_tui.model.states import ALL_STATES, Action
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.job_index import JobIndex
 from sluice_tui.ui.screens.action_log import ActionLogScreen
+from sluice_tui.ui.screens.diagnostics import DiagnosticsScreen
 from sluice_tui.ui.screens.goto import GotoScreen
 from sluice_tui.ui.screens.help import HelpScreen
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
@@ -59,6 +60,7 @@ class SluiceApp(App):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("w", "workers", "Workers", id="app.workers"),
         Binding("l", "action_log", "Action log", id="app.action_log", show=False),
+        Binding("d", "diagnostics", "Diagnostics", id="app.diagnostics", show=False),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
         # Terminal monitors quit on Ctrl+C; Textual's default only explains ctrl+q.
@@ -141,6 +143,10 @@ class SluiceApp(App):
         if not isinstance(self.screen, ActionLogScreen):
             self.push_screen(ActionLogScreen())
 
+    def action_diagnostics(self) -> None:
+        if not isinstance(self.screen, DiagnosticsScreen):
+            self.push_screen(DiagnosticsScreen())
+
     def action_log(self) -> list[ActionRecord]:
         return [] if self.actions is None else list(self.actions.gate.log)
 
@@ -218,6 +224,9 @@ class SluiceApp(App):
         yield SystemCommand("Workers", "Show the workers screen", self.action_workers)
         yield SystemCommand("Help", "List every key", self.action_help)
         yield SystemCommand("Action log", "Every retry and revoke sent", self.action_action_log)
+        yield SystemCommand(
+            "Diagnostics", "Gaps in the event stream, bad events, store", self.action_diagnostics
+        )
         yield SystemCommand("Go to job", "Open a job by id (or id prefix)", self.action_goto)
         yield SystemCommand("Pause or resume", "Freeze or resume live updates", self.toggle_pause)
         if isinstance(screen, JobsScreen):

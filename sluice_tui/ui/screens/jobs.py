@@ -90,6 +90,8 @@ class JobsScreen(LiveScreen):
                 paused=app.paused,
                 read_only=app.read_only,
                 bad_events=store.stats().bad_events,
+                gaps=store.gap_count,
+                last_gap=store.last_gap(),
             )
         )
 

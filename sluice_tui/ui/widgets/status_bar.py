@@ -8,7 +8,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from sluice_tui.model.states import JobState
-from sluice_tui.ui.text import STATE_STYLES, inert
+from sluice_tui.model.store import Gap
+from sluice_tui.ui.text import STATE_STYLES, clock_time, inert
 
 CONNECTION_STYLES = {
     "connected": "bold green",
@@ -34,6 +35,8 @@ class StatusView:
     paused: bool
     read_only: bool
     bad_events: int
+    gaps: int = 0
+    last_gap: Gap | None = None
 
 
 def render_status(view: StatusView) -> Text:
@@ -47,8 +50,6 @@ def render_status(view: StatusView) -> Text:
         text.append(inert(view.broker), "bold")
     text.append(f"   {_rate(view.events_per_second)} ev/s", "")
     text.append(f"   workers {view.workers_online}/{view.workers_known} online")
-    if view.bad_events:
-        text.append(f"   {view.bad_events} bad events", "yellow")
     if view.read_only:
         text.append("   READ-ONLY", "bold cyan")
     if view.paused:
@@ -65,7 +66,28 @@ def render_status(view: StatusView) -> Text:
     if view.search:
         text.append("  search: ", "grey62")
         text.append(inert(view.search), "bold")
+    _warnings(text, view)
     return text
+
+
+def _warnings(text: Text, view: StatusView) -> None:
+    """A third line, only while there is something the user must not miss."""
+    if view.last_gap is None and not view.bad_events:
+        return
+    text.append("\n")
+    if view.last_gap is not None:
+        gap = view.last_gap
+        text.append(
+            f"\u26a0 events may have been lost {clock_time(gap.start)}-{clock_time(gap.end)}",
+            "bold yellow",
+        )
+        if view.gaps > 1:
+            text.append(f" (and {view.gaps - 1} earlier)", "yellow")
+        text.append("   ")
+    if view.bad_events:
+        noun = "event" if view.bad_events == 1 else "events"
+        text.append(f"{view.bad_events:,} bad {noun} skipped   ", "yellow")
+    text.append("d: diagnostics", "grey62")
 
 
 def _count(text: Text, digit: str, label: str, n: int, style: str, selected: bool) -> None:

@@ -1,0 +1,149 @@
+"""What the monitor itself knows about its blind spots: gaps, bad events, the store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static
+
+from sluice_tui.model.store import JobStore
+from sluice_tui.ui.screens.live import LiveScreen
+from sluice_tui.ui.text import duration, full_time, inert
+
+if TYPE_CHECKING:
+    from sluice_tui.ui.app import SluiceApp
+
+
+class DiagnosticsScreen(LiveScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back", id="diagnostics.close"),
+    ]
+
+    app: SluiceApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Diagnostics", id="diagnostics-title")
+        with VerticalScroll():
+            yield Static(id="diagnostics-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_from_store(changed=True)
+
+    def refresh_from_store(self, changed: bool) -> None:
+        store = self.app.store
+        stats = store.stats()
+        # Redraw only when something shown here moved, not on every tick.
+        key = (store.status, store.gap_count, store.last_gap(), stats, len(store.notices()))
+        if key == self._shown:
+            return
+        self._shown = key
+        self.query_one("#diagnostics-body", Static).update(render_diagnostics(store))
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
+
+
+def render_diagnostics(store: JobStore) -> RenderableType:
+    return Group(
+        _heading("Connection"),
+        _connection(store),
+        _heading("Gaps: times when events may have been lost"),
+        _gaps(store),
+        _heading("Bad events"),
+        _bad_events(store),
+        _heading("Store"),
+        _store(store),
+        _heading("Notices"),
+        _notices(store),
+    )
+
+
+def _heading(title: str) -> Text:
+    return Text(f"\n{title}", "bold underline")
+
+
+def _table(*columns: str) -> Table:
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for label in columns:
+        table.add_column(label, overflow="fold")
+    return table
+
+
+def _none(text: str) -> Text:
+    return Text(text, "grey50")
+
+
+def _connection(store: JobStore) -> RenderableType:
+    status = store.status
+    text = Text()
+    text.append(status.state, "bold")
+    text.append(f" since {full_time(status.since)}  ")
+    text.append(inert(status.broker), "bold")
+    if status.error:
+        text.append(f"\nlast error: {inert(status.error)}", "red")
+    return text
+
+
+def _gaps(store: JobStore) -> RenderableType:
+    gaps = store.gaps()
+    if not gaps:
+        return _none("None: the event stream has not broken since the monitor connected.")
+    table = _table("from", "to", "length", "why", "resync")
+    for gap in reversed(gaps):
+        table.add_row(
+            full_time(gap.start),
+            full_time(gap.end),
+            duration(gap.end - gap.start),
+            inert(gap.reason),
+            inert(gap.resync),
+        )
+    if store.gap_count > len(gaps):
+        return Group(table, _none(f"(and {store.gap_count - len(gaps)} older gaps)"))
+    return table
+
+
+def _bad_events(store: JobStore) -> RenderableType:
+    stats = store.stats()
+    if not stats.bad_events:
+        return _none("None received.")
+    counts = _table("count", "reason")
+    for reason, count in sorted(stats.bad_by_reason.items(), key=lambda kv: -kv[1]):
+        counts.add_row(f"{count:,}", inert(reason))
+    samples = _table("time", "reason", "sample (latest first)")
+    for when, reason, sample in reversed(store.bad_event_samples()[-50:]):
+        samples.add_row(full_time(when), inert(reason), inert(sample))
+    return Group(counts, Text(""), samples)
+
+
+def _store(store: JobStore) -> RenderableType:
+    stats = store.stats()
+    online, known = store.worker_counts()
+    table = _table("", "")
+    table.show_header = False
+    table.add_row("events taken in", f"{stats.events:,}")
+    table.add_row("jobs held", f"{stats.jobs:,} of at most {stats.max_jobs:,} (unfinished kept)")
+    table.add_row("finished jobs forgotten", f"{stats.evicted:,}")
+    table.add_row("late events for forgotten jobs", f"{stats.dropped_late:,}")
+    table.add_row("workers online", f"{online} of {known}")
+    return table
+
+
+def _notices(store: JobStore) -> RenderableType:
+    notices = store.notices()
+    if not notices:
+        return _none("None.")
+    table = _table("time", "notice")
+    for when, text in reversed(notices):
+        table.add_row(full_time(when), inert(text))
+    return table
