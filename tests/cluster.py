@@ -140,11 +140,13 @@ class Cluster:
     def broker_url(self) -> str:
         return self.app.conf.broker_url
 
-    def start_worker(self, name: str = "w1", concurrency: int = 2) -> subprocess.Popen:
+    def start_worker(
+        self, name: str = "w1", concurrency: int = 2, *options: str
+    ) -> subprocess.Popen:
         """A prefork worker started without -E, as many production workers are."""
         log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 - lives with the process
         worker = subprocess.Popen(
-            worker_argv(f"{name}@{self.namespace}", concurrency),
+            [*worker_argv(f"{name}@{self.namespace}", concurrency), *options],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

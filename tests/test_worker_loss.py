@@ -70,3 +70,14 @@ def test_a_worker_that_was_only_out_of_touch_can_still_complete_its_job(feed, st
     assert a.state is JobState.COMPLETED
     assert store.rows(["a"])["a"].note is None
     assert store.workers()[0].online
+
+
+def test_a_wakeup_heartbeat_does_not_stretch_the_real_interval(feed, store, clock):
+    """Workers answer Celery's `heartbeat` control request with freq=5 and no `active`."""
+    feed(ev.heartbeat("w1@host", clock.now, freq=1.0))
+    wakeup = ev.event("worker-heartbeat", None, clock.now, "w1@host", freq=5)
+    wakeup["local_received"] = clock.now + 0.5
+    feed(wakeup)
+    assert store.workers()[0].freq == 1.0
+    clock.advance(2.6)  # past twice the real 1 s interval after the wakeup reply
+    assert not store.workers()[0].online

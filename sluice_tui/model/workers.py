@@ -68,7 +68,10 @@ class Worker:
             self.last_heartbeat = received_at
             self.lost = False
         freq = data.get("freq")
-        if isinstance(freq, int | float) and freq > 0:
+        # A worker answers a `heartbeat` control request (sent on connect to
+        # wake workers) with freq=5, whatever its real interval; only its
+        # regular heartbeats, which also report `active`, say the real one.
+        if isinstance(freq, int | float) and freq > 0 and "active" in data:
             self.freq = float(freq)
         for key in ("sw_ident", "sw_ver", "sw_sys"):
             value = data.get(key)

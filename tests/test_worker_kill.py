@@ -1,0 +1,58 @@
+"""A worker killed with SIGKILL, mid-task, on a real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from sluice_tui.celery_adapter.receiver import ReceiverThread
+from sluice_tui.model.job import WORKER_LOST
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+from tests.cluster import Cluster, require_transport, wait_for
+
+HEARTBEAT = 1  # seconds (an integer for the worker CLI); Celery defaults to 2
+
+
+@pytest.mark.parametrize(
+    "transport", ["filesystem", pytest.param("redis", marks=pytest.mark.broker)]
+)
+def test_a_killed_worker_goes_offline_and_its_running_job_is_marked_lost(transport, tmp_path):
+    require_transport(transport)
+    cluster = Cluster(transport, tmp_path)
+    store = JobStore()
+    receiver = ReceiverThread(cluster.app, store)
+    try:
+        worker = cluster.start_worker("w1", 2, f"--heartbeat-interval={HEARTBEAT}")
+        receiver.start()
+        hostname = f"w1@{cluster.namespace}"
+        wait_for(
+            lambda: any(w.online and w.freq == HEARTBEAT for w in store.workers()),
+            30,
+            "a regular heartbeat from the worker",
+        )
+        job = cluster.send("demo.slow", 60)
+        wait_for(lambda: store.get(job.id).state is JobState.ACTIVE, 30, "the job to start")
+
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, no goodbye
+        killed_at = time.time()
+        wait_for(lambda: store.get(job.id).state is not JobState.ACTIVE, 30, "the job to move")
+
+        (seen,) = store.workers()
+        assert seen.hostname == hostname and not seen.online and seen.freq == HEARTBEAT
+        snapshot = store.get(job.id)
+        assert snapshot.state is JobState.FAILED
+        assert snapshot.extra[WORKER_LOST] == hostname
+        lost = snapshot.history[-1]
+        assert lost.event == "worker lost"
+        # Judged at twice the heartbeat interval after the last heartbeat, which
+        # came before the kill (give or take one in flight).
+        assert lost.timestamp == pytest.approx(seen.last_heartbeat + 2 * HEARTBEAT)
+        assert lost.timestamp <= killed_at + 2 * HEARTBEAT + 0.5
+        assert any(hostname in text and "1 running job" in text for _, text in store.notices())
+    finally:
+        receiver.stop()
+        cluster.close()
