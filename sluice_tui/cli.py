@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sluice_tui import __version__
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import DEFAULT_MAX_JOBS
+from sluice_tui.terminal_text import inert
 
 EXAMPLES = """\
 examples:
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return oneshot.run_retry(args) if args.command == "retry" else oneshot.run_revoke(args)
         return run_tui(args)
     except SetupError as exc:
-        print(f"sluice-tui: {exc}", file=sys.stderr)
+        print(f"sluice-tui: {inert(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -13,6 +13,7 @@ from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.export import job_to_dict
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import DEFAULT_MAX_JOBS, JobStore
+from sluice_tui.terminal_text import inert
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -66,8 +67,8 @@ def dump_app(
         receiver.stop()
     if not ever_connected:
         print(
-            f"sluice-tui: could not connect to the broker {receiver.broker} "
-            f"within {seconds:g} s: {last_error or 'no answer'}",
+            f"sluice-tui: could not connect to the broker {inert(receiver.broker)} "
+            f"within {seconds:g} s: {inert(last_error or 'no answer')}",
             file=sys.stderr,
         )
         return 1
@@ -119,9 +120,9 @@ class _Reporter:
         status = self.store.status
         if (status.state, status.error) != self._status:
             self._status = (status.state, status.error)
-            detail = f": {status.error}" if status.error else ""
-            print(f"sluice-tui: {status.state} {status.broker}{detail}", file=sys.stderr)
+            detail = f": {inert(status.error)}" if status.error else ""
+            print(f"sluice-tui: {status.state} {inert(status.broker)}{detail}", file=sys.stderr)
         for worker in self.store.workers():
             if worker.hostname not in self._workers:
                 self._workers.add(worker.hostname)
-                print(f"sluice-tui: worker seen {worker.hostname}", file=sys.stderr)
+                print(f"sluice-tui: worker seen {inert(worker.hostname)}", file=sys.stderr)

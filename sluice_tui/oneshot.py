@@ -19,6 +19,7 @@ from sluice_tui.celery_adapter.connect import load_app
 from sluice_tui.celery_adapter.control import CeleryControl
 from sluice_tui.model.states import ActionNotAllowed
 from sluice_tui.model.store import JobStore
+from sluice_tui.terminal_text import inert
 
 REFUSED = 2
 FAILED = 1
@@ -31,7 +32,7 @@ def _gate(args: argparse.Namespace) -> ActionsGate:
 
 
 def _say(text: str) -> None:
-    print(f"sluice-tui: {text}", file=sys.stderr)
+    print(f"sluice-tui: {inert(text)}", file=sys.stderr)
 
 
 def _confirmed(args: argparse.Namespace, question: str) -> bool | None:
@@ -91,15 +92,15 @@ def run_retry(args: argparse.Namespace) -> None:
     plan = _through_gate(lambda: gate.plan_retry(args.job_id), f"could not look up {args.job_id}")
     call = plan.call
     print(
-        f"retry {plan.job.id} ({plan.job.state.value}) as task {call.name}\n"
+        f"retry {inert(plan.job.id)} ({plan.job.state.value}) as task {inert(call.name)}\n"
         f"  args   {json.dumps(list(call.args), default=repr)}\n"
         f"  kwargs {json.dumps(call.kwargs, default=repr)}\n"
-        f"  queue  {call.queue or call.routing_key or '(default routing)'}\n"
+        f"  queue  {inert(call.queue or call.routing_key or '(default routing)')}\n"
         f"  from   {call.source}",
         file=sys.stderr,
     )
     _ask(args, "Send it again as a new job?")
-    print(_through_gate(lambda: gate.retry(plan), "sending failed"))
+    print(inert(_through_gate(lambda: gate.retry(plan), "sending failed")))
 
 
 @_exit_status
@@ -109,9 +110,9 @@ def run_revoke(args: argparse.Namespace) -> None:
     how = f"terminate with {args.signal}" if args.terminate else "revoke"
     if plan.running and not args.terminate:
         _say("the job is running: without --terminate it keeps running to the end")
-    _ask(args, f"{how.capitalize()} job {plan.job.id} ({plan.job.state.value})?")
+    _ask(args, f"{how.capitalize()} job {inert(plan.job.id)} ({plan.job.state.value})?")
     replies = _through_gate(
         lambda: gate.revoke(plan, terminate=args.terminate, signal=args.signal), "revoke failed"
     )
     for line in replies or ["no worker replied within a second"]:
-        print(line)
+        print(inert(line))

@@ -6,6 +6,9 @@ import itertools
 from typing import Any
 
 PRODUCER = "producer@app-host"
+# Terminal escapes in task data: retitle the window, clear it, move the cursor.
+TITLE_ESCAPE = "\x1b]0;pwned\x07"
+CURSOR_ESCAPES = "\x1b[2J\x1b[H\x1b[5A"
 _clock = itertools.count(1)
 
 

@@ -18,6 +18,7 @@ from tests.cluster import (
     require_transport,
     wait_for,
 )
+from tests.events import CURSOR_ESCAPES, TITLE_ESCAPE
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)
@@ -42,6 +43,7 @@ def run(request, tmp_path_factory):
             "eta": cluster.send("demo.add", 5, 5, countdown=2).id,
             "spawn": cluster.send("demo.spawn", 2).id,
             "slow": cluster.send("demo.slow", 60).id,
+            "escapes": cluster.send("demo.add", TITLE_ESCAPE, CURSOR_ESCAPES).id,
         }
         slow = cluster.app.AsyncResult(ids["slow"])
         wait_for(lambda: slow.state == "STARTED", 30, "the slow job to start")
@@ -49,6 +51,7 @@ def run(request, tmp_path_factory):
 
         out = stdout.text(timeout=120)
         assert dump.wait(timeout=10) == 0, stderr.seen
+        assert "\x1b" not in out and "\x07" not in out  # JSON escapes them
         jobs = {job["id"]: job for job in json.loads(out)}
         yield cluster, ids, jobs
     finally:
@@ -146,5 +149,13 @@ def test_children_link_to_their_parent(run):
 
 def test_every_job_has_finished(run):
     _, _, jobs = run
-    assert len(jobs) == 9  # seven sent by the test, two by spawn
+    assert len(jobs) == 10  # eight sent by the test, two by spawn
     assert {job["state"] for job in jobs.values()} <= {"completed", "failed", "cancelled"}
+
+
+def test_escape_sequences_in_results_are_kept_as_data_not_sent_raw(run):
+    _, ids, jobs = run
+    job = jobs[ids["escapes"]]
+    assert job["state"] == "completed"
+    # The exact text survives (as JSON escapes); only a terminal must not see it raw.
+    assert TITLE_ESCAPE + CURSOR_ESCAPES in job["result"]

@@ -1,21 +1,13 @@
-"""Turning task data into text that is safe and short enough for a terminal.
-
-Task names, args, results and tracebacks come from workers and producers we do
-not control.  A control character written to the terminal can retitle the
-window, move the cursor or worse, so every one is shown as a visible escape.
-"""
+"""Styles and formats for task data on screen (made safe by :func:`inert`)."""
 
 from __future__ import annotations
 
 import time
 
 from sluice_tui.model.states import JobState
+from sluice_tui.terminal_text import inert
 
-# C0 controls, DEL and C1 controls, shown as \xNN.  Newline and tab are kept
-# only where a block of text is wanted (tracebacks).
-_INERT = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
-_INERT_BLOCK = {k: v for k, v in _INERT.items() if k not in (0x09, 0x0A)}
-_INERT_LINE = {**_INERT, 0x0A: "\u21b5", 0x09: " "}
+__all__ = ["STATE_STYLES", "clock_time", "duration", "full_time", "inert", "short_id"]
 
 STATE_STYLES: dict[JobState, str] = {
     JobState.UNKNOWN: "grey62",
@@ -27,15 +19,6 @@ STATE_STYLES: dict[JobState, str] = {
     JobState.RETRYING: "magenta",
     JobState.CANCELLED: "dark_orange",
 }
-
-
-def inert(text: object, *, multiline: bool = False) -> str:
-    """``text`` with every control character made visible and harmless."""
-    if text is None:
-        return ""
-    if not isinstance(text, str):
-        text = str(text)
-    return text.translate(_INERT_BLOCK if multiline else _INERT_LINE)
 
 
 def short_id(job_id: str) -> str:
