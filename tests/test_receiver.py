@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from celery import Celery
-from kombu import Exchange, Producer
+from celery.events.event import get_exchange
+from kombu import Producer
 
 from sluice_tui.celery_adapter.receiver import ReceiverThread
-from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
-from tests.cluster import Cluster, wait_for
+from sluice_tui.ui.app import SluiceApp
+from tests.cluster import TRANSPORTS, Cluster, require_transport, wait_for
 from tests.own_servers import free_port
+from tests.ui_helpers import SIZE, screen_text
 
 
 def send_event(app: Celery, **fields) -> None:
@@ -75,29 +78,49 @@ def _sent_and_seen(app: Celery, store: JobStore, job_id: str) -> bool:
     return job_id in store
 
 
-def test_garbage_on_the_event_exchange_is_counted_and_ignored(tmp_path):
-    cluster = Cluster("filesystem", tmp_path)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_garbage_on_the_event_exchange_is_counted_while_the_app_runs(transport, tmp_path):
+    require_transport(transport)
+    cluster = Cluster(transport, tmp_path)
     store = JobStore()
     receiver = ReceiverThread(cluster.app, store)
-    receiver.start()
+    app = SluiceApp(store, source=receiver)
     try:
-        wait_for(lambda: store.status.state == "connected", 10, "connection")
-        exchange = Exchange(cluster.app.conf.event_exchange, type="topic")
-        with cluster.app.connection_for_write() as conn:
-            producer = Producer(conn, exchange=exchange)
-            producer.publish(
-                b"\xff\xfe not json",
-                routing_key="task.x",
-                content_type="application/json",
-                content_encoding="utf-8",
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_in_app(pilot, lambda: store.status.state == "connected", "connection")
+            with cluster.app.connection_for_write() as conn:
+                exchange = get_exchange(conn, name=cluster.app.conf.event_exchange)
+                producer = Producer(conn, exchange=exchange)
+                producer.publish(
+                    b"\xff\xfe not json, not UTF-8",
+                    routing_key="task.x",
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                )
+                producer.publish("just a string", routing_key="task.x", serializer="json")
+                producer.publish({"type": "task-started"}, routing_key="task.x", serializer="json")
+            # Redis pub/sub and the filesystem transport do not promise order.
+            await wait_in_app(pilot, lambda: store.stats().bad_events >= 3, "three bad messages")
+            await wait_in_app(
+                pilot, lambda: _sent_and_seen(cluster.app, store, "good"), "a good event after"
             )
-            producer.publish("just a string", routing_key="task.x", serializer="json")
-            producer.publish({"type": "task-started"}, routing_key="task.x", serializer="json")
-        send_event(cluster.app, type="task-started", uuid="good")
-        wait_for(lambda: "good" in store, 10, "the good event after the garbage")
-        assert store.get("good").state is JobState.ACTIVE
-        # The filesystem transport does not promise delivery order: wait for all three.
-        wait_for(lambda: store.stats().bad_events >= 3, 10, "the three bad messages")
-        assert store.status.state == "connected"
+            await pilot.pause(0.3)  # a tick or two: the screen follows the store
+            text = screen_text(app)
+            assert "3 bad events skipped" in text
+            assert "good" in text and "active" in text
+            await pilot.press("d")
+            text = screen_text(app)
+            assert "undecodable message" in text and "malformed event message" in text
+            assert "task event without a valid uuid" in text
+            assert store.status.state == "connected" and receiver.alive
     finally:
-        receiver.stop()
+        cluster.close()
+
+
+async def wait_in_app(pilot, condition, what: str, timeout: float = 20.0) -> None:
+    """Like wait_for, but lets the app run while waiting."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
