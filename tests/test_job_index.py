@@ -1,11 +1,14 @@
 """The list index agrees with a brute-force sort and filter after any updates."""
 
+from unittest.mock import patch
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.model.states import ALL_STATES
 from sluice_tui.model.store import JobStore
+from sluice_tui.ui import job_index
 from sluice_tui.ui.job_index import JobIndex, SortColumn
 from tests import events as ev
 
@@ -24,6 +27,13 @@ def expected(index: JobIndex, store: JobStore) -> list[str]:
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_index_matches_brute_force(data):
+    # Ticks either move each changed row or, past a threshold, rebuild: both ways.
+    bulk_min = data.draw(st.sampled_from([0, job_index.BULK_MIN]), label="bulk_min")
+    with patch.object(job_index, "BULK_MIN", bulk_min):
+        check_against_brute_force(data)
+
+
+def check_against_brute_force(data):
     store = JobStore(max_jobs=data.draw(st.integers(3, 30)))
     feed = EventAdapter(store)
     index = JobIndex(store)

@@ -4,8 +4,8 @@ The index mirrors one row per job and keeps the ids that pass the current
 filter sorted by the current column.  Each UI tick applies only the store's
 change feed: a changed job leaves and re-enters the sorted list by bisection,
 so a tick costs O(changes x log n), and a filter or sort switch is one pass
-over the mirror.  Reversing never re-sorts: display positions count from the
-other end.
+over the mirror, as is a tick with too many changes for bisection.  Reversing
+never re-sorts: display positions count from the other end.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
 
 _STATE_ORDER = {state: i for i, state in enumerate(ALL_STATES)}
+# A tick with more changes than max(BULK_MIN, rows / BULK_SHARE) rebuilds the
+# visible list in one pass instead of moving each changed row.
+BULK_MIN = 2_000
+BULK_SHARE = 20
 
 
 class SortColumn(enum.Enum):
@@ -129,29 +133,39 @@ class JobIndex:
         if not changes.job_ids:
             return False
         fresh = self.store.rows(changes.job_ids)
-        rows, primaries, haystacks = self._rows, self._primaries, self._haystacks
+        # Each incremental move shifts the visible list (a memmove of up to n
+        # pointers), so past a share of the list one rebuild is cheaper: a
+        # flood costs a tick no more than a filter switch does.
+        incremental = len(fresh) <= max(BULK_MIN, len(self._rows) // BULK_SHARE)
         for job_id, new in fresh.items():
-            old = rows.get(job_id)
-            self.noted += (new is not None and new.note is not None) - (
-                old is not None and old.note is not None
-            )
-            if old is not None:
-                i = self._find(job_id) if self._matches(old) else None
+            old = self._rows.get(job_id)
+            if incremental and old is not None and self._matches(old):
+                i = self._find(job_id)
                 if i is not None:
                     del self._visible[i]
-                haystacks.pop(job_id, None)
-            if new is None:
-                rows.pop(job_id, None)
-                primaries.pop(job_id, None)
-                self._seq.pop(job_id, None)
-                continue
-            if old is None:
-                self._seq[job_id] = self._next_seq
-                self._next_seq += 1
-            rows[job_id] = new
-            primaries[job_id] = self._primary(new)
-            if self._matches(new):
+            if self._take(job_id, old, new) and incremental and self._matches(new):
                 insort(self._visible, job_id, key=self._key)  # key applies to job_id too
+        if not incremental:
+            self._rebuild()
+        return True
+
+    def _take(self, job_id: str, old: JobRow | None, new: JobRow | None) -> bool:
+        """Mirror one changed row; return whether the job is still in the store."""
+        self.noted += (new is not None and new.note is not None) - (
+            old is not None and old.note is not None
+        )
+        if old is not None:
+            self._haystacks.pop(job_id, None)
+        if new is None:
+            self._rows.pop(job_id, None)
+            self._primaries.pop(job_id, None)
+            self._seq.pop(job_id, None)
+            return False
+        if old is None:
+            self._seq[job_id] = self._next_seq
+            self._next_seq += 1
+        self._rows[job_id] = new
+        self._primaries[job_id] = self._primary(new)
         return True
 
     def _key(self, job_id: str) -> tuple:
