@@ -77,6 +77,14 @@ class OwnRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def calls(self, command: str) -> int:
+        """How many times clients ran ``command`` since the server started."""
+        import redis
+
+        with redis.Redis(port=self.port) as client:
+            stats = client.info("commandstats").get(f"cmdstat_{command.lower()}")
+        return int(stats["calls"]) if stats else 0
+
     def log(self) -> str:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
 

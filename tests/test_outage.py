@@ -131,3 +131,27 @@ def seen_after_sending(app: Celery, store: JobStore, job_id: str) -> bool:
         dispatcher.send("task-started", uuid=job_id)
         dispatcher.close()
     return job_id in store
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "read-write"])
+def test_read_only_publishes_nothing_even_across_a_reconnect(own_redis, read_only):
+    """No enable_events, no wakeup heartbeat, no inspect for a resync: nothing at all."""
+    app = Celery("watcher", broker=own_redis.url, set_as_current=False)
+    store = JobStore()
+    receiver = ReceiverThread(app, store, read_only=read_only)
+    receiver.start()
+    try:
+        wait_for(lambda: store.status.state == "connected", 15, "the first connection")
+        own_redis.stop()
+        wait_for(lambda: store.status.state == "reconnecting", 15, "the outage")
+        own_redis.start()  # a fresh server: its command counts start at zero
+        wait_for(lambda: store.status.state == "connected", 30, "reconnection")
+        wait_for(lambda: store.gaps() and store.gaps()[-1].resync != "resync pending", 30, "resync")
+        published = own_redis.calls("publish") + own_redis.calls("lpush")
+        if read_only:
+            assert published == 0
+            assert "workers not asked (read-only)" in store.gaps()[-1].resync
+        else:
+            assert published > 0  # the same check would catch a publishing read-only mode
+    finally:
+        receiver.stop()
