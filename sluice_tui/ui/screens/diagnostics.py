@@ -2,56 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
 
 from sluice_tui.model.store import JobStore
-from sluice_tui.ui.screens.live import LiveScreen
+from sluice_tui.ui.screens.report import ReportScreen
 from sluice_tui.ui.text import duration, full_time, inert
 
-if TYPE_CHECKING:
-    from sluice_tui.ui.app import SluiceApp
 
+class DiagnosticsScreen(ReportScreen):
+    TITLE = "Diagnostics"
 
-class DiagnosticsScreen(LiveScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Back", id="diagnostics.close"),
-    ]
-
-    app: SluiceApp
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._shown: tuple | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Static("Diagnostics", id="diagnostics-title")
-        with VerticalScroll():
-            yield Static(id="diagnostics-body")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.refresh_from_store(changed=True)
-
-    def refresh_from_store(self, changed: bool) -> None:
+    def report_key(self) -> object:
         store = self.app.store
-        stats = store.stats()
-        # Redraw only when something shown here moved, not on every tick.
-        key = (store.status, store.gap_count, store.last_gap(), stats, len(store.notices()))
-        if key == self._shown:
-            return
-        self._shown = key
-        self.query_one("#diagnostics-body", Static).update(render_diagnostics(store))
+        return (store.status, store.gap_count, store.last_gap(), store.stats(), store.notices())
 
-    def action_close(self) -> None:
-        self.app.pop_screen()
+    def render_report(self) -> RenderableType:
+        return render_diagnostics(self.app.store)
 
 
 def render_diagnostics(store: JobStore) -> RenderableType:
