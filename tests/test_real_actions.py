@@ -41,11 +41,17 @@ def monitor(cluster: Cluster, control_app: Celery | None = None):
 
 
 async def wait_until(pilot, condition, timeout: float, what: str):
+    if not await _eventually(pilot, condition, timeout):
+        pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+async def _eventually(pilot, condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            return False
         await pilot.pause(0.05)
+    return True
 
 
 async def open_job(pilot, job_id: str, *, whole_id: bool = False) -> None:
@@ -56,7 +62,12 @@ async def open_job(pilot, job_id: str, *, whole_id: bool = False) -> None:
 async def until_connected(pilot, app, cluster: Cluster) -> None:
     """Until the worker sends task events: it was started without -E, and the
     monitor's enable_events broadcast may still be on its way."""
-    await wait_until(pilot, lambda: app.store.worker_counts()[0] >= 1, 30, "a worker heartbeat")
+    if not await _eventually(pilot, lambda: app.store.worker_counts()[0] >= 1, 30):
+        log = (cluster.tmp_path / "w1.log").read_text()[-3000:]
+        pytest.fail(
+            f"no worker heartbeat within 30 s; status {app.store.status}, "
+            f"workers {app.store.workers()}, stats {app.store.stats()}; worker log:\n{log}"
+        )
     deadline = time.monotonic() + 30
     while True:
         probe = cluster.send("demo.add", 0, 0).id

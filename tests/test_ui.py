@@ -318,14 +318,14 @@ async def test_no_warning_line_while_nothing_was_lost():
         assert "events may have been lost" not in text and "diagnostics" not in text
 
 
-async def test_jobs_of_a_lost_worker_show_as_failed_with_a_note(app):
+async def test_jobs_of_a_lost_worker_show_as_unknown_with_a_note(app):
     async with app.run_test(size=SIZE) as pilot:
         # worker-b's last heartbeat was 20 s before NOW; it ran job 4.
         lost = app.store.sweep_workers(NOW, T0)
         assert lost == {"worker-b@prod-2": 1}
         app.tick()
-        await pilot.press("6")
+        await pilot.press("1")
         (row,) = [r for r in table_rows(app) if job_id(4)[:8] in r]
-        assert "failed" in row and "worker lost" in row
+        assert "unknown" in row and "worker lost" in row
         await pilot.press("g", *job_id(4)[:8], "enter")
         assert "worker lost" in screen_text(app)

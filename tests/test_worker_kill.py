@@ -44,7 +44,7 @@ def test_a_killed_worker_goes_offline_and_its_running_job_is_marked_lost(transpo
         (seen,) = store.workers()
         assert seen.hostname == hostname and not seen.online and seen.freq == HEARTBEAT
         snapshot = store.get(job.id)
-        assert snapshot.state is JobState.FAILED
+        assert snapshot.state is JobState.UNKNOWN
         assert snapshot.extra[WORKER_LOST] == hostname
         lost = snapshot.history[-1]
         assert lost.event == "worker lost"

@@ -240,8 +240,8 @@ class ReceiverThread:
                 if jobs:
                     self.store.add_notice(
                         f"worker {hostname} stopped (offline, or no heartbeat for twice its "
-                        f"interval): {jobs} running job{'s' if jobs != 1 else ''} marked "
-                        "failed, worker lost"
+                        f"interval): {jobs} running job{'s' if jobs != 1 else ''} now "
+                        "unknown, noted 'worker lost'"
                     )
         if not self.enable_events:
             return

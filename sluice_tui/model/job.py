@@ -32,11 +32,17 @@ class Step(NamedTuple):
     # the task, so a worker's task-received can carry an earlier time, and the
     # producer's word must not turn a scheduled job back into a queued one.
     weak: bool = False
+    # A step that takes back what an earlier event said: it moves a job only
+    # out of ``demotes`` (an active job whose worker died is no longer known
+    # to be running), against the precedence.
+    demotes: JobState | None = None
 
     def moves(self, current: JobState) -> bool:
         """Whether this step takes a job in ``current`` to ``self.state``."""
         if self.passive or (self.weak and current is not JobState.UNKNOWN):
             return False
+        if self.demotes is not None:
+            return current is self.demotes
         return ACCEPTS[current][self.state]
 
 
@@ -325,7 +331,7 @@ class Job:
             return None
         if extra.get(REVOKE_REQUESTED) and self.state not in FINISHED_STATES:
             return "revoke requested"
-        if WORKER_LOST in extra and self.state is JobState.FAILED:
+        if WORKER_LOST in extra and self.state is JobState.UNKNOWN:
             return "worker lost"
         if RETRIED_AS in extra:
             return f"retried as {str(extra[RETRIED_AS])[:8]}"

@@ -29,10 +29,11 @@ from sluice_tui.model.workers import Worker, WorkerSnapshot
 
 DEFAULT_MAX_JOBS = 100_000
 ACTOR = "sluice-tui"  # the hostname on history entries for our own actions
-# A job whose worker died mid-run fails, as Celery fails a task whose pool
-# process dies (WorkerLostError); a later event from a worker that was only
-# out of touch still wins, since completed outranks failed.
-LOST_WITH_WORKER = Step(JobState.FAILED, "worker lost", 5)
+# A job running on a worker that stopped heartbeating is no longer known to
+# run: it may be lost, redelivered (acks_late) or still running on a worker
+# that is only stalled.  So it becomes unknown, and any later event about it
+# (received again, succeeded, failed) moves it on as usual.
+LOST_WITH_WORKER = Step(JobState.UNKNOWN, "worker lost", 5, demotes=JobState.ACTIVE)
 MAX_GAPS = 100
 
 
@@ -238,7 +239,7 @@ class JobStore:
         return True
 
     def sweep_workers(self, now: float, watched_since: float) -> dict[str, int]:
-        """Mark workers that stopped as lost, failing the jobs they were running.
+        """Mark workers that stopped as lost, and the jobs they were running as unknown.
 
         Returns each newly lost worker with the number of its jobs marked lost.
         ``watched_since`` is when the event stream last connected (see
