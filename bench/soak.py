@@ -1,6 +1,6 @@
 """Soak: hours of live events through a real broker; memory must stay flat.
 
-    python -m bench.soak [--minutes 60] [--rate 1500] [--max-jobs 100000] [--broker URL]
+    python -m bench.soak [--minutes 60] [--rate 1500] [--max-jobs 100000] [--broker URL] [--trace]
 
 A publisher process sends a realistic event stream (plus worker heartbeats) at
 a steady rate; this process runs sluice-tui's receiver thread into a store
@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 
 from kombu import Connection, Producer
 
@@ -95,7 +96,12 @@ def poll_like_the_ui(store: JobStore, stop: threading.Event) -> None:
         store.worker_counts()
 
 
-def soak(broker: str, minutes: float, rate: float, max_jobs: int, every: float) -> None:
+def soak(
+    broker: str, minutes: float, rate: float, max_jobs: int, every: float, trace: bool
+) -> None:
+    if trace:
+        tracemalloc.start()
+    settled_snapshot = None
     app = bench_app(broker)
     store = JobStore(max_jobs=max_jobs)
     receiver = ReceiverThread(app, store, read_only=True)
@@ -124,7 +130,11 @@ def soak(broker: str, minutes: float, rate: float, max_jobs: int, every: float) 
     started = time.monotonic()
     samples: list[tuple[float, float, int, int, int]] = []
     full_at: float | None = None
-    print(f"{'minute':>7} {'RSS MB':>8} {'jobs':>8} {'events':>11} {'evicted':>10}", flush=True)
+    traced = f" {'traced MB':>9}" if trace else ""
+    print(
+        f"{'minute':>7} {'RSS MB':>8}{traced} {'jobs':>8} {'events':>11} {'evicted':>10}",
+        flush=True,
+    )
     while True:
         try:
             publisher.wait(timeout=every)
@@ -136,8 +146,12 @@ def soak(broker: str, minutes: float, rate: float, max_jobs: int, every: float) 
         samples.append((t, rss_mb(), stats.jobs, stats.events, stats.evicted))
         if full_at is None and stats.evicted:
             full_at = t
+        if trace:
+            traced = f" {tracemalloc.get_traced_memory()[0] / 1e6:9.1f}"
+            if settled_snapshot is None and full_at is not None and t >= full_at + WARM_UP:
+                settled_snapshot = tracemalloc.take_snapshot()
         print(
-            f"{t / 60:7.1f} {samples[-1][1]:8.1f} {stats.jobs:8,} {stats.events:11,} "
+            f"{t / 60:7.1f} {samples[-1][1]:8.1f}{traced} {stats.jobs:8,} {stats.events:11,} "
             f"{stats.evicted:10,}",
             flush=True,
         )
@@ -175,6 +189,11 @@ def soak(broker: str, minutes: float, rate: float, max_jobs: int, every: float) 
             ),
         ]
     report(f"soak on {broker.split('@')[-1]}", rows)
+    if settled_snapshot is not None:
+        print("\ntraced growth since memory settled, top sites:")
+        growth = tracemalloc.take_snapshot().compare_to(settled_snapshot, "lineno")
+        for stat in growth[:8]:
+            print(f"  {stat}")
 
 
 def main() -> None:
@@ -184,6 +203,9 @@ def main() -> None:
     parser.add_argument("--max-jobs", type=int, default=DEFAULT_MAX_JOBS)
     parser.add_argument("--broker", default=REDIS)
     parser.add_argument("--every", type=float, default=60, help="seconds between samples")
+    parser.add_argument(
+        "--trace", action="store_true", help="also track Python allocations (tracemalloc)"
+    )
     parser.add_argument("--publish", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.publish:
@@ -191,7 +213,7 @@ def main() -> None:
         publish(broker, exchange, float(rate), float(seconds))
         return
     print(f"machine: {machine()}")
-    soak(args.broker, args.minutes, args.rate, args.max_jobs, args.every)
+    soak(args.broker, args.minutes, args.rate, args.max_jobs, args.every, args.trace)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def config_from_env(env: Mapping[str, str] = os.environ) -> dict:
         for sub in ("queue", "control", "results"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_url"] = "filesystem://"
+        conf["broker_transport"] = "sluice_tui.demo.filesystem_transport:Transport"
         conf["broker_transport_options"] = {
             "data_folder_in": str(root / "queue"),
             "data_folder_out": str(root / "queue"),
