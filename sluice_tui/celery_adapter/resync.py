@@ -125,9 +125,10 @@ class Resync:
         # and stopping at a stale count would skip a worker's answer.
         inspect = self.app.control.inspect(timeout=self.timeout)
         answered: set[str] = set()
-        active = inspect.active(safe=True) or {}
-        for worker, requests in self._replies(active, answered):
-            self._apply_requests(RUNNING, worker, requests, asked_at, reported, result)
+        running: set[str] = set()
+        for worker, requests in self._replies(inspect.active(safe=True) or {}, answered):
+            self._apply_requests(RUNNING, worker, requests, asked_at, running, result)
+        reported |= running
         for worker, requests in self._replies(inspect.reserved(safe=True) or {}, answered):
             self._apply_requests(RESERVED, worker, requests, asked_at, reported, result)
         for worker, entries in self._replies(inspect.scheduled(safe=True) or {}, answered):
@@ -138,7 +139,6 @@ class Resync:
                 else:
                     self._bad(entry)
             self._apply_requests(SCHEDULED, worker, requests, asked_at, reported, result)
-        running = {job_id for job_id in reported if self.store.get(job_id).state is JobState.ACTIVE}
         for worker, ids in self._replies(inspect.revoked() or {}, answered):
             for job_id in ids:
                 # A running job revoked without terminate goes on running; a

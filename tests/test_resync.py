@@ -1,0 +1,78 @@
+"""How inspect replies become job corrections, malformed replies included."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from celery import Celery
+from celery.backends.base import DisabledBackend
+
+from sluice_tui.celery_adapter.resync import Resync
+from sluice_tui.model.states import JobState
+from tests import events as ev
+
+
+class Replies:
+    """Canned answers in the shape Celery's inspect API returns them."""
+
+    def __init__(self, **replies) -> None:
+        self.replies = replies
+
+    def __getattr__(self, name):
+        return lambda **kwargs: self.replies.get(name)
+
+
+def cluster_answering(**replies) -> SimpleNamespace:
+    control = SimpleNamespace(inspect=lambda timeout: Replies(**replies))
+    return SimpleNamespace(
+        control=control, backend=DisabledBackend(app=Celery(set_as_current=False))
+    )
+
+
+def request(job_id: str, name: str = "proj.add") -> dict:
+    return {"id": job_id, "name": name, "args": "(1, 2)", "kwargs": "{}", "type": name}
+
+
+def test_replies_correct_jobs_and_add_unseen_ones(feed, store, clock):
+    feed(ev.received("queued-then-started", clock.now - 10))
+    feed(ev.received("revoked-while-queued", clock.now - 10))
+    feed(ev.received("revoked-but-running", clock.now - 10))
+    feed(ev.received("reserved-as-known", clock.now - 10))
+    app = cluster_answering(
+        active={
+            "w1@h": [
+                request("queued-then-started"),
+                request("revoked-but-running"),
+                request("started-in-the-gap"),
+                {"no": "id"},
+            ]
+        },
+        reserved={"w1@h": [request("reserved-as-known")], "w2@h": "not a list"},
+        scheduled={"w2@h": [{"eta": "2099-01-01T00:00:00", "request": request("later")}, 7]},
+        revoked={"w1@h": ["revoked-while-queued", "revoked-but-running", "never-seen"]},
+    )
+    result = Resync(app, store, clock=clock).run()
+
+    assert store.get("queued-then-started").state is JobState.ACTIVE
+    assert store.get("started-in-the-gap").state is JobState.ACTIVE
+    assert store.get("started-in-the-gap").worker == "w1@h"
+    assert store.get("later").state is JobState.SCHEDULED
+    assert store.get("later").eta == "2099-01-01T00:00:00"
+    assert store.get("revoked-while-queued").state is JobState.CANCELLED
+    # Revoked without terminate, it is still running: the active reply wins.
+    assert store.get("revoked-but-running").state is JobState.ACTIVE
+    assert "never-seen" not in store
+    # Already queued and reported reserved: nothing new, no history entry.
+    assert [t.event for t in store.get("reserved-as-known").history] == ["task-received"]
+    assert [t.event for t in store.get("later").history] == ["resync: scheduled on worker"]
+
+    assert result.corrected == 5
+    assert result.workers == 2
+    assert store.stats().bad_by_reason == {"malformed inspect reply": 3}
+    assert result.summary() == "resync corrected 5 jobs; 2 workers answered"
+
+
+def test_no_answer_and_read_only_are_said_plainly(store, clock):
+    assert "no worker answered" in Resync(cluster_answering(), store, clock=clock).run().summary()
+    read_only = Resync(cluster_answering(), store, ask_workers=False, clock=clock).run()
+    assert "workers not asked (read-only)" in read_only.summary()
