@@ -59,13 +59,17 @@ def test_heartbeats_missed_while_the_monitor_was_disconnected_prove_nothing(feed
     assert store.sweep_workers(clock.now, reconnected) == {"w1@host": 1}
 
 
-def test_a_worker_that_was_only_out_of_touch_can_still_complete_its_job(feed, store, clock):
+def run_a_job_then_lose_its_worker(feed, store, clock) -> None:
     feed(ev.heartbeat("w1@host", clock.now))
     feed(ev.received("a", clock.now))
     feed(ev.started("a", clock.now))
     clock.advance(5)
-    store.sweep_workers(clock.now, clock.now - 5)
+    assert store.sweep_workers(clock.now, clock.now - 5) == {"w1@host": 1}
     assert store.get("a").state is JobState.UNKNOWN
+
+
+def test_a_worker_that_was_only_out_of_touch_can_still_complete_its_job(feed, store, clock):
+    run_a_job_then_lose_its_worker(feed, store, clock)
     feed(ev.heartbeat("w1@host", clock.now))
     feed(ev.succeeded("a", clock.now))
     a = store.get("a")
@@ -87,11 +91,7 @@ def test_a_wakeup_heartbeat_does_not_stretch_the_real_interval(feed, store, cloc
 
 def test_a_lost_job_redelivered_by_the_broker_runs_again(feed, store, clock):
     """With acks_late the broker hands a dead worker's job to another worker."""
-    feed(ev.heartbeat("w1@host", clock.now))
-    feed(ev.received("a", clock.now))
-    feed(ev.started("a", clock.now))
-    clock.advance(5)
-    store.sweep_workers(clock.now, clock.now - 5)
+    run_a_job_then_lose_its_worker(feed, store, clock)
     feed(ev.received("a", clock.now, hostname="w2@host"))
     feed(ev.started("a", clock.now + 0.1, hostname="w2@host"))
     a = store.get("a")
