@@ -186,7 +186,7 @@ class Resync:
         if isinstance(backend, DisabledBackend):
             return
         deadline = time.monotonic() + BACKEND_BUDGET
-        candidates = [i for i in self.store.unfinished_ids(_IN_FLIGHT) if i not in reported]
+        candidates = [i for i in self.store.ids_in(_IN_FLIGHT) if i not in reported]
         for job_id in candidates[-MAX_BACKEND_LOOKUPS:]:  # the newest matter most
             if time.monotonic() > deadline:
                 result.problems.append("result backend lookups cut short by the time budget")

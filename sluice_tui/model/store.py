@@ -288,7 +288,6 @@ class JobStore:
             if 0 <= index < len(self._gaps):
                 gap = self._gaps[index]
                 self._gaps[index] = Gap(gap.start, gap.end, gap.reason, outcome)
-                self._worker_version += 1  # wakes readers of the header
 
     def record_bad_event(self, reason: str, sample: str = "") -> None:
         """Count an event that could not be used; keep a short sample for diagnostics."""
@@ -465,7 +464,7 @@ class JobStore:
     def gap_count(self) -> int:
         return self._gap_total
 
-    def unfinished_ids(self, states: Iterable[JobState]) -> list[str]:
+    def ids_in(self, states: Iterable[JobState]) -> list[str]:
         """Ids of jobs in ``states``, oldest first."""
         wanted = frozenset(states)
         with self._lock:
