@@ -42,6 +42,20 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
         time.sleep(interval)
 
 
+def send_event(app: Celery, hostname: str = "w@h", **fields) -> None:
+    """Publish one event as a worker would, on the app's event exchange."""
+    with app.connection_for_write() as conn:
+        dispatcher = app.events.Dispatcher(conn, hostname=hostname, enabled=True)
+        dispatcher.send(**fields)
+        dispatcher.close()
+
+
+def event_arrives(app: Celery, store, job_id: str) -> bool:
+    """Send a task-started for ``job_id``; whether the store has it (poll until it does)."""
+    send_event(app, type="task-started", uuid=job_id)
+    return job_id in store
+
+
 # Filesystem always runs; Redis and RabbitMQ are mandatory when CI=true.
 TRANSPORTS = [
     "filesystem",

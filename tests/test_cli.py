@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from tests.cluster import Cluster, LineReader
-from tests.test_receiver import free_port, send_event
+from tests.cluster import Cluster, LineReader, send_event
+from tests.own_servers import free_port
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:

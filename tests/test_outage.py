@@ -15,8 +15,10 @@ from celery import Celery
 from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
-from tests.cluster import Cluster, require_transport, wait_for
+from sluice_tui.ui.app import SluiceApp
+from tests.cluster import Cluster, event_arrives, require_transport, wait_for
 from tests.own_servers import OwnRedis, TcpProxy
+from tests.ui_helpers import SIZE, screen_text, wait_in_app
 
 
 def through(proxy: TcpProxy, url: str) -> str:
@@ -99,7 +101,7 @@ def test_a_monitor_that_falls_behind_is_cut_off_by_redis_and_recovers(tmp_path):
     receiver.start()
     try:
         wait_for(lambda: store.status.state == "connected", 15, "the first connection")
-        wait_for(lambda: seen_after_sending(workers, store, "before"), 15, "an event before")
+        wait_for(lambda: event_arrives(workers, store, "before"), 15, "an event before")
 
         proxy.stall()  # the monitor stops reading, as a busy one would
         flood = 20_000
@@ -114,7 +116,7 @@ def test_a_monitor_that_falls_behind_is_cut_off_by_redis_and_recovers(tmp_path):
         wait_for(lambda: store.gaps(), 30, "the gap to be recorded")
         wait_for(lambda: store.status.state == "connected", 30, "reconnection")
         wait_for(lambda: store.gaps()[-1].resync != "resync pending", 30, "the resync")
-        wait_for(lambda: seen_after_sending(workers, store, "after"), 15, "an event after")
+        wait_for(lambda: event_arrives(workers, store, "after"), 15, "an event after")
         received = sum(1 for n in range(flood) if f"flood-{n}" in store)
         assert received < flood  # what Redis threw away is gone, and the gap says so
         assert store.gaps()[-1].end >= store.gaps()[-1].start
@@ -123,14 +125,6 @@ def test_a_monitor_that_falls_behind_is_cut_off_by_redis_and_recovers(tmp_path):
         receiver.stop()
         proxy.close()
         redis.remove()
-
-
-def seen_after_sending(app: Celery, store: JobStore, job_id: str) -> bool:
-    with app.connection_for_write() as conn:
-        dispatcher = app.events.Dispatcher(conn, hostname="w1@flood", enabled=True)
-        dispatcher.send("task-started", uuid=job_id)
-        dispatcher.close()
-    return job_id in store
 
 
 @pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "read-write"])
@@ -155,3 +149,24 @@ def test_read_only_publishes_nothing_even_across_a_reconnect(own_redis, read_onl
             assert published > 0  # the same check would catch a publishing read-only mode
     finally:
         receiver.stop()
+
+
+async def test_the_header_follows_an_outage_and_keeps_the_gap(own_redis):
+    app = Celery("watched", broker=own_redis.url, set_as_current=False)
+    store = JobStore()
+    tui = SluiceApp(store, source=ReceiverThread(app, store))
+    async with tui.run_test(size=SIZE) as pilot:
+        await wait_in_app(pilot, lambda: "connected" in header(tui), "connected")
+        await wait_in_app(pilot, lambda: event_arrives(app, store, "before"), "a first event")
+        own_redis.stop()
+        await wait_in_app(pilot, lambda: "reconnecting:" in header(tui), "reconnecting")
+        assert "events may have been lost" not in header(tui)  # not until it is over
+        own_redis.start()
+        await wait_in_app(pilot, lambda: "events may have been lost" in header(tui), "the gap")
+        assert "\u25cf connected" in header(tui)
+        await wait_in_app(pilot, lambda: event_arrives(app, store, "after"), "events again")
+        assert tui.is_running
+
+
+def header(tui: SluiceApp) -> str:
+    return "\n".join(screen_text(tui).splitlines()[:4])

@@ -12,16 +12,16 @@ from kombu import Producer
 from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.app import SluiceApp
-from tests.cluster import TRANSPORTS, Cluster, require_transport, wait_for
+from tests.cluster import (
+    TRANSPORTS,
+    Cluster,
+    event_arrives,
+    require_transport,
+    send_event,
+    wait_for,
+)
 from tests.own_servers import free_port
-from tests.ui_helpers import SIZE, screen_text
-
-
-def send_event(app: Celery, **fields) -> None:
-    with app.connection_for_write() as conn:
-        dispatcher = app.events.Dispatcher(conn, hostname="w@h", enabled=True)
-        dispatcher.send(**fields)
-        dispatcher.close()
+from tests.ui_helpers import SIZE, screen_text, wait_in_app
 
 
 def test_stop_returns_quickly_while_connected(tmp_path):
@@ -67,15 +67,10 @@ def test_reconnects_after_the_broker_restarts(own_redis):
         own_redis.start()
         wait_for(lambda: store.status.state == "connected", 30, "reconnection")
         # Events published after reconnecting reach the store again.
-        wait_for(lambda: _sent_and_seen(app, store, "after"), 15, "an event after the outage")
+        wait_for(lambda: event_arrives(app, store, "after"), 15, "an event after the outage")
         assert receiver.alive
     finally:
         assert receiver.stop()
-
-
-def _sent_and_seen(app: Celery, store: JobStore, job_id: str) -> bool:
-    send_event(app, type="task-started", uuid=job_id)
-    return job_id in store
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -90,7 +85,7 @@ async def test_garbage_on_the_event_exchange_is_counted_while_the_app_runs(trans
             # Subscribed for sure once an event gets through (kombu subscribes
             # to Redis pub/sub on its first poll, after "connected").
             await wait_in_app(
-                pilot, lambda: _sent_and_seen(cluster.app, store, "ready"), "a first event"
+                pilot, lambda: event_arrives(cluster.app, store, "ready"), "a first event"
             )
             with cluster.app.connection_for_write() as conn:
                 exchange = get_exchange(conn, name=cluster.app.conf.event_exchange)
@@ -106,7 +101,7 @@ async def test_garbage_on_the_event_exchange_is_counted_while_the_app_runs(trans
             # Redis pub/sub and the filesystem transport do not promise order.
             await wait_in_app(pilot, lambda: store.stats().bad_events >= 3, "three bad messages")
             await wait_in_app(
-                pilot, lambda: _sent_and_seen(cluster.app, store, "good"), "a good event after"
+                pilot, lambda: event_arrives(cluster.app, store, "good"), "a good event after"
             )
             await pilot.pause(0.3)  # a tick or two: the screen follows the store
             text = screen_text(app)
@@ -119,12 +114,3 @@ async def test_garbage_on_the_event_exchange_is_counted_while_the_app_runs(trans
             assert store.status.state == "connected" and receiver.alive
     finally:
         cluster.close()
-
-
-async def wait_in_app(pilot, condition, what: str, timeout: float = 20.0) -> None:
-    """Like wait_for, but lets the app run while waiting."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.05)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from textual.pilot import Pilot
 
 from sluice_tui.ui.app import SluiceApp
@@ -44,3 +47,12 @@ def capture_notifications(app: SluiceApp) -> list[str]:
 
     app.notify = notify
     return seen
+
+
+async def wait_in_app(pilot, condition, what: str, timeout: float = 20.0) -> None:
+    """Like wait_for, but lets the app run while waiting."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
