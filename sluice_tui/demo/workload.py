@@ -46,6 +46,11 @@ def config_from_env(env: Mapping[str, str] = os.environ) -> dict:
             (root / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_url"] = "filesystem://"
         conf["broker_transport"] = "sluice_tui.demo.filesystem_transport:Transport"
+        # Without an event loop (filesystem has none) a prefork worker hands an
+        # ETA task to a full pool from its timer thread and waits there, and
+        # the heartbeats that thread also sends stop until a slot frees up: a
+        # monitor rightly reports the worker as gone.  Don't block the timer.
+        conf["worker_pool_putlocks"] = False
         conf["broker_transport_options"] = {
             "data_folder_in": str(root / "queue"),
             "data_folder_out": str(root / "queue"),
