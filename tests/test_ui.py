@@ -328,4 +328,5 @@ async def test_jobs_of_a_lost_worker_show_as_unknown_with_a_note(app):
         (row,) = [r for r in table_rows(app) if job_id(4)[:8] in r]
         assert "unknown" in row and "worker lost" in row
         await pilot.press("g", *job_id(4)[:8], "enter")
-        assert "worker lost" in screen_text(app)
+        text = screen_text(app)
+        assert "worker lost" in text and "no longer known" in text

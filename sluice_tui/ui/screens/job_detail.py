@@ -15,8 +15,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from sluice_tui.model.job import RETRIED_AS, RETRY_OF, JobSnapshot
-from sluice_tui.model.states import Action
+from sluice_tui.model.job import RETRIED_AS, RETRY_OF, WORKER_LOST, JobSnapshot
+from sluice_tui.model.states import Action, JobState
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import STATE_STYLES, duration, full_time, inert
 
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 MAX_RELATED = 200
 LINK_KEYS = {RETRY_OF, RETRIED_AS}
+
+WORKER_LOST_EXPLANATION = (
+    "Its worker stopped sending heartbeats while the job ran, so the job is no longer known "
+    "to be running: it may be lost with the worker, waiting to be redelivered, or still "
+    "running on a worker that is only stalled. A later event about it will say which."
+)
 
 
 def state_text(snapshot_state) -> Text:
@@ -70,6 +76,8 @@ def render_fields(job: JobSnapshot) -> RenderableType:
     for key, value in rows:
         if value:
             grid.add_row(key, Text(inert(value)))
+    if job.state is JobState.UNKNOWN and WORKER_LOST in (job.extra or {}):
+        grid.add_row("", Text(WORKER_LOST_EXPLANATION, "italic"))
     return grid
 
 
