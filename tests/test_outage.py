@@ -59,13 +59,13 @@ def test_after_an_outage_jobs_are_resynced_and_the_gap_is_reported(cut_off):
         wait_for(lambda: store.workers(), 30, "the worker's first heartbeat")
         before = cluster.send("demo.add", 1, 2)
         wait_for(lambda: store.get(before.id).state is JobState.COMPLETED, 30, "a job before")
-        ending = cluster.send("demo.slow", 2)
+        ending = cluster.send("demo.slow", 5)  # long enough to still run when the cut lands
         wait_for(lambda: store.get(ending.id).state is JobState.ACTIVE, 30, "a running job")
 
         proxy.cut()
         wait_for(lambda: store.status.state == "reconnecting", 15, "the outage to be noticed")
         # While the monitor is cut off, one job ends and another starts.
-        assert ending.get(timeout=30) == 2
+        assert ending.get(timeout=30) == 5
         slow = cluster.send("demo.slow", 60)
         wait_for(lambda: slow.state == "STARTED", 30, "the slow job to start")
         assert slow.id not in store
@@ -82,7 +82,7 @@ def test_after_an_outage_jobs_are_resynced_and_the_gap_is_reported(cut_off):
         assert store.get(slow.id).name == "demo.slow"
         assert store.get(ending.id).state is JobState.COMPLETED
         assert history(store, ending.id)[-1] == "resync: result backend"
-        assert store.get(ending.id).result == "2"
+        assert store.get(ending.id).result == "5"
         # Jobs the events told about are left as they were.
         assert "resync" not in " ".join(history(store, before.id))
     finally:
