@@ -144,7 +144,7 @@ def _opening(marker_dir: Path) -> list[tuple[str, tuple, dict]]:
     return [
         ("demo.fail", ("order 1001 could not be charged",), {}),
         ("demo.slow", (40.0,), {}),
-        ("demo.add", (1, 1), {"countdown": 20}),
+        ("demo.add", (1, 1), {"countdown": 90}),  # scheduled through the first minutes
         ("demo.add", (2, 2), {"countdown": 3, "expires": 1}),  # expires: revoked
         ("demo.flaky", (2, 2.0), {}),
         ("demo.reject", (), {}),
