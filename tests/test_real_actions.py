@@ -17,7 +17,7 @@ from sluice_tui.ui.actions import UIActions
 from sluice_tui.ui.app import SluiceApp
 from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen
 from tests.cluster import TRANSPORTS, Cluster, require_transport
-from tests.ui_helpers import SIZE, capture_notifications, settle
+from tests.ui_helpers import SIZE, capture_notifications, settle, wait_in_app
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)
@@ -40,20 +40,6 @@ def monitor(cluster: Cluster, control_app: Celery | None = None):
     return app, capture_notifications(app)
 
 
-async def wait_until(pilot, condition, timeout: float, what: str):
-    if not await _eventually(pilot, condition, timeout):
-        pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-async def _eventually(pilot, condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await pilot.pause(0.05)
-    return True
-
-
 async def open_job(pilot, job_id: str, *, whole_id: bool = False) -> None:
     # A unique prefix finds a job the monitor has seen; others need the whole id.
     await pilot.press("g", *(job_id if whole_id else job_id[:8]), "enter")
@@ -62,17 +48,22 @@ async def open_job(pilot, job_id: str, *, whole_id: bool = False) -> None:
 async def until_connected(pilot, app, cluster: Cluster) -> None:
     """Until the worker sends task events: it was started without -E, and the
     monitor's enable_events broadcast may still be on its way."""
-    if not await _eventually(pilot, lambda: app.store.worker_counts()[0] >= 1, 30):
-        log = (cluster.tmp_path / "w1.log").read_text()[-3000:]
-        pytest.fail(
-            f"no worker heartbeat within 30 s; status {app.store.status}, "
-            f"workers {app.store.workers()}, stats {app.store.stats()}; worker log:\n{log}"
-        )
+    await wait_in_app(
+        pilot,
+        lambda: app.store.worker_counts()[0] >= 1,
+        "a worker heartbeat",
+        30,
+        explain=lambda: (
+            f"status {app.store.status}, workers {app.store.workers()}, "
+            f"stats {app.store.stats()}; worker log:\n"
+            + (cluster.tmp_path / "w1.log").read_text()[-3000:]
+        ),
+    )
     deadline = time.monotonic() + 30
     while True:
         probe = cluster.send("demo.add", 0, 0).id
         try:
-            await wait_until(pilot, partial(_has_started, app, probe), 3, "task events")
+            await wait_in_app(pilot, partial(_has_started, app, probe), "task events", 3)
             return
         except pytest.fail.Exception:
             if time.monotonic() > deadline:
@@ -90,11 +81,11 @@ async def test_failed_job_retried_from_the_ui_runs_again_and_completes(cluster):
         await until_connected(pilot, app, cluster)
         original = cluster.send("demo.fail_once", str(marker)).id
         store = app.store
-        await wait_until(
+        await wait_in_app(
             pilot,
             lambda: store.get(original).state is JobState.FAILED,
-            30,
             "the first attempt to fail",
+            30,
         )
         await open_job(pilot, original)
         await pilot.press("r")
@@ -104,11 +95,11 @@ async def test_failed_job_retried_from_the_ui_runs_again_and_completes(cluster):
         await settle(pilot)
         new_id = store.get(original).extra.get("retried_as")
         assert new_id and new_id != original, notes
-        await wait_until(
+        await wait_in_app(
             pilot,
             lambda: store.get(new_id).state is JobState.COMPLETED,
-            30,
             "the retry to complete",
+            30,
         )
         retry = store.get(new_id)
         assert retry.result == "'succeeded on retry'"
@@ -132,8 +123,8 @@ async def test_cut_arguments_are_refused_without_extended_results_and_exact_with
     async with app.run_test(size=SIZE) as pilot:
         await until_connected(pilot, app, cluster)
         original = cluster.send("demo.fail", payload).id
-        await wait_until(
-            pilot, lambda: app.store.get(original).state is JobState.FAILED, 30, "the job to fail"
+        await wait_in_app(
+            pilot, lambda: app.store.get(original).state is JobState.FAILED, "the job to fail", 30
         )
         assert len(app.store.get(original).args) < len(payload)  # cut by Celery
         await open_job(pilot, original)
@@ -172,7 +163,7 @@ async def test_active_job_is_terminated_and_cancelled(cluster):
         await until_connected(pilot, app, cluster)
         job = cluster.send("demo.slow", 60).id
         store = app.store
-        await wait_until(pilot, lambda: store.get(job).state is JobState.ACTIVE, 30, "start")
+        await wait_in_app(pilot, lambda: store.get(job).state is JobState.ACTIVE, "start", 30)
         await open_job(pilot, job)
         await pilot.press("x")
         await settle(pilot)
@@ -180,8 +171,8 @@ async def test_active_job_is_terminated_and_cancelled(cluster):
         await pilot.press("t")
         await settle(pilot)
         assert any("Terminate (SIGTERM)" in n and "w1@" in n for n in notes), notes
-        await wait_until(
-            pilot, lambda: store.get(job).state is JobState.CANCELLED, 30, "task-revoked"
+        await wait_in_app(
+            pilot, lambda: store.get(job).state is JobState.CANCELLED, "task-revoked", 30
         )
         assert store.get(job).extra["terminated"] is True
 
@@ -193,8 +184,8 @@ async def test_scheduled_job_is_revoked_and_never_runs(cluster):
         # Long enough that a loaded machine still shows it scheduled for a while.
         job = cluster.send("demo.add", 1, 2, countdown=12).id
         store = app.store
-        await wait_until(
-            pilot, lambda: store.get(job).state is JobState.SCHEDULED, 30, "the job to be scheduled"
+        await wait_in_app(
+            pilot, lambda: store.get(job).state is JobState.SCHEDULED, "the job to be scheduled", 30
         )
         await open_job(pilot, job)
         await pilot.press("x")
@@ -202,11 +193,11 @@ async def test_scheduled_job_is_revoked_and_never_runs(cluster):
         await pilot.press("y")
         await settle(pilot)
         assert store.get(job).extra.get("revoke_requested") is True, notes
-        await wait_until(
+        await wait_in_app(
             pilot,
             lambda: store.get(job).state is JobState.CANCELLED,
-            30,
             "the revoke to take effect at the ETA",
+            30,
         )
         assert "task-started" not in [t.event for t in store.get(job).history]
     assert cluster.app.AsyncResult(job).state == "REVOKED"

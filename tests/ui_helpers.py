@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from textual.pilot import Pilot
@@ -49,10 +50,18 @@ def capture_notifications(app: SluiceApp) -> list[str]:
     return seen
 
 
-async def wait_in_app(pilot, condition, what: str, timeout: float = 20.0) -> None:
-    """Like wait_for, but lets the app run while waiting."""
+async def wait_in_app(
+    pilot: Pilot,
+    condition: Callable[[], object],
+    what: str,
+    timeout: float = 20.0,
+    *,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Like wait_for, but lets the app run while waiting; ``explain`` adds context on failure."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            detail = f"; {explain()}" if explain is not None else ""
+            pytest.fail(f"timed out after {timeout} s waiting for {what}{detail}")
         await pilot.pause(0.05)

@@ -28,8 +28,8 @@ SENT_EVENTS_HINT = (
     "producers' Celery config to see them as queued."
 )
 
-# What the job is: sent and received both carry these, identically.
-_IDENTITY = (Field("name", "name"), Field("args", "args"), Field("kwargs", "kwargs"))
+# What the job is: sent and received (and inspect replies) carry these, identically.
+IDENTITY = (Field("name", "name"), Field("args", "args"), Field("kwargs", "kwargs"))
 _REQUEST = (
     Field("retries", "retries", ATTEMPT, int),
     Field("eta", "eta", ATTEMPT),
@@ -69,8 +69,8 @@ def _on_worker(*fields: Field, identity: tuple[Field, ...] = ()) -> FieldPlan:
 # event type -> (step, fields it carries, details kept in Job.extra).  task-sent
 # comes from the producer, so its hostname is not a worker.
 TASK_EVENTS: dict[str, tuple[Step, FieldPlan, tuple[str, ...]]] = {
-    "task-sent": (SENT, FieldPlan.of((*_REQUEST, *_ROUTING), identity=_IDENTITY), ()),
-    "task-received": (RECEIVED, _on_worker(*_REQUEST, identity=_IDENTITY), ()),
+    "task-sent": (SENT, FieldPlan.of((*_REQUEST, *_ROUTING), identity=IDENTITY), ()),
+    "task-received": (RECEIVED, _on_worker(*_REQUEST, identity=IDENTITY), ()),
     "task-started": (STARTED, _on_worker(), ()),
     "task-succeeded": (
         SUCCEEDED,

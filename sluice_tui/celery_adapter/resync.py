@@ -20,9 +20,10 @@ from celery.backends.base import DisabledBackend
 from celery.utils.saferepr import saferepr
 
 from sluice_tui.celery_adapter.connect import describe_error
-from sluice_tui.celery_adapter.events import MAX_ID_LENGTH
+from sluice_tui.celery_adapter.control import REPR_LIMIT
+from sluice_tui.celery_adapter.events import IDENTITY, MAX_ID_LENGTH
 from sluice_tui.model.job import NO_FIELDS, Field, FieldPlan, Step
-from sluice_tui.model.states import JobState
+from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
 
 INSPECT_TIMEOUT = 1.0
@@ -30,7 +31,6 @@ INSPECT_TIMEOUT = 1.0
 # long outage must not keep the resync busy for minutes.
 MAX_BACKEND_LOOKUPS = 2_000
 BACKEND_BUDGET = 5.0
-REPR_LIMIT = 1024  # as Celery cuts its reprs
 
 RUNNING = Step(JobState.ACTIVE, "resync: running on worker", 2)
 RESERVED = Step(JobState.QUEUED, "resync: reserved by worker", 1)
@@ -42,26 +42,13 @@ FROM_BACKEND = {
     "REVOKED": Step(JobState.CANCELLED, "resync: result backend", 4),
 }
 
-_REQUEST_FIELDS = FieldPlan.of(
-    identity=(Field("name", "name"), Field("args", "args"), Field("kwargs", "kwargs")),
-    sets_worker=True,
-)
-_SCHEDULED_FIELDS = FieldPlan.of(
-    (Field("eta", "eta"),),
-    identity=(Field("name", "name"), Field("args", "args"), Field("kwargs", "kwargs")),
-    sets_worker=True,
-)
+_REQUEST_FIELDS = FieldPlan.of(identity=IDENTITY, sets_worker=True)
+_SCHEDULED_FIELDS = FieldPlan.of((Field("eta", "eta"),), identity=IDENTITY, sets_worker=True)
 _OUTCOME_FIELDS = FieldPlan.of(
     (Field("result", "result"), Field("exception", "exception"), Field("traceback", "traceback"))
 )
 # Jobs that may have moved on without us hearing: worth asking the backend about.
-_IN_FLIGHT = (
-    JobState.UNKNOWN,
-    JobState.QUEUED,
-    JobState.SCHEDULED,
-    JobState.ACTIVE,
-    JobState.RETRYING,
-)
+_IN_FLIGHT = tuple(state for state in ALL_STATES if not state.finished)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from sluice_tui.model.job import (
     JobSnapshot,
     Step,
 )
-from sluice_tui.model.states import ACCEPTS, ALL_STATES, FINISHED_STATES, JobState
+from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
 DEFAULT_MAX_JOBS = 100_000
@@ -233,7 +233,7 @@ class JobStore:
             if job is None:
                 if job_id in self._evicted:
                     return False
-            elif job.state is step.state or not ACCEPTS[job.state][step.state]:
+            elif job.state is step.state or not step.moves(job.state):
                 return False
         self.apply(job_id, step, timestamp, hostname, data, plan, from_event=False)
         return True
