@@ -9,6 +9,7 @@ so it appears whole or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from time import monotonic
@@ -27,10 +28,15 @@ class Channel(filesystem.Channel):
         # Consumers match "<stamp>_<uuid>.<queue>.msg"; a leading dot hides this.
         partial = os.path.join(self.data_folder_out, f".{name}.partial")
         try:
-            with open(partial, "wb", buffering=0) as f:
+            # Buffered on purpose: an unbuffered write may write only part of
+            # the data (disk full, size limit) and say so only in its return
+            # value; the buffered writer retries or raises.
+            with open(partial, "wb") as f:
                 f.write(str_to_bytes(dumps(payload)))
             os.replace(partial, final)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
 
