@@ -4,7 +4,8 @@ Configured from the environment so that a worker subprocess, the producer and
 the monitor share one broker without sharing anything else:
 
 - ``SLUICE_BROKER``: a broker URL, or a directory for Celery's filesystem://
-  transport (nothing to install, works across processes);
+  transport (nothing to install, works across processes); unset, Celery's
+  default broker, so that importing this module never writes anything;
 - ``SLUICE_BACKEND``: a result backend URL (default: files beside the broker
   directory, or none);
 - ``SLUICE_NAMESPACE``: a prefix for queue and exchange names, so runs on a
@@ -40,8 +41,8 @@ def config_from_env(env: Mapping[str, str] = os.environ) -> dict:
     }
     if "://" in broker:
         conf["broker_url"] = broker
-    else:
-        root = Path(broker or "/tmp/sluice-demo")
+    elif broker:
+        root = Path(broker)
         for sub in ("queue", "control", "results"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_url"] = "filesystem://"
