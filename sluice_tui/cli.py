@@ -39,11 +39,16 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> No
     # Subcommands accept the same options; SUPPRESS keeps their absence from
     # overwriting a value given before the subcommand name.
     default = {} if top else {"default": argparse.SUPPRESS}
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "-b", "--broker", metavar="URL", help="broker URL, e.g. redis://host:6379/0", **default
+    # Both may be given, as with `celery -A proj -b URL`: the app brings its
+    # config (exchanges, serializers, result backend) and --broker wins over it.
+    parser.add_argument(
+        "-b",
+        "--broker",
+        metavar="URL",
+        help="broker URL, e.g. redis://host:6379/0; overrides CELERY_BROKER_URL and the app's",
+        **default,
     )
-    group.add_argument(
+    parser.add_argument(
         "-A", "--app", metavar="APP", help="Celery app to load, as for `celery -A`", **default
     )
     parser.add_argument(
@@ -64,6 +69,29 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> No
         action="store_true",
         help="do not ask workers started without -E to send task events",
         **default,
+    )
+
+
+def _listen_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError("must be from 0 to 60")
+    return value
+
+
+def _add_job_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "job_id",
+        metavar="JOB_ID",
+        help="a full id, or a prefix of one (as the table shows): used only when one job fits",
+    )
+    parser.add_argument(
+        "--listen",
+        type=_listen_seconds,
+        default=2.0,
+        metavar="S",
+        help="when neither the result backend nor the workers know the id, listen to "
+        "events this long for it (default 2; 0 skips)",
     )
 
 
@@ -134,20 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="send a failed or cancelled job again, as a new job",
         description="Send a failed or cancelled job again under a new id, with its exact "
         "arguments (from the result backend with result_extended=True, or from complete "
-        "event reprs). Prints the new id.",
+        "event reprs). Prints the new id. A prefix is looked up in the result backend, "
+        "the workers and the events, and used only when exactly one job fits.",
     )
     _add_connection_options(retry, top=False)
-    retry.add_argument("job_id", metavar="JOB_ID")
+    _add_job_id(retry)
     retry.add_argument("-y", "--yes", action="store_true", help="send without asking")
 
     revoke = commands.add_parser(
         "revoke",
         help="revoke a job (and optionally terminate it if it is running)",
         description="Broadcast a revoke for a job that has not finished. Prints the "
-        "workers' replies.",
+        "workers' replies. A prefix is looked up in the result backend, the workers and "
+        "the events, and used only when exactly one job fits. Exit status 3: the revoke "
+        "went out for an id no source knows.",
     )
     _add_connection_options(revoke, top=False)
-    revoke.add_argument("job_id", metavar="JOB_ID")
+    _add_job_id(revoke)
     revoke.add_argument(
         "--terminate", action="store_true", help="also stop it if it is running (signal below)"
     )

@@ -1,9 +1,18 @@
 """``sluice-tui retry`` and ``sluice-tui revoke``: the TUI's actions as commands.
 
-They pass through the same gate as the keys.  The job's state comes from the
-result backend (without one it is unknown, so retry is refused and revoke
-allowed, by the same rules).  A refusal prints the gate's text on stderr and
-exits with status 2.
+The id typed is looked up first (:mod:`sluice_tui.celery_adapter.resolve`): a
+full id is used as is, a prefix only when exactly one job starts with it, and
+the full id is printed before anything is asked.  Then the action passes
+through the same gate as the keys, with the state the lookup found (else the
+result backend's; without one it is unknown, so retry is refused and revoke
+allowed, by the same rules).
+
+Exit status: 0 when a known job was acted on; 1 when the broker or result
+backend failed, or no worker took the revoke; 2 for a refusal (state rules,
+read-only, no confirmation, a prefix that fits no job or several); 3 when a
+revoke was sent for an id that no source knows (Celery allows it: workers
+drop the job if it ever arrives), so a script never reads success on a real
+job that was not touched.
 """
 
 from __future__ import annotations
@@ -17,18 +26,33 @@ from typing import TypeVar
 from sluice_tui.actions import ActionRefused, ActionsGate
 from sluice_tui.celery_adapter.connect import load_app
 from sluice_tui.celery_adapter.control import CeleryControl
+from sluice_tui.celery_adapter.events import MAX_ID_LENGTH
+from sluice_tui.celery_adapter.resolve import MAX_CANDIDATES, Lookup, Resolver
 from sluice_tui.model.states import ActionNotAllowed
 from sluice_tui.model.store import JobStore
 from sluice_tui.terminal_text import inert
 
 REFUSED = 2
 FAILED = 1
+UNKNOWN_ID = 3
 T = TypeVar("T")
+NEEDS_BACKEND = (
+    "this app has no result backend, so a job's state (failed, cancelled, ...) cannot be "
+    "known from it; set result_backend (with result_extended = True) in the app's config"
+)
 
 
-def _gate(args: argparse.Namespace) -> ActionsGate:
+def _setup(args: argparse.Namespace) -> tuple[ActionsGate, Resolver]:
     app = load_app(args.app, args.broker)
-    return ActionsGate(JobStore(), CeleryControl(app), read_only=args.read_only)
+    store = JobStore()  # the lookup fills it; the gate reads it
+    resolver = Resolver(
+        app,
+        store,
+        ask_workers=not args.read_only,
+        enable_events=not args.no_enable_events,
+        listen_seconds=args.listen,
+    )
+    return ActionsGate(store, CeleryControl(app), read_only=args.read_only), resolver
 
 
 def _say(text: str) -> None:
@@ -86,15 +110,67 @@ def _exit_status(command: Callable[[argparse.Namespace], None]) -> Callable[...,
     return run
 
 
+def _resolve(resolver: Resolver, text: str) -> Lookup:
+    """Look the typed id up; end the command unless it names exactly one job."""
+    if not text or len(text) > MAX_ID_LENGTH:
+        _say(f"not a job id: {text[:80]!r} (ids are 1 to {MAX_ID_LENGTH} characters)")
+        raise _Exit(REFUSED)
+    lookup = resolver.lookup(text)
+    if lookup.asked or lookup.not_asked:  # else the broker was away: said below
+        _say(f"looked for {text}: {lookup.sources()}")
+    resolved = lookup.resolved()
+    if resolved is None:
+        _refuse_prefix(lookup)
+    if not lookup.known and lookup.failures:
+        # A source that could not answer might know the job: never guess.
+        _say(f"could not look up {text}: {'; '.join(lookup.failures)}")
+        raise _Exit(FAILED)
+    if resolved != text:
+        print(
+            f"{inert(text)} -> {inert(resolved)} {inert(lookup.describe(resolved))}",
+            file=sys.stderr,
+        )
+    return lookup
+
+
+def _refuse_prefix(lookup: Lookup) -> None:
+    text = lookup.query
+    matches = lookup.matches()
+    if not matches and lookup.failures:
+        _say(f"could not look up {text}: {'; '.join(lookup.failures)}")
+        raise _Exit(FAILED)
+    if not matches:
+        hint = "" if lookup.has_backend else " (no result backend: finished jobs cannot be found)"
+        _say(f"no job id starts with {text}{hint}")
+        raise _Exit(REFUSED)
+    more = " or more" if len(matches) >= MAX_CANDIDATES else ""
+    _say(f"{len(matches)}{more} job ids start with {text}; give more of the id:")
+    for job_id in matches:
+        print(f"  {inert(job_id)}  {inert(lookup.describe(job_id))}", file=sys.stderr)
+    raise _Exit(REFUSED)
+
+
+def _unknown_note(lookup: Lookup) -> str:
+    without = "" if lookup.has_backend else f"; {NEEDS_BACKEND}"
+    return f"no job {lookup.query} is known anywhere: its state is unknown{without}"
+
+
 @_exit_status
 def run_retry(args: argparse.Namespace) -> None:
-    gate = _gate(args)
-    plan = _through_gate(lambda: gate.plan_retry(args.job_id), f"could not look up {args.job_id}")
+    gate, resolver = _setup(args)
+    lookup = _resolve(resolver, args.job_id)
+    job_id = lookup.resolved() or args.job_id
+    try:
+        plan = _through_gate(lambda: gate.plan_retry(job_id), f"could not look up {job_id}")
+    except _Exit:
+        if not lookup.known:  # say why the state is unknown, and what would tell it
+            _say(_unknown_note(lookup))
+        raise
     call = plan.call
     print(
         f"retry {inert(plan.job.id)} ({plan.job.state.value}) as task {inert(call.name)}\n"
-        f"  args   {json.dumps(list(call.args), default=repr)}\n"
-        f"  kwargs {json.dumps(call.kwargs, default=repr)}\n"
+        f"  args   {inert(json.dumps(list(call.args), default=repr))}\n"
+        f"  kwargs {inert(json.dumps(call.kwargs, default=repr))}\n"
         f"  queue  {inert(call.queue or call.routing_key or '(default routing)')}\n"
         f"  from   {call.source}",
         file=sys.stderr,
@@ -105,14 +181,29 @@ def run_retry(args: argparse.Namespace) -> None:
 
 @_exit_status
 def run_revoke(args: argparse.Namespace) -> None:
-    gate = _gate(args)
-    plan = _through_gate(lambda: gate.plan_revoke(args.job_id), f"could not look up {args.job_id}")
+    gate, resolver = _setup(args)
+    lookup = _resolve(resolver, args.job_id)
+    job_id = lookup.resolved() or args.job_id
+    plan = _through_gate(lambda: gate.plan_revoke(job_id), f"could not look up {job_id}")
     how = f"terminate with {args.signal}" if args.terminate else "revoke"
     if plan.running and not args.terminate:
         _say("the job is running: without --terminate it keeps running to the end")
-    _ask(args, f"{how.capitalize()} job {inert(plan.job.id)} ({plan.job.state.value})?")
+    state = plan.job.state.value
+    if not lookup.known:
+        _say(
+            _unknown_note(lookup) + ". A revoke still tells the workers now running to drop "
+            "it if it ever arrives (a job sent without events, or not sent yet)"
+        )
+        state = "not known anywhere"
+    _ask(args, f"{how.capitalize()} job {inert(plan.job.id)} ({state})?")
     replies = _through_gate(
         lambda: gate.revoke(plan, terminate=args.terminate, signal=args.signal), "revoke failed"
     )
-    for line in replies or ["no worker replied within a second"]:
+    for line in replies:
         print(inert(line))
+    if not replies:
+        _say("no worker answered the revoke within a second: no worker is known to have it")
+        raise _Exit(FAILED)
+    if not lookup.known:
+        _say(f"revoke sent for {job_id}, which no source knows: no known job was touched")
+        raise _Exit(UNKNOWN_ID)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.cluster import Cluster, LineReader, send_event
+from tests.cluster import WORKLOAD_APP, Cluster, LineReader, send_event
 from tests.own_servers import free_port
 
 
@@ -124,10 +124,11 @@ def run_in(cluster: Cluster, *args: str, timeout: float = 60) -> subprocess.Comp
 
 def test_retry_of_an_unknown_id_is_refused_with_status_2(tmp_path):
     cluster = Cluster("filesystem", tmp_path)
-    result = run_in(cluster, "retry", "no-such-job", "-A", "sluice_tui.demo.workload", "--yes")
+    result = run_in(cluster, "retry", "no-such-job", "-A", WORKLOAD_APP, "--yes", "--listen", "0.2")
     assert result.returncode == 2
     assert_human(result.stderr)
     assert "cannot retry job no-such-job: it is unknown" in result.stderr
+    assert "no job no-such-job is known anywhere" in result.stderr
     assert "failed, cancelled" in result.stderr
 
 
@@ -163,25 +164,38 @@ def test_retry_without_a_terminal_needs_yes(tmp_path):
     assert "--yes" in result.stderr
 
 
-def test_revoke_of_a_completed_job_is_refused_and_unknown_is_allowed(tmp_path):
+def test_revoke_of_a_completed_job_is_refused_and_one_reaching_no_worker_fails(tmp_path):
     cluster = Cluster("filesystem", tmp_path)
     cluster.app.backend.mark_as_done("done-job", 3)
     result = run_in(cluster, "revoke", "done-job", "-A", "sluice_tui.demo.workload", "--yes")
     assert result.returncode == 2
     assert "cannot revoke job done-job: it is completed" in result.stderr
-    result = run_in(cluster, "revoke", "never-seen", "-A", "sluice_tui.demo.workload", "--yes")
-    assert result.returncode == 0, result.stderr
-    assert "no worker replied" in result.stdout
+    # Allowed (unknown), said to be unknown, and not a success: no worker took it.
+    result = run_in(cluster, "revoke", "never-seen", "-A", WORKLOAD_APP, "--yes", "--listen", "0.2")
+    assert result.returncode == 1, result.stderr
+    assert_human(result.stderr)
+    assert "no job never-seen is known anywhere" in result.stderr
+    assert "no worker answered the revoke" in result.stderr
 
 
 def test_read_only_refuses_every_action(tmp_path):
     cluster = Cluster("filesystem", tmp_path)
     for command in ("retry", "revoke"):
         result = run_in(
-            cluster, command, "any-id", "-A", "sluice_tui.demo.workload", "--read-only", "--yes"
+            cluster,
+            command,
+            "any-id",
+            "-A",
+            "sluice_tui.demo.workload",
+            "--read-only",
+            "--yes",
+            "--listen",
+            "0.2",
         )
         assert result.returncode == 2
         assert "read-only" in result.stderr
+        # Workers are not asked either: an inspect request is a published message.
+        assert "workers not asked (--read-only" in result.stderr
 
 
 def test_celery_plugin_runs_with_the_projects_app_and_config(tmp_path):

@@ -18,12 +18,24 @@ def load_app(app_path: str | None = None, broker: str | None = None) -> Celery:
     """The app named by ``-A`` (or a bare one), with ``--broker`` taking precedence."""
     app = _import_app(app_path) if app_path else Celery("sluice-tui", set_as_current=False)
     if broker:
-        # Celery lets CELERY_BROKER_URL override the config; `celery -b` sets
-        # that variable, and so does --broker here, so it wins the same way.
-        os.environ["CELERY_BROKER_URL"] = broker
-        app.conf.broker_url = broker
+        override_broker(app, broker)
     _check_transport(app)
     return app
+
+
+def override_broker(app: Celery, broker: str) -> None:
+    """Point ``app`` at ``broker`` whatever its config says (``--broker`` with ``-A``)."""
+    # Celery lets CELERY_BROKER_URL override the config; `celery -b` sets
+    # that variable, and so does --broker here, so it wins the same way.
+    os.environ["CELERY_BROKER_URL"] = broker
+    app.conf.broker_url = broker
+    # Settings that would otherwise still send reads, writes or the transport
+    # class to the app's own broker: an app on filesystem:// names its
+    # transport class, and kombu prefers that to the new URL's scheme.
+    app.conf.broker_read_url = broker
+    app.conf.broker_write_url = broker
+    if "://" in broker:
+        app.conf.broker_transport = None
 
 
 def broker_label(app: Celery) -> str:
