@@ -266,3 +266,22 @@ def test_broker_option_wins_over_the_environment(tmp_path):
     )
     assert result.returncode == 1
     assert "amqp://" in result.stderr and "redis://" not in result.stderr
+
+
+def test_app_with_broker_the_broker_wins_even_over_the_apps_transport(tmp_path):
+    # The app is configured for the filesystem transport (its own transport
+    # class); --broker must replace all of that, as `celery -A proj -b URL` does.
+    cluster = Cluster("filesystem", tmp_path)
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    sluice = [sys.executable, "-m", "sluice_tui", "dump", "-A", WORKLOAD_APP, "--broker", dead]
+    plugin = [sys.executable, "-m", "celery", "-A", WORKLOAD_APP, "-b", dead, "sluice", "dump"]
+    for command in (sluice, plugin):
+        result = subprocess.run(
+            [*command, "--seconds", "1"],
+            capture_output=True,
+            text=True,
+            env=cluster.env,
+            timeout=60,
+        )
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"could not connect to the broker {dead}" in result.stderr

@@ -79,4 +79,14 @@ def dump(ctx: click.Context, seconds: float, until_idle: float | None, states: t
 
 def _app(ctx: click.Context):
     # Celery's CLI keeps its loaded app on the root context object.
-    return ctx.find_root().obj.app
+    root = ctx.find_root()
+    app = root.obj.app
+    broker = root.params.get("broker")
+    if broker:
+        # `celery -b` only sets CELERY_BROKER_URL; an app that names its own
+        # transport class or read/write URLs would still use those.  Make -b
+        # win outright, as --broker does for sluice-tui.
+        from sluice_tui.celery_adapter.connect import override_broker
+
+        override_broker(app, broker)
+    return app
