@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
-import time
+import termios
+import threading
+from pathlib import Path
 
+import pytest
+
+from sluice_tui.demo.runner import STOPPING
 from tests.cluster import LineReader, wait_for
 
 
@@ -37,19 +45,30 @@ def alive(pids: set[int]) -> set[int]:
     return still
 
 
-def start_demo(*args: str) -> subprocess.Popen:
+def demo_env(tmp_path: Path) -> dict[str, str]:
+    """The demo's temp dir inside the test's: whatever it leaves there shows."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    return {**os.environ, "TMPDIR": str(temp)}
+
+
+def left_in(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "tmp").iterdir())
+
+
+def start_demo(tmp_path: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "sluice_tui", "demo", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        env=demo_env(tmp_path),
     )
 
 
 def test_demo_reaches_six_states_within_30_seconds_and_leaves_nothing(tmp_path):
-    started = time.monotonic()
-    demo = start_demo("--dump", "24")
+    demo = start_demo(tmp_path, "--dump", "24")
     out = LineReader(demo.stdout)
     # Workers (and their pool processes) appear once the demo is up.
     children = wait_for(
@@ -57,18 +76,90 @@ def test_demo_reaches_six_states_within_30_seconds_and_leaves_nothing(tmp_path):
     )
     jobs = json.loads(out.text(timeout=90))
     assert demo.wait(timeout=30) == 0, demo.stderr.read()
-    assert time.monotonic() - started < 60
     states = {job["state"] for job in jobs}
     assert len(states) >= 6, states
     assert {"completed", "failed", "active", "scheduled"} <= states
     assert alive(children | descendants(demo.pid)) == set()
+    assert left_in(tmp_path) == []  # the demo's directory, and the pool's pymp-* in it
 
 
 def test_ctrl_c_stops_every_worker(tmp_path):
-    demo = start_demo("--dump", "120")
+    """Even while the workers start: the status then depends on how far it got."""
+    demo = start_demo(tmp_path, "--dump", "120")
     children = wait_for(
         lambda: len(d := descendants(demo.pid)) >= 4 and d, 30, "the demo's workers"
     )
     demo.send_signal(signal.SIGINT)
     demo.wait(timeout=30)
     wait_for(lambda: not alive(children), 10, "every demo process to exit")
+    assert left_in(tmp_path) == []
+
+
+class Terminal:
+    """The demo's TUI in a pseudo-terminal, its output collected on a thread."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.master, replica = pty.openpty()
+        fcntl.ioctl(replica, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+        env = {**demo_env(tmp_path), "TERM": "xterm-256color"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sluice_tui", "demo"],
+            stdin=replica,
+            stdout=replica,
+            stderr=replica,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(replica)
+        self.output = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: the demo closed the terminal
+                return
+            if not data:
+                return
+            self.output += data
+
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._reader.join(5)
+        os.close(self.master)
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    term = Terminal(tmp_path)
+    yield term
+    term.close()
+
+
+STOPS = {
+    "q": lambda term: os.write(term.master, b"q"),
+    "ctrl+c": lambda term: os.write(term.master, b"\x03"),
+    "SIGTERM": lambda term: term.process.send_signal(signal.SIGTERM),
+}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_quitting_says_stopping_workers_and_leaves_nothing(terminal, tmp_path, stop):
+    """q and Ctrl+C (keys in the TUI) and SIGTERM: status 0 (make reports no error)."""
+    wait_for(lambda: "demo.fail" in terminal.text(), 60, "jobs on the demo's screen")
+    workers = descendants(terminal.process.pid)
+    assert len(workers) >= 4
+    STOPS[stop](terminal)
+    assert terminal.process.wait(timeout=30) == 0  # a bound on a hang, not a timing
+    terminal._reader.join(5)
+    assert STOPPING in terminal.text()
+    assert "Traceback" not in terminal.text()
+    assert alive(workers) == set()
+    assert left_in(tmp_path) == []
