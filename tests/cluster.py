@@ -144,8 +144,12 @@ class Cluster:
             "SLUICE_BACKEND": f"file://{tmp_path / 'results'}",
             "SLUICE_NAMESPACE": self.namespace,
             "PYTHONUNBUFFERED": "1",
+            # Prefork pools make pymp-* directories there, and a worker killed
+            # by the group SIGTERM below never removes them: keep them here.
+            "TMPDIR": str(tmp_path / "tmp"),
         }
         (tmp_path / "results").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tmp").mkdir(exist_ok=True)
         self.app = Celery("sluice-test-producer", set_as_current=False)
         self.app.conf.update(config_from_env(self.env))
         self.processes: list[subprocess.Popen] = []
