@@ -18,9 +18,12 @@ from sluice_tui.model.store import JobStore
 
 MAX_ID_LENGTH = 255
 MAX_INTERNED = 10_000  # distinct task names and hostnames shared between jobs
-# After this many task-received events with no task-sent at all, producers
-# evidently run with task_send_sent_event off: say so, once.
-SENT_EVENTS_HINT_AFTER = 20
+# Jobs received with no task-sent at all, for this long: producers evidently
+# run with task_send_sent_event off.  Say so, once.  A few jobs are enough (a
+# trial sends a handful); the grace covers a task-sent that lands just after
+# its job's task-received (Celery publishes it after the task itself).
+SENT_EVENTS_HINT_AFTER = 3
+SENT_EVENTS_GRACE = 2.0
 SENT_EVENTS_HINT = (
     "No task-sent events so far: the code that sends tasks runs with "
     "task_send_sent_event off, so a job only shows once a worker receives it, and jobs "
@@ -112,7 +115,8 @@ class EventAdapter:
         self._clock = clock
         # Hostnames and task names repeat in every event: keep one copy of each.
         self._names: dict[str, str] = {}
-        self._received_without_sent = 0  # -1 once sent events are known to flow
+        self._received_without_sent = 0  # -1 once sent events flow, or the hint is given
+        self._first_without_sent = 0.0  # local time the first such job arrived
 
     def __call__(self, event: Any) -> None:
         # The hot path: one call per event, so checks are inlined and exact-type.
@@ -155,7 +159,7 @@ class EventAdapter:
             if eta_is_future(event.get("eta"), timestamp):
                 step = RECEIVED_WITH_ETA
             if self._received_without_sent >= 0:
-                self._count_received_without_sent()
+                self._count_received_without_sent(event)
         else:
             self._received_without_sent = -1
         name = event.get("name")
@@ -167,9 +171,21 @@ class EventAdapter:
             event["parent_id"] = None
         return step
 
-    def _count_received_without_sent(self) -> None:
+    def _count_received_without_sent(self, event: Any) -> None:
+        received = event.get("local_received")
+        if received.__class__ is not float:
+            received = self._clock()
+        if self._received_without_sent == 0:
+            self._first_without_sent = received
         self._received_without_sent += 1
-        if self._received_without_sent == SENT_EVENTS_HINT_AFTER:
+        self.check_sent_events(received)
+
+    def check_sent_events(self, now: float) -> None:
+        """Give the task-sent hint if it is due; the receiver also calls this when idle."""
+        if (
+            self._received_without_sent >= SENT_EVENTS_HINT_AFTER
+            and now - self._first_without_sent >= SENT_EVENTS_GRACE
+        ):
             self.store.add_notice(SENT_EVENTS_HINT)
             self._received_without_sent = -1
 

@@ -234,6 +234,8 @@ class ReceiverThread:
 
     def on_iteration(self, channel: Any) -> None:
         now = time.time()
+        # The last few jobs may have come in a burst: the hint waits for no event.
+        self.adapter.check_sent_events(now)
         if now - self._last_sweep >= SWEEP_INTERVAL and self._connected_at is not None:
             self._last_sweep = now
             for hostname, jobs in self.store.sweep_workers(now, self._connected_at).items():
