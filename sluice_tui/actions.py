@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sluice_tui.model.job import ATTEMPT_NUMBER, RETRIED_AS, RETRY_OF, REVOKE_REQUESTED, JobSnapshot
-from sluice_tui.model.states import Action, JobState, check_action
+from sluice_tui.model.states import ALL_STATES, Action, JobState, check_action
 from sluice_tui.model.store import JobStore
 
 SIGNALS = ("SIGTERM", "SIGKILL")
@@ -141,17 +141,20 @@ class ActionsGate:
         job_id = plan.job.id
         try:
             self._check(Action.RETRY, self.job(job_id))
+            sent_at = self.clock()  # the story dates it when sent, not when recorded
             new_id = self.control.send(plan.call)
         except Exception as exc:
             self._record(Action.RETRY, job_id, False, _reason(exc))
             raise
-        self.store.record_action(job_id, "retry sent", {RETRIED_AS: new_id})
+        self.store.record_action(job_id, "retry sent", {RETRIED_AS: new_id}, at=sent_at)
         self.store.record_action(
             new_id,
             "sent as a retry",
             {RETRY_OF: job_id, ATTEMPT_NUMBER: plan.attempt},
             create=True,
             name=plan.call.name,
+            at=sent_at,
+            precedes=ALL_STATES,  # every event of the new job follows its sending
         )
         self._record(Action.RETRY, job_id, True, f"sent again as {new_id}", new_id)
         return new_id
@@ -164,13 +167,20 @@ class ActionsGate:
             raise ActionRefused(f"signal must be one of {', '.join(SIGNALS)}, not {signal!r}")
         try:
             self._check(Action.REVOKE, self.job(job_id))
+            # Replies take up to the broadcast's timeout to come, and the job's
+            # task-revoked may come first: date the request when it was sent.
+            sent_at = self.clock()
             replies = self.control.revoke(job_id, terminate=terminate, signal=signal)
         except Exception as exc:
             self._record(Action.REVOKE, job_id, False, _reason(exc))
             raise
         how = f"terminate with {signal}" if terminate else "revoke"
         self.store.record_action(
-            job_id, "revoke requested", {REVOKE_REQUESTED: True, "revoke_terminate": terminate}
+            job_id,
+            "revoke requested",
+            {REVOKE_REQUESTED: True, "revoke_terminate": terminate},
+            at=sent_at,
+            precedes=(JobState.CANCELLED,),
         )
         answered = "; ".join(replies) if replies else "no worker replied"
         self._record(Action.REVOKE, job_id, True, f"{how} sent: {answered}")

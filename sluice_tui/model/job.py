@@ -3,6 +3,10 @@
 The history is kept sorted by event time, and the current state is the fold of
 :func:`~sluice_tui.model.states.accepts` over it.  So the state depends on the
 set of events a job has seen, not on the order they arrived in.
+
+``Task.retry`` re-sends the same id, so one history can hold several attempts;
+:meth:`Job.snapshot` tells which attempt each entry belongs to, and which
+attempt each error came from.
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ class Step(NamedTuple):
     # out of ``demotes`` (an active job whose worker died is no longer known
     # to be running), against the precedence.
     demotes: JobState | None = None
+    # The attempt the event says it belongs to (its ``retries`` + 1) when it is
+    # a re-run; 0 otherwise.  Set by :meth:`Job.apply` from the event.
+    attempt: int = 0
+    # For a passive step (an action): the states its effects enter.  An entry
+    # into one of them, dated up to CAUSE_WINDOW earlier by a worker's clock,
+    # is taken as caused by the action and kept after it in the history.
+    precedes: frozenset[JobState] = frozenset()
 
     def moves(self, current: JobState) -> bool:
         """Whether this step takes a job in ``current`` to ``self.state``."""
@@ -46,6 +57,28 @@ class Step(NamedTuple):
         return ACCEPTS[current][self.state]
 
 
+# How far a worker's clock may lag the monitor's for an event to still count as
+# caused by an action the monitor sent (see Step.precedes).
+CAUSE_WINDOW = 60.0
+# Events carry their attempt as ``retries``; beyond this it is not tracked.
+MAX_NUMBERED = 1_000
+
+
+# id(step) -> [step, its variant for attempt 1, for attempt 2, ...]: history
+# entries share these, so knowing an entry's attempt costs no memory.
+_NUMBERED: dict[int, list[Step]] = {}
+
+
+def numbered(step: Step, attempt: int) -> Step:
+    """``step`` as said by an event of attempt ``attempt``: one shared Step per pair."""
+    variants = _NUMBERED.get(id(step))
+    if variants is None or variants[0] is not step:
+        variants = _NUMBERED[id(step)] = [step]
+    while len(variants) <= attempt:
+        variants.append(step._replace(attempt=len(variants)))
+    return variants[attempt]
+
+
 # Keys of Job.extra that sluice-tui's own actions set.
 RETRIED_AS = "retried_as"
 RETRY_OF = "retry_of"
@@ -53,6 +86,10 @@ ATTEMPT_NUMBER = "attempt"
 REVOKE_REQUESTED = "revoke_requested"
 # Set when the worker running the job stopped heartbeating: its hostname.
 WORKER_LOST = "worker_lost"
+# Internal, not shown as a detail: the errors of task-retried events,
+# {timestamp: [exception, traceback]}, each readable under its attempt.  Kept
+# in extra since few jobs retry: no slot on every job.
+_RETRY_ERRORS = "_retry_errors"
 
 # Which job attribute an event field feeds, and how conflicting values merge.
 CONSTANT = 0  # the same in every event that carries it; the last one wins
@@ -83,6 +120,8 @@ class FieldPlan(NamedTuple):
     texts: tuple[tuple[str, str], ...]  # (key, attr) of other constant text fields
     others: tuple[Field, ...]  # typed or per-attempt fields
     sets_worker: bool  # the event's hostname is the worker handling the job
+    numbered: bool = False  # the event says its attempt, as ``retries``
+    errors: bool = False  # the event carries an error (exception, traceback)
 
     @classmethod
     def of(
@@ -96,7 +135,11 @@ class FieldPlan(NamedTuple):
         texts = [(f.key, f.attr) for f in fields if f.group == CONSTANT and f.kind is str]
         others = tuple(f for f in fields if f.group != CONSTANT or f.kind is not str)
         split = sum(1 for f in identity if f.group == CONSTANT and f.kind is str)
-        return cls(tuple(texts[:split]), tuple(texts[split:]), others, sets_worker)
+        numbered = any(f.key == "retries" for f in fields)
+        errors = any(f.group == ERROR for f in fields)
+        return cls(
+            tuple(texts[:split]), tuple(texts[split:]), others, sets_worker, numbered, errors
+        )
 
 
 NO_FIELDS = FieldPlan.of()
@@ -140,10 +183,29 @@ class JobRow(NamedTuple):
 class Transition(NamedTuple):
     """One entry of a job's history."""
 
-    state: JobState
+    state: JobState  # for an action: the job's state when it was recorded
     timestamp: float
     hostname: str | None
     event: str
+    attempt: int = 1  # the run of the job it belongs to (Task.retry re-runs the same id)
+    action: bool = False  # something sluice-tui did, not an event: it moves no state
+    sending: bool = False  # the producer's word that it sent the job (task-sent)
+
+
+class AttemptError(NamedTuple):
+    """The error that ended an earlier attempt."""
+
+    attempt: int
+    timestamp: float
+    exception: str | None
+    traceback: str | None
+
+
+class Attempt(NamedTuple):
+    """One run of a job, its entries in story order: task-sent first."""
+
+    number: int
+    entries: tuple[Transition, ...]
 
 
 # Attributes a snapshot copies from a Job, in display order.
@@ -219,6 +281,12 @@ class Job:
         plan: FieldPlan,
     ) -> bool:
         """Merge one event; return whether the state changed."""
+        if plan.numbered:
+            # Only a re-run says which attempt it is: a first attempt is found
+            # as such without it (see number_attempts), and costs nothing here.
+            retries = data.get("retries")
+            if retries.__class__ is int and 0 < retries < MAX_NUMBERED:
+                step = numbered(step, retries + 1)
         hist = self._hist
         old = self.state
         if hist and (
@@ -251,6 +319,8 @@ class Job:
             if group and not self._newer(group, timestamp):
                 continue
             setattr(self, attr, value)
+        if plan.errors and step.state is JobState.RETRYING:
+            self._keep_error(timestamp, data)
         if plan.sets_worker and hostname is not None and timestamp >= self._ts_worker:
             self._ts_worker = timestamp
             self.worker = hostname
@@ -276,8 +346,19 @@ class Job:
         else:
             if timestamp < self._ts_error:
                 return False
-            self._ts_error = timestamp
+            if timestamp > self._ts_error:
+                # A newer error replaces the whole of the old one: its traceback
+                # must not outlive it when the new event carries none.
+                self.exception = self.traceback = None
+                self._ts_error = timestamp
         return True
+
+    def _keep_error(self, timestamp: float, data: Mapping[str, Any]) -> None:
+        """Keep a retried attempt's error, which a later error replaces as the job's own."""
+        if self.extra is None:
+            self.extra = {}
+        errors = self.extra.setdefault(_RETRY_ERRORS, {})
+        errors[timestamp] = [_text(data.get("exception")), _text(data.get("traceback"))]
 
     def _insert(self, step: Step, timestamp: float, hostname: str | None) -> None:
         hist = self._hist
@@ -286,6 +367,40 @@ class Job:
         while pos and (hist[pos - 3], hist[pos - 2].order) > key:
             pos -= 3
         hist[pos:pos] = (timestamp, step, hostname)
+        self._keep_causes_first(pos)
+
+    def record(self, step: Step, timestamp: float, hostname: str | None) -> None:
+        """Put an action (a passive step) into the history, before what it caused.
+
+        It goes at its own time, unless an entry it caused is already there,
+        dated earlier by a worker clock behind the monitor's: then just before it.
+        """
+        hist = self._hist
+        key = (timestamp, step.order)
+        pos = len(hist)
+        while pos and (hist[pos - 3], hist[pos - 2].order) > key:
+            pos -= 3
+        caused = step.precedes
+        i = pos - 3
+        while caused and i >= 0 and hist[i] >= timestamp - CAUSE_WINDOW:
+            if hist[i + 1].state in caused and not hist[i + 1].passive:
+                pos = i
+            i -= 3
+        hist[pos:pos] = (timestamp, step, hostname)
+
+    def _keep_causes_first(self, pos: int) -> None:
+        """Move actions that caused the entry just put at ``pos`` to before it."""
+        hist = self._hist
+        state, timestamp = hist[pos + 1].state, hist[pos]
+        if hist[pos + 1].passive:
+            return
+        moved: list[Any] = []
+        for i in range(len(hist) - 3, pos, -3):
+            step = hist[i + 1]
+            if step.passive and state in step.precedes and timestamp >= hist[i] - CAUSE_WINDOW:
+                moved[:0] = hist[i : i + 3]
+                del hist[i : i + 3]
+        hist[pos:pos] = moved
 
     def _fold(self) -> JobState:
         state = JobState.UNKNOWN
@@ -297,26 +412,37 @@ class Job:
         return state
 
     def transitions(self) -> tuple[Transition, ...]:
+        return self._story()[0]
+
+    def _story(self) -> tuple[tuple[Transition, ...], list[int], int]:
+        """The history with each entry's attempt, the attempts, and the current attempt."""
         hist = self._hist
-        return tuple(
-            Transition(hist[i + 1].state, hist[i], hist[i + 2], hist[i + 1].event)
-            for i in range(0, len(hist), 3)
-        )
+        attempts, current = number_attempts(hist[i] for i in range(1, len(hist), 3))
+        transitions = []
+        for i, n in zip(range(0, len(hist), 3), attempts, strict=True):
+            step = hist[i + 1]
+            transitions.append(
+                Transition(step.state, hist[i], hist[i + 2], step.event, n, step.passive, step.weak)
+            )
+        return tuple(transitions), attempts, current
 
     def row(self) -> JobRow:
         hist = self._hist
-        started = None
+        received = started = None
         for i in range(len(hist) - 2, 0, -3):
-            if hist[i].state is JobState.ACTIVE:
+            step = hist[i]
+            if step.passive:
+                continue  # an action is no event: it starts or receives nothing
+            if started is None and step.state is JobState.ACTIVE:
                 started = hist[i - 1]
-                break
+            received = hist[i - 1]
         return JobRow(
             self.id,
             self.first_seen,
             self.state,
             self.name,
             self.worker,
-            hist[0] if hist else None,
+            received,
             started,
             self.runtime,
             self.retries,
@@ -340,16 +466,126 @@ class Job:
         return None
 
     def snapshot(self, children: tuple[str, ...] = ()) -> JobSnapshot:
+        history, _, current = self._story()
+        errors = self._attempt_errors(history, current)
         return JobSnapshot(
             id=self.id,
             state=self.state,
             seen=True,
-            history=self.transitions(),
+            history=history,
             children=children,
             first_seen=self.first_seen,
-            extra=dict(self.extra) if self.extra else {},
+            extra=_details(self.extra),
+            attempt=current,
+            attempt_errors=errors,
+            # The latest error may have ended an earlier attempt: then the
+            # current one has none.
+            error_is_current=not errors or errors[-1].timestamp != self._ts_error,
             **{attr: getattr(self, attr) for attr in JOB_FIELDS},
         )
+
+    def _attempt_errors(
+        self, history: tuple[Transition, ...], current: int
+    ) -> tuple[AttemptError, ...]:
+        """Errors of attempts other than ``current``, oldest first."""
+        found: dict[float, list[str | None]] = dict((self.extra or {}).get(_RETRY_ERRORS, {}))
+        if self._ts_error not in found and self.exception is not None:
+            found[self._ts_error] = [self.exception, self.traceback]
+        if not found:
+            return ()
+        ended_by = {
+            t.timestamp: t.attempt
+            for t in history
+            if t.state in _ERROR_STATES and not t.action and t.timestamp in found
+        }
+        return tuple(
+            AttemptError(ended_by[ts], ts, *found[ts])
+            for ts in sorted(found)
+            if ts in ended_by and ended_by[ts] != current
+        )
+
+
+def _details(extra: dict[str, Any] | None) -> dict[str, Any]:
+    if not extra:
+        return {}
+    return {key: value for key, value in extra.items() if key != _RETRY_ERRORS}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else coerce(value, str)
+
+
+# States of the entries whose events carry an error.
+_ERROR_STATES = frozenset({JobState.RETRYING, JobState.FAILED})
+# What an entry does to the attempt it is in.
+_SENT, _RECEIPT, _START, _RETRY, _OTHER = 1, 2, 4, 8, 16
+
+
+def number_attempts(steps: Iterable[Step]) -> tuple[list[int], int]:
+    """Which attempt each history entry belongs to (1, 2, ...), and the current one.
+
+    An attempt is one run of the job: task-sent, task-received, task-started and
+    an outcome; ``task-retried`` ends it and the next one begins.  Events that
+    say their attempt (``retries``) go to it.  The others go to the earliest
+    attempt still open that lacks what they bring: a worker may receive the
+    re-sent job before its own task-retried is stamped.  The current attempt
+    is the one holding the entry that decided the job's state.
+    """
+    numbers: list[int] = []
+    has: list[int] = []  # per attempt: which of _SENT, _RECEIPT, _START, _RETRY it holds
+    first_open = 0  # attempts before this one have ended
+    state = JobState.UNKNOWN
+    current = 1
+    for step in steps:
+        kind = _kind(step)
+        n = step.attempt - 1
+        if n >= 0 and (kind == _SENT or (kind == _RECEIPT and not _ended(has, n))):
+            while len(has) <= n:
+                has.append(0)
+        elif kind & (_SENT | _RECEIPT | _START):
+            n = _open_lacking(has, first_open, kind)
+        elif first_open < len(has):
+            n = first_open
+        else:  # every attempt has ended: a late or repeated outcome goes with the last
+            if not has:
+                has.append(0)
+            n = len(has) - 1
+        has[n] |= kind
+        while first_open < len(has) and has[first_open] & _RETRY:
+            first_open += 1
+        numbers.append(n + 1)
+        if step.moves(state):
+            state = step.state
+            current = n + 1
+    return numbers, current
+
+
+def _kind(step: Step) -> int:
+    if step.passive:
+        return _OTHER
+    if step.weak:
+        return _SENT
+    state = step.state
+    if state is JobState.RETRYING:
+        return _RETRY
+    if state is JobState.ACTIVE:
+        return _START
+    if state is JobState.QUEUED or state is JobState.SCHEDULED:
+        return _RECEIPT
+    return _OTHER
+
+
+def _ended(has: list[int], n: int) -> bool:
+    return n < len(has) and bool(has[n] & _RETRY)
+
+
+def _open_lacking(has: list[int], start: int, kind: int) -> int:
+    """The earliest attempt from ``start`` not ended and without ``kind``; a new one if none."""
+    for n in range(start, len(has)):
+        if not has[n] & (kind | _RETRY):
+            return n
+    has.append(0)
+    return len(has) - 1
 
 
 UNSEEN_EXPLANATION = (
@@ -387,11 +623,51 @@ class JobSnapshot:
     routing_key: str | None = None
     parent_id: str | None = None
     root_id: str | None = None
+    attempt: int = 1  # the attempt the job's state comes from
+    # Errors that ended attempts other than the current one, oldest first.
+    attempt_errors: tuple[AttemptError, ...] = ()
+    # Whether ``exception`` and ``traceback`` (the latest error by event time)
+    # belong to the current attempt; see current_error.
+    error_is_current: bool = True
 
     @classmethod
     def unseen(cls, job_id: str) -> JobSnapshot:
         return cls(id=job_id, state=JobState.UNKNOWN, seen=False, explanation=UNSEEN_EXPLANATION)
 
     def last_time(self, state: JobState) -> float | None:
-        """When the job last entered ``state``, by event time."""
-        return next((t.timestamp for t in reversed(self.history) if t.state is state), None)
+        """When the job last entered ``state``, by event time (actions are no events)."""
+        return next(
+            (t.timestamp for t in reversed(self.history) if t.state is state and not t.action),
+            None,
+        )
+
+    @property
+    def current_error(self) -> tuple[str | None, str | None]:
+        """(exception, traceback) of the current attempt: nothing once a retry ran again."""
+        if not self.error_is_current:
+            return None, None
+        return self.exception, self.traceback
+
+    @property
+    def first_time(self) -> float | None:
+        """The time of the job's first event."""
+        return next((t.timestamp for t in self.history if not t.action), None)
+
+    def attempts(self) -> list[Attempt]:
+        """The history by attempt, each with its task-sent first.
+
+        Celery stamps task-sent after publishing, so a quick worker's events can
+        carry earlier times; the story still starts with the sending.
+        """
+        grouped: dict[int, list[Transition]] = {}
+        for t in self.history:
+            grouped.setdefault(t.attempt, []).append(t)
+        return [
+            Attempt(n, tuple(sorted(entries, key=_sent_first)))
+            for n, entries in sorted(grouped.items())
+        ]
+
+
+def _sent_first(t: Transition) -> bool:
+    # sorted() is stable: entries keep their time order apart from this.
+    return not t.sending

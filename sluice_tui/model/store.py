@@ -181,9 +181,15 @@ class JobStore:
         *,
         create: bool = False,
         name: str | None = None,
+        at: float | None = None,
+        precedes: Iterable[JobState] = (),
     ) -> bool:
         """Put something sluice-tui did into a job's history, without changing its state.
 
+        ``at`` is when it was done (the user confirmed it, it was sent), not
+        when the cluster answered: the store's clock by default.  Entries into
+        ``precedes`` states are what it causes; they stay after it in the
+        history even when a worker's clock dates them a little earlier.
         With ``create``, an id not yet seen is added as an ``unknown`` job (a
         retry that was just sent); otherwise an unknown id is left alone.
         """
@@ -194,7 +200,8 @@ class JobStore:
                     return False
                 job = self._jobs[job_id] = Job(job_id, self._clock())
                 self._counts[JobState.UNKNOWN] += 1
-            job.apply(Step(job.state, event, 7, passive=True), self._clock(), ACTOR, {}, NO_FIELDS)
+            step = Step(job.state, event, 7, passive=True, precedes=frozenset(precedes))
+            job.record(step, self._clock() if at is None else at, ACTOR)
             if name is not None and job.name is None:
                 job.name = name
             for key, value in details.items():

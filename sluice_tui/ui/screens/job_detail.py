@@ -1,10 +1,13 @@
-"""One job in full: fields, related jobs, payloads, traceback and state history."""
+"""One job in full: fields, related jobs, payloads, traceback and the history by attempt."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -15,7 +18,14 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from sluice_tui.model.job import RETRIED_AS, RETRY_OF, WORKER_LOST, JobSnapshot
+from sluice_tui.model.job import (
+    RETRIED_AS,
+    RETRY_OF,
+    WORKER_LOST,
+    Attempt,
+    AttemptError,
+    JobSnapshot,
+)
 from sluice_tui.model.states import Action, JobState
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import STATE_STYLES, duration, full_time, inert
@@ -25,6 +35,10 @@ if TYPE_CHECKING:
 
 MAX_RELATED = 200
 LINK_KEYS = {RETRY_OF, RETRIED_AS}
+# The history is drawn on the UI thread: a job with tens of thousands of
+# entries shows its first and last ones, and says how many it leaves out.
+HISTORY_HEAD = 100
+HISTORY_TAIL = 300
 
 WORKER_LOST_EXPLANATION = (
     "Its worker stopped sending heartbeats while the job ran, so the job is no longer known "
@@ -33,8 +47,61 @@ WORKER_LOST_EXPLANATION = (
 )
 
 
-def state_text(snapshot_state) -> Text:
+def state_text(snapshot_state: JobState) -> Text:
     return Text(snapshot_state.value, STATE_STYLES[snapshot_state])
+
+
+# -- times and values (candidates for ui/text.py, shared with other screens) --
+
+
+def span(seconds: float) -> str:
+    """A rough length of time for a countdown: 12s, 4m05s, 2h03m, 3d04h."""
+    whole = round(abs(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def moment(timestamp: float | None, now: float) -> str:
+    """Local time as elsewhere on screen, with how far it is from now."""
+    if timestamp is None:
+        return ""
+    delta = timestamp - now
+    if abs(delta) < 0.5:
+        relative = "now"
+    else:
+        relative = f"in {span(delta)}" if delta > 0 else f"{span(delta)} ago"
+    return f"{full_time(timestamp)}  ({relative})"
+
+
+def iso_moment(value: str | None, now: float) -> str | None:
+    """An ISO 8601 time from the cluster (eta, expires) in the local format."""
+    if not value:
+        return value
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # not a time we can read: shown as it came
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # Celery sends UTC when enable_utc is on
+    return moment(when.timestamp(), now)
+
+
+def plain(value: Any) -> str:
+    """A detail value in words: booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+# -- the sections -------------------------------------------------------------
 
 
 def render_title(job: JobSnapshot) -> Text:
@@ -45,59 +112,79 @@ def render_title(job: JobSnapshot) -> Text:
     return title
 
 
-def render_fields(job: JobSnapshot) -> RenderableType:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+def render_fields(job: JobSnapshot, now: float) -> RenderableType:
     if not job.seen:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
         grid.add_row("state", state_text(job.state))
         grid.add_row("", Text(job.explanation or "", "italic"))
         return grid
-    received = job.history[0].timestamp if job.history else None
-    started = job.last_time(job.state.ACTIVE)
-    rows = [
-        ("id", job.id),
-        ("name", job.name),
+    # Two columns, where and when: the history below should start on screen.
+    # The id and name are in the title.
+    where = [
         ("worker", job.worker),
         ("queue", job.queue),
         ("routing key", job.routing_key),
         ("retries", None if job.retries is None else str(job.retries)),
-        ("eta", job.eta),
-        ("expires", job.expires),
-        ("first event", full_time(received)),
-        ("started", full_time(started)),
-        ("runtime", duration(job.runtime)),
     ]
-    rows += [
-        (key.replace("_", " "), str(value))
+    where += [
+        (key.replace("_", " "), plain(value))
         for key, value in sorted((job.extra or {}).items())
         if key not in LINK_KEYS  # shown as related jobs instead
     ]
-    for key, value in rows:
-        if value:
-            grid.add_row(key, Text(inert(value)))
+    when = [
+        ("first event", full_time(job.first_time)),
+        ("started", full_time(job.last_time(JobState.ACTIVE))),
+        ("runtime", duration(job.runtime)),
+        ("eta", iso_moment(job.eta, now)),
+        ("expires", iso_moment(job.expires, now)),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(2):
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+    left = [(key, Text(inert(value))) for key, value in where if value]
+    right = [(key, Text(inert(value))) for key, value in when if value]
+    while len(left) > len(right) + 1:  # balance the columns: fewer lines
+        right.insert(0, left.pop())
+    for n in range(max(len(left), len(right))):
+        grid.add_row(*_cell(left, n), *_cell(right, n))
     if job.state is JobState.UNKNOWN and WORKER_LOST in (job.extra or {}):
-        grid.add_row("", Text(WORKER_LOST_EXPLANATION, "italic"))
+        return Group(grid, Text(WORKER_LOST_EXPLANATION, "italic"))
     return grid
+
+
+def _cell(pairs: list[tuple[str, Text]], n: int) -> tuple[str, Text | str]:
+    return pairs[n] if n < len(pairs) else ("", "")
+
+
+def has_countdown(job: JobSnapshot) -> bool:
+    """Whether the fields show a time relative to now, which goes stale."""
+    return bool(job.eta or job.expires)
 
 
 def render_payload(job: JobSnapshot) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    for key in ("args", "kwargs", "result", "exception"):
-        value = getattr(job, key)
+    # Long values (Celery cuts reprs at 1024 characters) wrap, so all can be read.
+    grid.add_column(overflow="fold")
+    exception, _ = job.current_error
+    for key, value in (
+        ("args", job.args),
+        ("kwargs", job.kwargs),
+        ("result", job.result),
+        ("exception", exception),
+    ):
         if value is not None:
             style = "red" if key == "exception" else ""
             grid.add_row(key, Text(inert(value, multiline=True), style))
     return grid
 
 
-def render_traceback(job: JobSnapshot) -> RenderableType:
-    if not job.traceback:
-        return Text("no traceback", "grey50")
+def traceback_view(traceback: str) -> Syntax:
     return Syntax(
-        inert(job.traceback, multiline=True).rstrip(),
+        inert(traceback, multiline=True).rstrip(),
         "pytb",
         theme="ansi_dark",
         word_wrap=True,
@@ -105,28 +192,111 @@ def render_traceback(job: JobSnapshot) -> RenderableType:
     )
 
 
+def render_traceback(job: JobSnapshot) -> RenderableType:
+    _, traceback = job.current_error
+    if not traceback:
+        note = "no traceback"
+        if job.attempt_errors:
+            note += " in this attempt; earlier attempts' errors are in the history"
+        return Text(note, "grey50")
+    return traceback_view(traceback)
+
+
 def render_history(job: JobSnapshot) -> RenderableType:
     if not job.history:
         return Text("no events yet", "grey50")
-    table = Table(box=None, padding=(0, 1), header_style="bold", expand=False)
-    for label in ("#", "time", "+", "state", "event", "host"):
-        table.add_column(label, no_wrap=True, justify="right" if label in "#+" else "left")
-    previous = None
-    for n, step in enumerate(job.history, 1):
-        since = "" if previous is None else "+" + duration(step.timestamp - previous)
-        table.add_row(
-            str(n),
-            full_time(step.timestamp),
-            since,
-            state_text(step.state),
-            step.event,
-            inert(step.hostname),
-        )
-        previous = step.timestamp
+    attempts = job.attempts()
+    errors = {error.attempt: error for error in job.attempt_errors}
+    headed = len(attempts) > 1 or attempts[0].number != 1
+    widths = (
+        max(len(t.event) for t in job.history),
+        max(len(inert(t.hostname)) for t in job.history),
+    )
+    parts: list[RenderableType] = []
+    first = True
+    for item in _capped(attempts, len(job.history)):
+        if isinstance(item, str):
+            parts.append(Text(item, "italic grey50"))
+            continue
+        attempt, rows = item
+        if headed:
+            if first:  # the column names above the first attempt's heading
+                parts.append(_history_table([], widths, header=True))
+            parts.append(Text(f"attempt {attempt.number}", "bold"))
+        error = errors.get(attempt.number)
+        parts.append(_history_table(rows, widths, header=first and not headed, error=error))
+        first = False
+        if error is not None and error.traceback and rows[-1][0] == len(attempt.entries) - 1:
+            parts.append(Padding(traceback_view(error.traceback), (0, 0, 0, 6)))
+    return Group(*parts)
+
+
+Row = tuple[int, int, Any, float | None]  # (index in attempt, number, transition, previous time)
+
+
+def _capped(attempts: list[Attempt], total: int) -> Iterator[tuple[Attempt, list[Row]] | str]:
+    """Each attempt with the rows to draw, leaving out the middle of a huge history."""
+    number = 0
+    previous: float | None = None
+    skipped = 0
+    for attempt in attempts:
+        rows: list[Row] = []
+        for index, entry in enumerate(attempt.entries):
+            number += 1
+            if HISTORY_HEAD < number <= total - HISTORY_TAIL:
+                skipped += 1
+            else:
+                if skipped:
+                    yield f"... {skipped:,} entries not shown ..."
+                    skipped = 0
+                rows.append((index, number, entry, previous))
+            previous = entry.timestamp
+        if rows:
+            yield attempt, rows
+
+
+def _history_table(
+    rows: list[Row],
+    widths: tuple[int, int],
+    *,
+    header: bool,
+    error: AttemptError | None = None,
+) -> Table:
+    # Fixed widths: the attempts' tables line up under one header.
+    table = Table(box=None, padding=(0, 1, 0, 0), show_header=header, header_style="bold")
+    table.add_column("#", justify="right", no_wrap=True, width=5)
+    table.add_column("time", no_wrap=True, width=23)
+    table.add_column("+", justify="right", no_wrap=True, width=8)  # since the entry above
+    table.add_column("state", no_wrap=True, width=9)
+    table.add_column("event", no_wrap=True, width=widths[0])
+    table.add_column("host", no_wrap=True, width=widths[1])
+    if error is not None:
+        table.add_column("error", overflow="fold")
+    for _, number, entry, previous in rows:
+        since = "" if previous is None else _since(entry.timestamp - previous)
+        if entry.action:
+            # Something sluice-tui did: no state of the job's own.
+            state: Text | str = Text("action", "italic grey50")
+            event = Text(inert(entry.event), "italic")
+        else:
+            state = state_text(entry.state)
+            event = Text(inert(entry.event))
+        cells = [str(number), full_time(entry.timestamp), since, state, event]
+        cells.append(inert(entry.hostname))
+        if error is not None:
+            # The error that ended an earlier attempt, on the entry that brought it.
+            ended = entry.timestamp == error.timestamp and not entry.action
+            cells.append(Text(inert(error.exception or ""), "red") if ended else "")
+        table.add_row(*cells)
     return table
 
 
-def related_options(app: SluiceApp, job: JobSnapshot) -> list[Option]:
+def _since(seconds: float) -> str:
+    # Negative when the clocks of two hosts disagree with the story's order.
+    return ("+" if seconds >= 0 else "") + duration(seconds)
+
+
+def related_options(store_get: Callable[[str], JobSnapshot], job: JobSnapshot) -> list[Option]:
     links: list[tuple[str, str]] = []
     if job.parent_id:
         links.append(("parent", job.parent_id))
@@ -139,7 +309,7 @@ def related_options(app: SluiceApp, job: JobSnapshot) -> list[Option]:
     links += [("child", child) for child in job.children[:MAX_RELATED]]
     options = []
     for relation, job_id in links:
-        other = app.store.get(job_id)
+        other = store_get(job_id)
         prompt = Text.assemble((f"{relation:<11}", "bold"), inert(job_id), "  ")
         prompt.append_text(state_text(other.state))
         if other.name:
@@ -148,9 +318,16 @@ def related_options(app: SluiceApp, job: JobSnapshot) -> list[Option]:
     return options
 
 
+def related_label(count: int) -> str:
+    if count == 1:
+        return "Related jobs (enter opens it)"
+    return "Related jobs (enter opens the highlighted one; tab, then up/down, to choose)"
+
+
 class JobDetailScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="detail.close"),
+        Binding("enter", "open_related", "Open related", id="detail.open_related"),
         Binding("r", "retry", "Retry", id="detail.retry"),
         Binding("x", "revoke", "Revoke", id="detail.revoke"),
     ]
@@ -162,12 +339,14 @@ class JobDetailScreen(LiveScreen):
         self.job_id = job_id
         self._version = -1
         self._related: list[tuple[str | None, str]] = []
+        self._watched: frozenset[str] = frozenset({job_id})  # this job and its related ones
+        self._countdown_at: float | None = None  # when the shown countdowns were drawn
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield Static(id="detail-fields")
-            yield Label("Related jobs (enter opens)", id="related-label", classes="section")
+            yield Label(related_label(1), id="related-label", classes="section")
             yield OptionList(id="related")
             yield Label("Payload", classes="section")
             yield Static(id="detail-payload")
@@ -186,34 +365,62 @@ class JobDetailScreen(LiveScreen):
         if self._version >= 0:
             changes = store.changes_since(self._version)
             self._version = changes.version
-            if changes.job_ids is not None and self.job_id not in changes.job_ids:
+            if changes.job_ids is not None and self._watched.isdisjoint(changes.job_ids):
+                self._refresh_countdown()
                 return
         else:
             self._version = store.version
         self.render_job(store.get(self.job_id))
 
+    def _refresh_countdown(self) -> None:
+        # "in 12s" must not stay at 12s while nothing else about the job moves.
+        if self._countdown_at is not None and self.app.clock() - self._countdown_at >= 1.0:
+            job = self.app.store.get(self.job_id)
+            self._show_fields(job)
+
+    def _show_fields(self, job: JobSnapshot) -> None:
+        now = self.app.clock()
+        self.query_one("#detail-fields", Static).update(render_fields(job, now))
+        self._countdown_at = now if job.seen and has_countdown(job) else None
+
     def render_job(self, job: JobSnapshot) -> None:
         self.query_one("#detail-title", Static).update(render_title(job))
-        self.query_one("#detail-fields", Static).update(render_fields(job))
+        self._show_fields(job)
         self.query_one("#detail-payload", Static).update(render_payload(job))
         self.query_one("#detail-traceback", Static).update(render_traceback(job))
         self.query_one("#detail-history", Static).update(render_history(job))
-        options = related_options(self.app, job)
+        self._show_related(related_options(self.app.store.get, job))
+
+    def _show_related(self, options: list[Option]) -> None:
         related = self.query_one("#related", OptionList)
+        self._watched = frozenset({self.job_id, *(o.id for o in options if o.id)})
         shown = [(option.id, str(option.prompt)) for option in options]
         if shown != self._related:
+            if [i for i, _ in shown] == [i for i, _ in self._related]:
+                # Same jobs, news about them: keep the user's place in the list.
+                for index, option in enumerate(options):
+                    related.replace_option_prompt_at_index(index, option.prompt)
+            else:
+                related.clear_options()
+                related.add_options(options)
+                if options:
+                    related.highlighted = 0
             self._related = shown
-            related.clear_options()
-            related.add_options(options)
-            if options:
-                related.highlighted = 0
         related.display = bool(options)
-        self.query_one("#related-label").display = bool(options)
+        label = self.query_one("#related-label", Label)
+        label.update(related_label(len(options)))
+        label.display = bool(options)
 
     @on(OptionList.OptionSelected, "#related")
     def _open_related(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
             self.app.open_job(event.option.id)
+
+    def action_open_related(self) -> None:
+        """Enter anywhere on the screen opens the highlighted related job."""
+        option = self.query_one("#related", OptionList).highlighted_option
+        if option is not None and option.id:
+            self.app.open_job(option.id)
 
     def action_close(self) -> None:
         self.app.pop_screen()
