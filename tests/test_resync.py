@@ -76,3 +76,33 @@ def test_no_answer_and_read_only_are_said_plainly(store, clock):
     assert "no worker answered" in Resync(cluster_answering(), store, clock=clock).run().summary()
     read_only = Resync(cluster_answering(), store, ask_workers=False, clock=clock).run()
     assert "workers not asked (read-only)" in read_only.summary()
+
+
+def test_found_jobs_carry_the_replys_times_and_args_as_events_show_them(store, clock):
+    started = clock.now - 105.0  # the worker started it before the monitor did
+    running = {**request("running"), "args": "(7, 7)", "time_start": started}
+    waiting = {**request("waiting"), "args": [7, 7], "kwargs": {"x": 1}, "time_start": None}
+    later = {**request("later"), "args": [[1, 2], "a"]}
+    app = cluster_answering(
+        active={"w1@h": [running]},
+        reserved={"w1@h": [waiting]},
+        scheduled={"w1@h": [{"eta": "2099-01-01T00:00:00+00:00", "request": later}]},
+    )
+    Resync(app, store, clock=clock).run()
+
+    row = store.rows(["running"])["running"]
+    assert row.received == row.started == started  # not the moment it was found
+    assert store.get("running").args == "(7, 7)"
+    # JSON made the args tuple a list: shown as the events' repr of a tuple.
+    assert store.get("waiting").args == "(7, 7)"
+    assert store.get("waiting").kwargs == "{'x': 1}"
+    assert store.get("later").args == "([1, 2], 'a')"
+    assert store.get("later").eta == "2099-01-01T00:00:00+00:00"
+
+
+def test_a_time_start_that_cannot_be_a_start_time_is_not_used(store, clock):
+    # Older workers sent monotonic seconds; a bool or a string is no time at all.
+    for job_id, value in (("mono", 12345.6), ("flag", True), ("text", "12:00"), ("ahead", 9e12)):
+        app = cluster_answering(active={"w1@h": [{**request(job_id), "time_start": value}]})
+        Resync(app, store, clock=clock).run()
+        assert store.rows([job_id])[job_id].started == clock.now, job_id

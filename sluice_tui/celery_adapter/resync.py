@@ -32,6 +32,11 @@ INSPECT_TIMEOUT = 1.0
 MAX_BACKEND_LOOKUPS = 2_000
 BACKEND_BUDGET = 5.0
 
+# A time_start this far before the workers were asked, or after, is not
+# believed (see _started_at).
+MAX_RUN_SECONDS = 30 * 24 * 3600.0
+MAX_CLOCK_AHEAD = 3600.0
+
 RUNNING = Step(JobState.ACTIVE, "resync: running on worker", 2)
 RESERVED = Step(JobState.QUEUED, "resync: reserved by worker", 1)
 SCHEDULED = Step(JobState.SCHEDULED, "resync: scheduled on worker", 1)
@@ -165,7 +170,9 @@ class Resync:
                 self._bad(request)
                 continue
             reported.add(job_id)
-            if self.store.resync(job_id, step, asked_at, worker, request, plan):
+            when = _started_at(request, asked_at) if step is RUNNING else asked_at
+            fields = _as_events_show(request)
+            if self.store.resync(job_id, step, when, worker, fields, plan):
                 result.corrected += 1
 
     def _ask_backend(self, asked_at: float, reported: set[str], result: ResyncResult) -> None:
@@ -198,6 +205,39 @@ def _outcome(meta: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(meta.get("traceback"), str):
         fields["traceback"] = meta["traceback"]
     return fields
+
+
+def _started_at(request: Mapping[str, Any], asked_at: float) -> float:
+    """When the worker started the job, which an active reply carries as ``time_start``.
+
+    Far from the time the workers were asked (a worker whose Celery sends
+    monotonic time, or none), it is not used: the job is dated when asked.
+    """
+    started = request.get("time_start")
+    believable = (
+        isinstance(started, int | float)
+        and not isinstance(started, bool)
+        and asked_at - MAX_RUN_SECONDS < started <= asked_at + MAX_CLOCK_AHEAD
+    )
+    return float(started) if believable else asked_at
+
+
+def _as_events_show(request: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The request with args and kwargs as the events' reprs show them.
+
+    Events carry ``saferepr`` of the args tuple, ``(7, 7)``; a reply carries
+    the values, and JSON turns the tuple into a list.  An active reply asked
+    with ``safe`` already carries the reprs.
+    """
+    args, kwargs = request.get("args"), request.get("kwargs")
+    if not isinstance(args, list) and not isinstance(kwargs, dict):
+        return request
+    shown = dict(request)
+    if isinstance(args, list):
+        shown["args"] = saferepr(tuple(args), REPR_LIMIT)
+    if isinstance(kwargs, dict):
+        shown["kwargs"] = saferepr(kwargs, REPR_LIMIT)
+    return shown
 
 
 def _valid_id(job_id: Any) -> bool:

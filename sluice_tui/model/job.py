@@ -487,7 +487,7 @@ class Job:
     def _attempt_errors(
         self, history: tuple[Transition, ...], current: int
     ) -> tuple[AttemptError, ...]:
-        """Errors of attempts other than ``current``, oldest first."""
+        """Every error but the current attempt's latest, oldest first, with its attempt."""
         found: dict[float, list[str | None]] = dict((self.extra or {}).get(_RETRY_ERRORS, {}))
         if self._ts_error not in found and self.exception is not None:
             found[self._ts_error] = [self.exception, self.traceback]
@@ -501,7 +501,7 @@ class Job:
         return tuple(
             AttemptError(ended_by[ts], ts, *found[ts])
             for ts in sorted(found)
-            if ts in ended_by and ended_by[ts] != current
+            if ts in ended_by and not (ts == self._ts_error and ended_by[ts] == current)
         )
 
 
@@ -546,8 +546,10 @@ def number_attempts(steps: Iterable[Step]) -> tuple[list[int], int]:
             n = _open_lacking(has, first_open, kind)
         elif first_open < len(has):
             n = first_open
-        else:  # every attempt has ended: a late or repeated outcome goes with the last
-            if not has:
+        else:
+            # Every attempt has ended: an event is of the next one (whose first
+            # events were missed); an action goes with the last.
+            if not (step.passive and has):
                 has.append(0)
             n = len(has) - 1
         has[n] |= kind
@@ -624,7 +626,8 @@ class JobSnapshot:
     parent_id: str | None = None
     root_id: str | None = None
     attempt: int = 1  # the attempt the job's state comes from
-    # Errors that ended attempts other than the current one, oldest first.
+    # Errors to show under their attempts, oldest first: all but the current
+    # attempt's own, which is ``exception`` and ``traceback``.
     attempt_errors: tuple[AttemptError, ...] = ()
     # Whether ``exception`` and ``traceback`` (the latest error by event time)
     # belong to the current attempt; see current_error.
