@@ -406,7 +406,9 @@ class JobDetailScreen(LiveScreen):
                 if options:
                     related.highlighted = 0
             self._related = shown
-        related.display = bool(options)
+        if related.display != bool(options):
+            related.display = bool(options)
+            self.refresh_bindings()  # enter opens related jobs only when there are some
         label = self.query_one("#related-label", Label)
         label.update(related_label(len(options)))
         label.display = bool(options)
@@ -415,6 +417,11 @@ class JobDetailScreen(LiveScreen):
     def _open_related(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
             self.app.open_job(event.option.id)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_related":
+            return bool(self._related)
+        return True
 
     def action_open_related(self) -> None:
         """Enter anywhere on the screen opens the highlighted related job."""
