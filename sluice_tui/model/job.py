@@ -534,6 +534,9 @@ def number_attempts(steps: Iterable[Step]) -> tuple[list[int], int]:
     numbers: list[int] = []
     has: list[int] = []  # per attempt: which of _SENT, _RECEIPT, _START, _RETRY it holds
     first_open = 0  # attempts before this one have ended
+    # Per kind, where to look for an attempt lacking it: attempts only gain
+    # entries, so the search never goes back (a long history stays linear).
+    lacking = {_SENT: 0, _RECEIPT: 0, _START: 0}
     state = JobState.UNKNOWN
     current = 1
     for step in steps:
@@ -543,7 +546,7 @@ def number_attempts(steps: Iterable[Step]) -> tuple[list[int], int]:
             while len(has) <= n:
                 has.append(0)
         elif kind & (_SENT | _RECEIPT | _START):
-            n = _open_lacking(has, first_open, kind)
+            n = lacking[kind] = _open_lacking(has, max(lacking[kind], first_open), kind)
         elif first_open < len(has):
             n = first_open
         else:

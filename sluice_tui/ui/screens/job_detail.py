@@ -37,8 +37,8 @@ MAX_RELATED = 200
 LINK_KEYS = {RETRY_OF, RETRIED_AS}
 # The history is drawn on the UI thread: a job with tens of thousands of
 # entries shows its first and last ones, and says how many it leaves out.
-HISTORY_HEAD = 100
-HISTORY_TAIL = 300
+HISTORY_HEAD = 50
+HISTORY_TAIL = 150
 
 WORKER_LOST_EXPLANATION = (
     "Its worker stopped sending heartbeats while the job ran, so the job is no longer known "
@@ -212,22 +212,25 @@ def render_history(job: JobSnapshot) -> RenderableType:
         max(len(t.event) for t in job.history),
         max(len(inert(t.hostname)) for t in job.history),
     )
+    # One table, broken only where a traceback or a gap goes between rows:
+    # a table per attempt costs seconds to draw when there are thousands.
     parts: list[RenderableType] = []
-    first = True
+    table = _history_table(widths, header=True)
     for item in _capped(attempts, len(job.history)):
         if isinstance(item, str):
-            parts.append(Text(item, "italic grey50"))
+            parts += [table, Text(item, "italic grey50")]
+            table = _history_table(widths)
             continue
         attempt, rows = item
         if headed:
-            if first:  # the column names above the first attempt's heading
-                parts.append(_history_table([], widths, header=True))
-            parts.append(Text(f"attempt {attempt.number}", "bold"))
+            table.add_row("", Text(f"attempt {attempt.number}", "bold"))
         error = errors.get(attempt.number)
-        parts.append(_history_table(rows, widths, header=first and not headed, error=error))
-        first = False
+        _add_rows(table, rows, error)
         if error is not None and error.traceback and rows[-1][0] == len(attempt.entries) - 1:
-            parts.append(Padding(traceback_view(error.traceback), (0, 0, 0, 6)))
+            parts += [table, Padding(traceback_view(error.traceback), (0, 0, 0, 6))]
+            table = _history_table(widths)
+    if table.row_count:
+        parts.append(table)
     return Group(*parts)
 
 
@@ -255,14 +258,8 @@ def _capped(attempts: list[Attempt], total: int) -> Iterator[tuple[Attempt, list
             yield attempt, rows
 
 
-def _history_table(
-    rows: list[Row],
-    widths: tuple[int, int],
-    *,
-    header: bool,
-    error: AttemptError | None = None,
-) -> Table:
-    # Fixed widths: the attempts' tables line up under one header.
+def _history_table(widths: tuple[int, int], *, header: bool = False) -> Table:
+    # Fixed widths: the pieces between tracebacks line up under one header.
     table = Table(box=None, padding=(0, 1, 0, 0), show_header=header, header_style="bold")
     table.add_column("#", justify="right", no_wrap=True, width=5)
     table.add_column("time", no_wrap=True, width=23)
@@ -270,8 +267,11 @@ def _history_table(
     table.add_column("state", no_wrap=True, width=9)
     table.add_column("event", no_wrap=True, width=widths[0])
     table.add_column("host", no_wrap=True, width=widths[1])
-    if error is not None:
-        table.add_column("error", overflow="fold")
+    table.add_column("", overflow="fold")  # the error that ended an attempt
+    return table
+
+
+def _add_rows(table: Table, rows: list[Row], error: AttemptError | None) -> None:
     for _, number, entry, previous in rows:
         since = "" if previous is None else _since(entry.timestamp - previous)
         if entry.action:
@@ -281,14 +281,17 @@ def _history_table(
         else:
             state = state_text(entry.state)
             event = Text(inert(entry.event))
-        cells = [str(number), full_time(entry.timestamp), since, state, event]
-        cells.append(inert(entry.hostname))
-        if error is not None:
+        ended = error is not None and entry.timestamp == error.timestamp and not entry.action
+        table.add_row(
+            str(number),
+            full_time(entry.timestamp),
+            since,
+            state,
+            event,
+            inert(entry.hostname),
             # The error that ended an earlier attempt, on the entry that brought it.
-            ended = entry.timestamp == error.timestamp and not entry.action
-            cells.append(Text(inert(error.exception or ""), "red") if ended else "")
-        table.add_row(*cells)
-    return table
+            Text(inert(error.exception or ""), "red") if ended and error else "",
+        )
 
 
 def _since(seconds: float) -> str:
