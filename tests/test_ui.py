@@ -220,7 +220,7 @@ async def test_terminal_escapes_in_task_data_are_inert(app):
         await pilot.pause()
         text = screen_text(app)
         assert "\x1b" not in text and "\x07" not in text
-        assert "evil\\x1b]0;pwned" in text
+        assert "pwned\\x07" in text  # a long name shows its end
         await pilot.press("g", *"evil", "enter")
         text = screen_text(app)
         assert "\x1b" not in text and "\x07" not in text

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sluice_tui.model.job import ATTEMPT, ERROR, Field, FieldPlan, Step
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
+from sluice_tui.model.times import iso_epoch
 
 MAX_ID_LENGTH = 255
 MAX_INTERNED = 10_000  # distinct task names and hostnames shared between jobs
@@ -96,15 +96,8 @@ WORKER_EVENTS = {
 
 def eta_is_future(eta: Any, timestamp: float) -> bool:
     """Whether an ISO 8601 eta lies after the event that carried it."""
-    if type(eta) is not str or not eta:
-        return False
-    try:
-        when = datetime.fromisoformat(eta)
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # Celery sends UTC when enable_utc is on
-    return when.timestamp() > timestamp
+    when = iso_epoch(eta)
+    return when is not None and when > timestamp
 
 
 class EventAdapter:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sluice_tui.model.states import ACCEPTS, FINISHED_STATES, JobState
+from sluice_tui.model.times import iso_epoch
 
 
 class Step(NamedTuple):
@@ -178,6 +179,7 @@ class JobRow(NamedTuple):
     args: str | None
     kwargs: str | None
     note: str | None  # what sluice-tui itself did to the job, if anything
+    eta: float | None = None  # when a scheduled job is due, in epoch seconds
 
 
 class Transition(NamedTuple):
@@ -449,6 +451,7 @@ class Job:
             self.args,
             self.kwargs,
             self._note(),
+            iso_epoch(self.eta) if self.state is JobState.SCHEDULED else None,
         )
 
     def _note(self) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, KeysView, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +71,9 @@ class StoreStats:
 @dataclass(frozen=True, slots=True)
 class Changes:
     version: int
-    # None means the reader fell too far behind: re-read everything.
-    job_ids: frozenset[str] | None
+    # In the order each first changed, so new jobs come in the order they
+    # arrived.  None means the reader fell too far behind: re-read everything.
+    job_ids: KeysView[str] | None
     workers_changed: bool
 
 
@@ -358,7 +359,7 @@ class JobStore:
             if version < self._feed_base:
                 ids = None
             else:
-                ids = frozenset(self._feed[version - self._feed_base :])
+                ids = dict.fromkeys(self._feed[version - self._feed_base :]).keys()
             return Changes(now, ids, worker_version != self._worker_version)
 
     @property

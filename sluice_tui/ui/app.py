@@ -209,7 +209,9 @@ class SluiceApp(App):
         jobs = [
             ("0", "show all states"),
             ("1-8", f"show one state: {states}"),
-            ("up down pgup pgdn home end", "move; a click selects, a double click opens"),
+            ("\u2191 \u2193 pgup pgdn", "move; the cursor stays on its job as rows arrive"),
+            ("home f", "follow the newest jobs again"),
+            ("click", "select; a double click opens"),
             *describe(b for b in JobTable.BINDINGS if isinstance(b, Binding) and b.show),
             *describe(JobsScreen.BINDINGS),
         ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left, insort
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ _STATE_ORDER = {state: i for i, state in enumerate(ALL_STATES)}
 # visible list in one pass instead of moving each changed row.
 BULK_MIN = 2_000
 BULK_SHARE = 20
+# Text columns whose width follows their content.
+MEASURED = ("name", "worker", "note")
 
 
 class SortColumn(enum.Enum):
@@ -74,6 +77,12 @@ class JobIndex:
         self._primaries: dict[str, Any] = {}
         self._visible: list[str] = []  # ids that pass the filter, in sort order
         self.noted = 0  # rows carrying a note (a revoke requested, a retry sent)
+        # What the list holds, as of the last sync: the header shows these, so a
+        # paused list and its counts stay still together.
+        self.state_counts: Counter[JobState] = Counter()
+        # How many rows have each text length, per text column: the table sizes
+        # its columns to their content without measuring every row each tick.
+        self._lengths: dict[str, Counter[int]] = {field: Counter() for field in MEASURED}
 
     # -- reading ---------------------------------------------------------
 
@@ -94,6 +103,16 @@ class JobIndex:
 
     def row(self, job_id: str) -> JobRow | None:
         return self._rows.get(job_id)
+
+    @property
+    def total(self) -> int:
+        """Jobs held, whatever the filter."""
+        return len(self._rows)
+
+    def widest(self, field: str) -> int:
+        """The length of the longest ``field`` (one of MEASURED) among the rows held."""
+        lengths = self._lengths[field]
+        return max((n for n, rows in lengths.items() if rows), default=0)
 
     # -- the view --------------------------------------------------------
 
@@ -156,6 +175,11 @@ class JobIndex:
         )
         if old is not None:
             self._haystacks.pop(job_id, None)
+            self.state_counts[old.state] -= 1
+            self._measure(old, -1)
+        if new is not None:
+            self.state_counts[new.state] += 1
+            self._measure(new, 1)
         if new is None:
             self._rows.pop(job_id, None)
             self._primaries.pop(job_id, None)
@@ -185,6 +209,10 @@ class JobIndex:
         self._seq = {job_id: n for n, job_id in enumerate(self._rows)}
         self._next_seq = len(self._seq)
         self.noted = sum(1 for row in rows if row.note is not None)
+        self.state_counts = Counter(row.state for row in rows)
+        self._lengths = {field: Counter() for field in MEASURED}
+        for row in rows:
+            self._measure(row, 1)
         self._haystacks = {}
         self._reprimary()
         self._rebuild()
@@ -208,6 +236,15 @@ class JobIndex:
         if self.sort is not SortColumn.SEEN:
             visible.sort(key=self._primaries.__getitem__)
         self._visible = visible
+
+    def _measure(self, row: JobRow, sign: int) -> None:
+        lengths = self._lengths
+        if row.name:
+            lengths["name"][len(row.name)] += sign
+        if row.worker:
+            lengths["worker"][len(row.worker)] += sign
+        if row.note:
+            lengths["note"][len(row.note)] += sign
 
     def _matches(self, row: JobRow) -> bool:
         if self.state_filter is not None and row.state is not self.state_filter:

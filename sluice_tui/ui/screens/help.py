@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -13,6 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from sluice_tui.model.states import ACTION_RULES, ALL_STATES, Action
+
+SIDE_BY_SIDE = 100  # screen width from which the sections sit side by side
 
 
 def keys_table(title: str, bindings: list[tuple[str, str]]) -> Table:
@@ -25,7 +28,7 @@ def keys_table(title: str, bindings: list[tuple[str, str]]) -> Table:
         padding=(0, 2),
     )
     table.add_column(style="bold cyan", no_wrap=True)
-    table.add_column()
+    table.add_column(ratio=1)
     for key, description in bindings:
         table.add_row(key, description)
     return table
@@ -49,16 +52,23 @@ class HelpScreen(ModalScreen):
         self.sections = sections
 
     def compose(self) -> ComposeResult:
-        first, *others = self.sections
-        grid = Table.grid(padding=(0, 4))
-        grid.add_row(
-            keys_table(*first),
-            Group(*(keys_table(title, bindings) for title, bindings in others)),
-        )
         with VerticalScroll(id="help-body"):
             yield Static("sluice-tui keys", id="help-title")
-            yield Static(grid)
+            yield Static(id="help-keys")
             yield Static(rules_text(), id="help-rules")
             yield Static(
                 "ctrl+p opens the command palette with the same actions.", id="help-palette"
             )
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one("#help-keys", Static).update(self.keys_layout(event.size.width))
+
+    def keys_layout(self, width: int) -> RenderableType:
+        """Sections side by side where there is room, else one under another."""
+        tables = [keys_table(title, bindings) for title, bindings in self.sections]
+        if width < SIDE_BY_SIDE:
+            return Group(*tables)
+        first, *others = tables
+        grid = Table.grid(padding=(0, 4))
+        grid.add_row(first, Group(*others))
+        return grid

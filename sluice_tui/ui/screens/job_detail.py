@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -27,6 +26,7 @@ from sluice_tui.model.job import (
     JobSnapshot,
 )
 from sluice_tui.model.states import Action, JobState
+from sluice_tui.model.times import iso_epoch
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import STATE_STYLES, duration, full_time, inert
 
@@ -83,15 +83,10 @@ def moment(timestamp: float | None, now: float) -> str:
 
 def iso_moment(value: str | None, now: float) -> str | None:
     """An ISO 8601 time from the cluster (eta, expires) in the local format."""
-    if not value:
-        return value
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
+    when = iso_epoch(value)
+    if when is None:
         return value  # not a time we can read: shown as it came
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # Celery sends UTC when enable_utc is on
-    return moment(when.timestamp(), now)
+    return moment(when, now)
 
 
 def plain(value: Any) -> str:

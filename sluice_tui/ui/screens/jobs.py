@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from sluice_tui.model.states import ALL_STATES, Action
 from sluice_tui.ui.screens.live import LiveScreen
+from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 from sluice_tui.ui.widgets.job_table import JobTable
 from sluice_tui.ui.widgets.status_bar import StatusBar, StatusView
 
@@ -49,9 +50,9 @@ class JobsScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        yield JobTable(self.app.index, id="jobs")
+        yield JobTable(self.app.index, clock=self.app.clock, id="jobs")
         yield Input(placeholder="search id, name, worker, args, kwargs", id="search")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#search").display = False
@@ -67,13 +68,22 @@ class JobsScreen(LiveScreen):
 
     def refresh_from_store(self, changed: bool) -> None:
         app = self.app
+        table = self.table
         if changed:
-            self.table.rows_changed()
+            table.rows_changed()
+        if not app.paused:
+            table.tick()
+        self._show_status()
+
+    def _show_status(self) -> None:
+        app = self.app
         index = app.index
         store = app.store
         status = store.status
         online, known = store.worker_counts()
-        counts = store.counts()
+        # The index's counts, not the store's: they move with the list, and
+        # stay still while it is paused.
+        counts = index.state_counts
         self.query_one(StatusBar).show(
             StatusView(
                 connection=status.state,
@@ -92,6 +102,8 @@ class JobsScreen(LiveScreen):
                 bad_events=store.stats().bad_events,
                 gaps=store.gap_count,
                 last_gap=store.last_gap(),
+                following=self.table.following,
+                dark=app.current_theme.dark,
             )
         )
 
@@ -159,6 +171,10 @@ class JobsScreen(LiveScreen):
     def _open(self, event: JobTable.Chosen) -> None:
         self.app.open_job(event.job_id)
 
+    @on(JobTable.FollowChanged)
+    def _follow_changed(self) -> None:
+        self._show_status()
+
     def _view_changed(self) -> None:
         self.table.view_changed()
-        self.refresh_from_store(changed=False)
+        self._show_status()

@@ -1,15 +1,22 @@
 """The live job table: Textual's line API over the sorted, filtered job index.
 
-Only visible lines are rendered, so 100 000 jobs cost what 50 do.  The cursor
-follows a job, not a position: rows arriving above it shift the viewport with
-it, so the job under the cursor stays where the eye left it.
+Only visible lines are rendered, so 100 000 jobs cost what 50 do.
+
+The table either *follows* the end of the list where new jobs appear (the
+top, newest first, by default), like ``tail -f``, or is *pinned* to the job
+the user moved to: the cursor then stays on that job, by id, while rows move
+around it.  Either way the cursor's row is always on screen, after any tick,
+filter, sort, search, scroll or resize, so enter, r and x act on what is seen.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from functools import lru_cache
 from typing import ClassVar, NamedTuple
 
-from rich.cells import set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -20,77 +27,177 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from sluice_tui.model.job import JobRow
+from sluice_tui.model.states import JobState
 from sluice_tui.ui.job_index import JobIndex, SortColumn
-from sluice_tui.ui.text import STATE_STYLES, clock_time, duration, inert, short_id
+from sluice_tui.ui.text import clock_time, duration, inert, short_id, state_style
+
+ELLIPSIS = "\u2026"
+SORT_MARK = 2  # " ▲" after a sortable column's label
+LIVE_STATES = (JobState.ACTIVE, JobState.SCHEDULED)  # their time cell counts every second
 
 
 class Column(NamedTuple):
     label: str
     width: int  # the least it is shown at
-    priority: int  # columns with the highest numbers go first when space is short
-    flex: int = 0  # share of the spare width
     sort: SortColumn | None = None
     align_right: bool = False
+    measured: str | None = None  # the JobIndex field whose longest text sizes it
+    wanted: int = 0  # a measured column joins at up to this width...
+    most: int = 0  # ...and grows up to this width (also ARGS) when there is room
+    cut: str = "end"  # where an ellipsis replaces what does not fit: end, start or middle
 
 
+ID, STATE, NAME, WORKER, SEEN, STARTED, TIME, RETRY, NOTE, ARGS = range(10)
 COLUMNS: tuple[Column, ...] = (
-    Column("ID", 8, 0),
-    Column("STATE", 9, 0, sort=SortColumn.STATE),
-    Column("NOTE", 17, 1),
-    Column("NAME", 14, 0, flex=3, sort=SortColumn.NAME),
-    Column("WORKER", 12, 2, flex=1, sort=SortColumn.WORKER),
-    Column("RECEIVED", 8, 1, sort=SortColumn.SEEN),
-    Column("STARTED", 8, 4),
-    Column("RUNTIME", 7, 1, sort=SortColumn.RUNTIME, align_right=True),
-    Column("RETRY", 5, 3, sort=SortColumn.RETRIES, align_right=True),
-    Column("ARGS", 8, 5, flex=4),
+    Column("ID", 8),
+    Column("STATE", 9, sort=SortColumn.STATE),
+    # Dotted task names differ at the end; pod-style hostnames at both ends.
+    Column("NAME", 10, SortColumn.NAME, measured="name", wanted=16, most=40, cut="start"),
+    Column("WORKER", 10, SortColumn.WORKER, measured="worker", wanted=14, most=36, cut="middle"),
+    Column("SEEN", 8, sort=SortColumn.SEEN),
+    Column("STARTED", 8),
+    Column("RUNTIME", 7, SortColumn.RUNTIME, align_right=True),
+    Column("RETRY", 5, SortColumn.RETRIES, align_right=True),
+    Column("NOTE", 12, measured="note", wanted=24, most=24),
+    Column("ARGS", 10, most=30),
 )
 
+# How columns claim width, most important first: a column joins if it fits at
+# the width it wants; a growth step widens one towards its content as far as
+# room allows.  ARGS takes whatever is left at the end.
+JOIN, GROW = "join", "grow"
+PLAN: tuple[tuple[str, int], ...] = (
+    (JOIN, ID),
+    (JOIN, STATE),
+    (JOIN, NAME),
+    (JOIN, TIME),
+    (JOIN, SEEN),
+    (JOIN, WORKER),
+    (JOIN, ARGS),
+    (GROW, NAME),
+    (GROW, WORKER),
+    (JOIN, NOTE),
+    (GROW, ARGS),
+    (JOIN, RETRY),
+    (JOIN, STARTED),
+)
+ALWAYS = (ID, STATE, NAME)
 
-NOTE = 2
+
+def least_width(column: Column) -> int:
+    """A column is never narrower than its label, sort mark included."""
+    label = len(column.label) + (SORT_MARK if column.sort is not None else 0)
+    return max(column.width, label)
 
 
-def layout(width: int, *, notes: bool = True) -> list[tuple[int, int]]:
-    """(column index, width) of the columns that fit in ``width`` cells.
+def layout(width: int, natural: dict[str, int], *, notes: bool) -> list[tuple[int, int]]:
+    """(column index, width) of the columns shown in ``width`` cells, left to right.
 
-    The NOTE column appears only while some job carries a note, so it costs
-    no width in the usual case.
+    ``natural`` is the longest text of each measured column.  NOTE takes no
+    width while no job carries a note.
     """
-    shown = [i for i in range(len(COLUMNS)) if notes or i != NOTE]
 
-    def needed() -> int:
-        return sum(COLUMNS[i].width for i in shown) + len(shown) - 1
+    def longest(column: Column) -> int:
+        return natural.get(column.measured, 0) if column.measured else column.most
 
-    while len(shown) > 1 and needed() > width:
-        shown.remove(max(shown, key=lambda i: (COLUMNS[i].priority, i)))
-    spare = max(0, width - needed())
-    flex_total = sum(COLUMNS[i].flex for i in shown)
-    widths = {i: COLUMNS[i].width for i in shown}
-    if flex_total:
-        given = 0
-        flexible = [i for i in shown if COLUMNS[i].flex]
-        for i in flexible:
-            share = spare * COLUMNS[i].flex // flex_total
-            widths[i] += share
-            given += share
-        widths[flexible[-1]] += spare - given
-    return [(i, widths[i]) for i in shown]
+    widths: dict[int, int] = {}
+    for step, i in PLAN:
+        column = COLUMNS[i]
+        used = sum(widths.values()) + len(widths)  # one space before each column
+        if step is JOIN:
+            if i == NOTE and not notes:
+                continue
+            want = least_width(column)
+            if column.measured:
+                want = max(want, min(longest(column), column.wanted))
+            if i in ALWAYS or used + want <= width:
+                widths[i] = want
+        elif i in widths:
+            room = width - used + 1
+            widths[i] += max(0, min(room, min(longest(column), column.most) - widths[i]))
+    spare = width - sum(widths.values()) - (len(widths) - 1)
+    if spare < 0:  # the first three alone overflow a very narrow terminal
+        cut = min(-spare, widths[NAME] - least_width(COLUMNS[NAME]))
+        widths[NAME] -= cut
+    elif spare:
+        widths[ARGS if ARGS in widths else max(widths)] += spare
+    return sorted(widths.items())
 
 
-def cells(row: JobRow) -> tuple[str, ...]:
-    """The text of each column for one job, made inert."""
+parse_style = lru_cache(maxsize=64)(Style.parse)
+
+
+class Cell(NamedTuple):
+    text: str
+    style: str = ""  # a Rich style on top of the row's, unless the row has the cursor
+
+
+def time_cell(row: JobRow, now: float) -> Cell:
+    """Runtime once finished; live elapsed time while running; countdown while scheduled."""
+    if row.state is JobState.ACTIVE and row.started is not None:
+        return Cell(duration(max(0.0, now - row.started)), "italic")
+    if row.state is JobState.SCHEDULED and row.eta is not None:
+        left = row.eta - now
+        return Cell("in " + duration(left) if left >= 1 else "due", "italic")
+    return Cell(duration(row.runtime))
+
+
+def cells(row: JobRow, now: float, *, note_column: bool, dark: bool = True) -> tuple[Cell, ...]:
+    """Each column's text for one job, made inert; with no NOTE column the note leads ARGS."""
+    args = inert(row.args)
+    note = row.note or ""
+    if note and not note_column:
+        args = f"[{note}] {args}"
     return (
-        short_id(row.id),
-        row.state.value,
-        row.note or "",
-        inert(row.name) or "?",
-        inert(row.worker),
-        clock_time(row.received),
-        clock_time(row.started),
-        duration(row.runtime),
-        "" if not row.retries else str(row.retries),
-        inert(row.args),
+        Cell(short_id(row.id)),
+        Cell(row.state.value, state_style(row.state, dark)),
+        Cell(inert(row.name) or "?"),
+        Cell(inert(row.worker)),
+        Cell(clock_time(row.received)),
+        Cell(clock_time(row.started)),
+        time_cell(row, now),
+        Cell("" if not row.retries else str(row.retries)),
+        Cell(note, "italic"),
+        Cell(args),
     )
+
+
+def fit(text: str, width: int, *, right: bool = False, cut: str = "end") -> str:
+    """``text`` in exactly ``width`` cells; a cut is marked with an ellipsis."""
+    if cell_len(text) > width:
+        if width <= 1:
+            text = ELLIPSIS[:width]
+        elif cut == "start":
+            text = ELLIPSIS + _tail(text, width - 1)
+        elif cut == "middle" and width >= 7:
+            tail = (width - 1) // 2
+            text = set_cell_size(text, width - 1 - tail) + ELLIPSIS + _tail(text, tail)
+        else:
+            text = set_cell_size(text, width - 1) + ELLIPSIS
+    if right:
+        return " " * (width - cell_len(text)) + text
+    return set_cell_size(text, width)
+
+
+def _tail(text: str, cells: int) -> str:
+    """The end of ``text`` that fills at most ``cells`` cells."""
+    end = len(text)
+    start = end
+    while start > 0 and cell_len(text[start - 1 : end]) <= cells:
+        start -= 1
+    return text[start:end]
+
+
+def empty_message(index: JobIndex) -> str:
+    """What an empty list says instead of showing nothing."""
+    what = f"{index.state_filter.value} jobs" if index.state_filter else "jobs"
+    if index.search:
+        return f"No {what} match {inert(index.search)!r}. Escape clears the search."
+    if index.state_filter is not None:
+        return f"No {what}. 0 shows every state."
+    if index.total:
+        return "No jobs."
+    return "No jobs yet: waiting for task events from the workers."
 
 
 class JobTable(ScrollView, can_focus=True):
@@ -111,17 +218,26 @@ class JobTable(ScrollView, can_focus=True):
     JobTable:focus > .job-table--cursor {
         background: $accent;
     }
+    JobTable > .job-table--empty {
+        color: $text-muted;
+        text-style: italic;
+    }
     """
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"job-table--header", "job-table--cursor"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "job-table--header",
+        "job-table--cursor",
+        "job-table--empty",
+    }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor(-1)", "Up", show=False),
-        Binding("down,j", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "edge(0)", "First", show=False),
-        Binding("end", "edge(1)", "Last", show=False),
+        Binding("up,k", "cursor(-1)", "Up", id="jobs.up", show=False),
+        Binding("down,j", "cursor(1)", "Down", id="jobs.down", show=False),
+        Binding("pageup", "page(-1)", "Page up", id="jobs.page_up", show=False),
+        Binding("pagedown", "page(1)", "Page down", id="jobs.page_down", show=False),
+        Binding("home", "edge(0)", "First", id="jobs.first", show=False),
+        Binding("end", "edge(1)", "Last", id="jobs.last", show=False),
+        Binding("f", "follow", "Follow new jobs", id="jobs.follow", show=False),
         Binding("enter", "choose", "Detail", id="jobs.detail"),
     ]
 
@@ -132,14 +248,26 @@ class JobTable(ScrollView, can_focus=True):
             super().__init__()
             self.job_id = job_id
 
-    def __init__(self, index: JobIndex, *, id: str | None = None) -> None:
+    class FollowChanged(Message):
+        """The table started or stopped following new jobs."""
+
+    def __init__(
+        self,
+        index: JobIndex,
+        *,
+        clock: Callable[[], float] = time.time,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.index = index
+        self.clock = clock
         self.cursor = 0
         self.cursor_id: str | None = None
+        self.following = True
         self._layout: list[tuple[int, int]] = []
-        self._layout_shape: tuple[int, bool] = (-1, False)
+        self._layout_shape: tuple = ()
         self._cache: dict[tuple, Strip] = {}
+        self._live_second = 0
 
     # -- what other parts call -------------------------------------------
 
@@ -149,26 +277,47 @@ class JobTable(ScrollView, can_focus=True):
             return None
         return self.index.row_at(self.cursor)
 
+    @property
+    def visible_rows(self) -> int:
+        """How many job rows fit under the header."""
+        return max(1, self.scrollable_content_region.height - 1)
+
     def rows_changed(self) -> None:
-        """The index changed: keep the cursor on its job and repaint."""
-        count = len(self.index)
+        """The index changed: follow the newest job, or keep the cursor on its job."""
+        self._cache.clear()
+        self._resize_virtual()
+        self.refresh()
+        if self.following:
+            self._to_anchor()
+            return
         screen_offset = self.cursor - int(self.scroll_y)
         position = self.index.position_of(self.cursor_id) if self.cursor_id else None
-        if position is None:
-            position = min(self.cursor, max(0, count - 1))
-        self.virtual_size = Size(self.size.width, count + 1)
-        self._cache.clear()
-        self._set_cursor(position, keep_screen_offset=screen_offset)
-        self.refresh()
+        if position is None:  # the job left the list: stay where it was
+            position = self.cursor
+        self._place(position, keep_screen_offset=screen_offset)
 
     def view_changed(self) -> None:
-        """Filter, search or sort changed: follow the job if still shown, else go to top."""
-        position = self.index.position_of(self.cursor_id) if self.cursor_id else None
-        self.virtual_size = Size(self.size.width, len(self.index) + 1)
+        """Filter, search or sort changed: keep the pinned job if still shown, else follow."""
         self._cache.clear()
-        self._set_cursor(position or 0)
-        self.scroll_to(y=max(0, self.cursor - self.size.height // 2), animate=False)
+        self._resize_virtual()
         self.refresh()
+        position = self.index.position_of(self.cursor_id) if self.cursor_id else None
+        if self.following or position is None:
+            self._set_following(True)
+            self._to_anchor()
+        else:
+            self._place(position, keep_screen_offset=self.visible_rows // 2)
+
+    def tick(self) -> None:
+        """Once a UI tick: running and scheduled jobs' times move every second."""
+        second = int(self.clock())
+        if second == self._live_second:
+            return
+        self._live_second = second
+        top = int(self.scroll_y)
+        end = min(len(self.index), top + self.visible_rows)
+        if any(self.index.row_at(p).state in LIVE_STATES for p in range(top, end)):
+            self.refresh()
 
     def header_for(self, column: Column) -> str:
         label = column.label
@@ -179,41 +328,94 @@ class JobTable(ScrollView, can_focus=True):
     # -- cursor movement -------------------------------------------------
 
     def action_cursor(self, delta: int) -> None:
-        self._set_cursor(self.cursor + delta)
+        self._move_to(self.cursor + delta)
 
     def action_page(self, direction: int) -> None:
-        self._set_cursor(self.cursor + direction * max(1, self.size.height - 2))
+        self._move_to(self.cursor + direction * max(1, self.visible_rows - 1))
 
     def action_edge(self, end: int) -> None:
-        self._set_cursor(len(self.index) - 1 if end else 0)
+        """Home and End; the end where new jobs appear also resumes following."""
+        if bool(end) == self._anchor_is_bottom():
+            self.action_follow()
+        else:
+            self._move_to(len(self.index) - 1 if end else 0)
+
+    def action_follow(self) -> None:
+        self._set_following(True)
+        self._to_anchor()
 
     def action_choose(self) -> None:
         row = self.selected
         if row is not None:
             self.post_message(self.Chosen(row.id))
 
-    def _set_cursor(self, position: int, keep_screen_offset: int | None = None) -> None:
+    def _move_to(self, position: int) -> None:
+        """A move by the user pins the cursor to the job it lands on."""
+        self._set_following(False)
+        self._place(position)
+
+    def _set_following(self, following: bool) -> None:
+        if following != self.following:
+            self.following = following
+            self.post_message(self.FollowChanged())
+
+    def _anchor_is_bottom(self) -> bool:
+        # Oldest first puts new jobs at the bottom, as `tail -f` does.
+        return self.index.sort is SortColumn.SEEN and not self.index.reverse
+
+    def _to_anchor(self) -> None:
+        self._place(len(self.index) - 1 if self._anchor_is_bottom() else 0)
+
+    def _place(self, position: int, keep_screen_offset: int | None = None) -> None:
+        """Put the cursor on ``position`` and scroll so that its row is on screen."""
         count = len(self.index)
         position = max(0, min(position, count - 1)) if count else 0
-        previous = self.cursor
+        previous, previous_top = self.cursor, int(self.scroll_y)
         self.cursor = position
         self.cursor_id = self.index.row_at(position).id if count else None
-        visible_rows = max(1, self.size.height - 1)
-        if keep_screen_offset is not None and 0 <= keep_screen_offset < visible_rows:
-            target = position - keep_screen_offset
-        elif position < self.scroll_y:
-            target = position
-        elif position >= self.scroll_y + visible_rows:
-            target = position - visible_rows + 1
+        rows = self.visible_rows
+        if keep_screen_offset is not None and 0 <= keep_screen_offset < rows:
+            top = position - keep_screen_offset
+        elif position < previous_top:
+            top = position
+        elif position >= previous_top + rows:
+            top = position - rows + 1
         else:
-            target = int(self.scroll_y)
-        if target != self.scroll_y:
-            self.scroll_to(y=max(0, target), animate=False, immediate=True)
+            top = previous_top
+        top = max(0, min(top, count - rows))
+        if top != previous_top:
+            # set_scroll skips watch_scroll_y, which is for scrolls the user makes.
+            self.set_scroll(None, top)
+            if self.show_vertical_scrollbar:
+                self.vertical_scrollbar.position = top
             self.refresh()
         else:
             # Only the two rows whose cursor mark changed (line 0 is the header).
             self.refresh_line(previous + 1)
             self.refresh_line(position + 1)
+
+    def _resize_virtual(self) -> None:
+        # No width: lines always fit the view, so there is never a horizontal
+        # scrollbar to take a row from the list.
+        self.virtual_size = Size(0, len(self.index) + 1)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        """A wheel or scrollbar scroll carries the cursor along if it would leave the view."""
+        super().watch_scroll_y(old_value, new_value)
+        top = round(new_value)
+        if not len(self.index):
+            return
+        if self.cursor < top:
+            self._move_to(top)
+        elif self.cursor >= top + self.visible_rows:
+            self._move_to(top + self.visible_rows - 1)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._resize_virtual()
+        if self.following:
+            self._to_anchor()
+        else:
+            self._place(self.cursor)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -221,16 +423,18 @@ class JobTable(ScrollView, can_focus=True):
             return
         position = int(self.scroll_y) + offset.y - 1
         if position < len(self.index):
-            self._set_cursor(position)
+            self._move_to(position)
             if event.chain >= 2:
                 self.action_choose()
 
     # -- rendering ---------------------------------------------------------
 
     def _columns(self, width: int) -> list[tuple[int, int]]:
-        shape = (width, self.index.noted > 0)
+        index = self.index
+        natural = {field: index.widest(field) for field in ("name", "worker", "note")}
+        shape = (width, index.noted > 0, tuple(natural.values()))
         if shape != self._layout_shape:
-            self._layout = layout(width, notes=shape[1])
+            self._layout = layout(width, natural, notes=shape[1])
             self._layout_shape = shape
             self._cache.clear()
         return self._layout
@@ -240,25 +444,39 @@ class JobTable(ScrollView, can_focus=True):
         columns = self._columns(width)
         if y == 0:
             style = self.get_component_rich_style("job-table--header")
-            texts = [self.header_for(column) for column in COLUMNS]
-            return self._strip(texts, columns, width, style, None)
+            texts = [Cell(self.header_for(column)) for column in COLUMNS]
+            return self._strip(texts, columns, width, style, plain=True)
+        count = len(self.index)
+        if not count:
+            if y == 2:
+                style = self.get_component_rich_style("job-table--empty")
+                text = fit("  " + empty_message(self.index), width)
+                return Strip([Segment(text, style)]).adjust_cell_length(width, style)
+            return Strip.blank(width, self.rich_style)
         position = int(self.scroll_y) + y - 1
-        if position >= len(self.index):
+        if position >= count:
             return Strip.blank(width, self.rich_style)
         row = self.index.row_at(position)
         is_cursor = position == self.cursor
-        key = (row, is_cursor, width)
+        live = self._live_second if row.state in LIVE_STATES else 0
+        dark = self.app.current_theme.dark
+        key = (row, is_cursor, width, live, dark)
         strip = self._cache.get(key)
         if strip is None:
+            now = self.clock()
+            notes = any(i == NOTE for i, _ in columns)
             base = self.rich_style
             if is_cursor:
                 # The cursor's own colours win: a state colour on the cursor
                 # background can be unreadable.
                 base = base + self.get_component_rich_style("job-table--cursor")
-                state_style = base + Style(bold=True)
-            else:
-                state_style = base + Style.parse(STATE_STYLES[row.state])
-            strip = self._strip(cells(row), columns, width, base, state_style)
+            strip = self._strip(
+                cells(row, now, note_column=notes, dark=dark),
+                columns,
+                width,
+                base,
+                plain=is_cursor,
+            )
             if len(self._cache) > 2000:
                 self._cache.clear()
             self._cache[key] = strip
@@ -266,21 +484,23 @@ class JobTable(ScrollView, can_focus=True):
 
     def _strip(
         self,
-        texts,
+        texts: tuple[Cell, ...] | list[Cell],
         columns: list[tuple[int, int]],
         width: int,
         style: Style,
-        state_style: Style | None,
+        *,
+        plain: bool,
     ) -> Strip:
         segments = []
         for n, (i, col_width) in enumerate(columns):
-            text = texts[i]
-            if COLUMNS[i].align_right:
-                text = text[-col_width:].rjust(col_width)
+            column = COLUMNS[i]
+            text, extra = texts[i]
+            text = fit(text, col_width, right=column.align_right, cut=column.cut)
+            if plain or not extra:
+                cell_style = style + Style(bold=True) if plain and i == STATE else style
             else:
-                text = set_cell_size(text, col_width)
-            column_style = state_style if (state_style is not None and i == 1) else style
-            segments.append(Segment(text, column_style))
+                cell_style = style + parse_style(extra)
+            segments.append(Segment(text, cell_style))
             if n < len(columns) - 1:
                 segments.append(Segment(" ", style))
         return Strip(segments).adjust_cell_length(width, style)

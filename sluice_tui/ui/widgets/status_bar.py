@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import Gap
-from sluice_tui.ui.text import STATE_STYLES, clock_time, inert
+from sluice_tui.ui.text import clock_time, inert, state_style
 
 CONNECTION_STYLES = {
     "connected": "bold green",
@@ -37,68 +37,103 @@ class StatusView:
     bad_events: int
     gaps: int = 0
     last_gap: Gap | None = None
+    following: bool = True
+    dark: bool = True  # the theme's, for the state colours
 
 
-def render_status(view: StatusView) -> Text:
+def render_status(view: StatusView, width: int = 0) -> Text:
+    """The header's lines; with a ``width``, lines wrap between items, never inside one."""
+    lines = [_connection_items(view), _list_items(view), _warning_items(view)]
     text = Text()
-    text.append("\u25cf ", CONNECTION_STYLES.get(view.connection, ""))
-    text.append(view.connection, CONNECTION_STYLES.get(view.connection, ""))
-    if view.error and view.connection != "connected":
-        text.append(f": {inert(view.error)}", "red")
-    if view.broker:
-        text.append("  ")
-        text.append(inert(view.broker), "bold")
-    text.append(f"   {_rate(view.events_per_second)} ev/s", "")
-    text.append(f"   workers {view.workers_online}/{view.workers_known} online")
-    if view.read_only:
-        text.append("   READ-ONLY", "bold cyan")
-    if view.paused:
-        text.append("   PAUSED", "bold black on yellow")
-    text.append("\n")
-    total = sum(n for _, n in view.counts)
-    _count(text, "0", "all", total, "bold", view.state_filter is None)
-    for state, n in view.counts:
-        _count(
-            text, str(state.digit), state.value, n, STATE_STYLES[state], view.state_filter is state
-        )
-    arrow = "\u25bc" if view.reverse else "\u25b2"
-    text.append(f" sort: {view.sort} {arrow}", "grey62")
-    if view.search:
-        text.append("  search: ", "grey62")
-        text.append(inert(view.search), "bold")
-    _warnings(text, view)
+    for items in lines:
+        if items:
+            if text:
+                text.append("\n")
+            text.append_text(_wrap(items, width))
     return text
 
 
-def _warnings(text: Text, view: StatusView) -> None:
+def _connection_items(view: StatusView) -> list[Text]:
+    style = CONNECTION_STYLES.get(view.connection, "")
+    state = Text.assemble(("\u25cf ", style), (view.connection, style))
+    if view.error and view.connection != "connected":
+        state.append(f": {inert(view.error)}", "red")
+    items = [state]
+    if view.broker:
+        items.append(Text(inert(view.broker), "bold"))
+    items.append(Text(f"{_rate(view.events_per_second)} ev/s"))
+    items.append(Text(f"workers {view.workers_online}/{view.workers_known} online"))
+    if view.read_only:
+        items.append(Text("READ-ONLY", "bold cyan"))
+    if view.paused:
+        items.append(Text("PAUSED", "bold black on yellow"))
+    return items
+
+
+def _list_items(view: StatusView) -> list[Text]:
+    total = sum(n for _, n in view.counts)
+    items = [_count("0", "all", total, "bold", view.state_filter is None)]
+    for state, n in view.counts:
+        selected = view.state_filter is state
+        style = state_style(state, view.dark)
+        items.append(_count(str(state.digit), state.value, n, style, selected))
+    arrow = "\u25bc" if view.reverse else "\u25b2"
+    items.append(Text(f"sort: {view.sort} {arrow}", "grey62"))
+    if view.following:
+        items.append(Text("FOLLOW", "bold green"))
+    else:
+        items.append(Text.assemble(("PINNED", "bold yellow"), (" f follows", "grey62")))
+    if view.search:
+        items.append(Text.assemble(("search: ", "grey62"), (inert(view.search), "bold")))
+    return items
+
+
+def _warning_items(view: StatusView) -> list[Text]:
     """A third line, only while there is something the user must not miss."""
     if view.last_gap is None and not view.bad_events:
-        return
-    text.append("\n")
+        return []
+    items = []
     if view.last_gap is not None:
         gap = view.last_gap
-        text.append(
+        lost = Text(
             f"\u26a0 events may have been lost {clock_time(gap.start)}-{clock_time(gap.end)}",
             "bold yellow",
         )
         if view.gaps > 1:
-            text.append(f" (and {view.gaps - 1} earlier)", "yellow")
-        text.append("   ")
+            lost.append(f" (and {view.gaps - 1} earlier)", "yellow")
+        items.append(lost)
     if view.bad_events:
         noun = "event" if view.bad_events == 1 else "events"
-        text.append(f"{view.bad_events:,} bad {noun} skipped   ", "yellow")
-    text.append("d: diagnostics", "grey62")
+        items.append(Text(f"{view.bad_events:,} bad {noun} skipped", "yellow"))
+    items.append(Text("d: diagnostics", "grey62"))
+    return items
 
 
-def _count(text: Text, digit: str, label: str, n: int, style: str, selected: bool) -> None:
+def _wrap(items: list[Text], width: int, gap: str = "  ") -> Text:
+    """Join items with ``gap``, starting a new line where the next item would not fit."""
+    line = Text()
+    used = 0
+    for item in items:
+        size = item.cell_len
+        if used and width and used + len(gap) + size > width:
+            line.append("\n")
+            used = 0
+        elif used:
+            line.append(gap)
+            used += len(gap)
+        line.append_text(item)
+        used += size
+    return line
+
+
+def _count(digit: str, label: str, n: int, style: str, selected: bool) -> Text:
     chunk = Text()
     chunk.append(digit, "bold reverse" if selected else "bold")
     chunk.append(f" {label} ", style)
     chunk.append(f"{n:,}", "bold" if n else "grey50")
     if selected:
         chunk.stylize("underline")
-    text.append_text(chunk)
-    text.append("  ")
+    return chunk
 
 
 def _rate(per_second: float) -> str:
@@ -126,4 +161,8 @@ class StatusBar(Static):
     def show(self, view: StatusView) -> None:
         if view != self._view:
             self._view = view
-            self.update(render_status(view))
+            self.update(render_status(view, self.content_size.width))
+
+    def on_resize(self) -> None:
+        if self._view is not None:
+            self.update(render_status(self._view, self.content_size.width))

@@ -1,0 +1,263 @@
+"""The job list stays live: it follows new jobs, pins the job the user moved to,
+and keeps the selected row on screen whatever happens, at every terminal size."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+
+from sluice_tui.demo.sample import NOW, T0
+from sluice_tui.demo.screenshots import sample_app
+from sluice_tui.model.states import JobState
+from sluice_tui.ui.job_index import SortColumn
+from sluice_tui.ui.screens.job_detail import JobDetailScreen
+from sluice_tui.ui.text import short_id
+from sluice_tui.ui.widgets.job_table import COLUMNS, JobTable, fit, layout, least_width
+from tests import events as ev
+from tests.test_ui import feed
+from tests.ui_helpers import screen_text
+
+SIZES = [(200, 50), (80, 24), (60, 15)]
+
+
+def table_of(app) -> JobTable:
+    return app.screen.query_one(JobTable)
+
+
+def assert_selection_on_screen(app) -> str:
+    """The highlighted row is inside the view and its id is drawn; returns that id."""
+    table = table_of(app)
+    top = int(table.scroll_y)
+    assert top <= table.cursor < top + table.visible_rows, (table.cursor, top)
+    selected = table.selected
+    assert selected is not None
+    line = table.render_line(table.cursor - top + 1).text
+    assert line.startswith(short_id(selected.id)), line
+    assert short_id(selected.id) in screen_text(app)
+    return selected.id
+
+
+def arrive(app, first: int, count: int) -> list[str]:
+    """``count`` new jobs, newest last, then one UI tick."""
+    ids = [f"new-{n:04d}" for n in range(first, first + count)]
+    for n, job_id in enumerate(ids):
+        feed(app, ev.received(job_id, T0 + 1000 + first + n))
+    app.tick()
+    return ids
+
+
+async def test_untouched_list_follows_the_newest_job_as_jobs_pour_in():
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert "FOLLOW" in screen_text(app)
+        for batch in range(6):  # far more jobs than the view holds
+            newest = arrive(app, batch * 10, 10)[-1]
+            await pilot.pause()
+            assert table_of(app).selected.id == newest
+            assert table_of(app).scroll_y == 0
+            assert assert_selection_on_screen(app) == newest
+        await pilot.press("enter")
+        assert isinstance(app.screen, JobDetailScreen) and app.screen.job_id == newest
+
+
+async def test_moving_pins_the_job_and_f_or_home_follows_again():
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down", "down")
+        chosen = table_of(app).selected.id
+        assert "PINNED" in screen_text(app) and "FOLLOW" not in screen_text(app)
+        for batch in range(5):
+            arrive(app, batch * 10, 10)
+            await pilot.pause()
+            assert assert_selection_on_screen(app) == chosen
+        await pilot.press("r")  # acts on the pinned job, not on a newer one
+        await pilot.press("enter")
+        assert app.screen.job_id == chosen
+        await pilot.press("escape", "f")
+        newest = arrive(app, 100, 3)[-1]
+        await pilot.pause()
+        assert "FOLLOW" in screen_text(app)
+        assert assert_selection_on_screen(app) == newest
+        await pilot.press("pagedown", "home")
+        assert table_of(app).following and table_of(app).selected.id == newest
+
+
+async def test_oldest_first_follows_at_the_bottom_like_tail():
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("S")  # seen, oldest first
+        assert not app.index.reverse and app.index.sort is SortColumn.SEEN
+        newest = arrive(app, 0, 40)[-1]
+        await pilot.pause()
+        assert table_of(app).cursor == len(app.index) - 1
+        assert assert_selection_on_screen(app) == newest
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_selection_stays_on_screen_through_resizes(size):
+    app = sample_app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        arrive(app, 0, 120)
+        await pilot.pause()
+        await pilot.press("pagedown", "pagedown", "down")
+        chosen = assert_selection_on_screen(app)
+        for width, height in [size, (60, 15), (200, 50), size]:
+            await pilot.resize_terminal(width, height)
+            await pilot.pause()
+            assert assert_selection_on_screen(app) == chosen
+        await pilot.press("enter")
+        assert app.screen.job_id == chosen
+
+
+async def test_selection_stays_on_screen_through_filters_sorts_and_search():
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        arrive(app, 0, 60)
+        await pilot.pause()
+        await pilot.press("pagedown", "pagedown")
+        assert_selection_on_screen(app)
+        for keys in (["5"], ["0"], ["2"], ["0"], ["s"], ["s", "S"], ["slash", *"new-00"]):
+            await pilot.press(*keys)
+            arrive(app, 1000 + len(app.index), 2)  # and a tick on top of each change
+            await pilot.pause()
+            assert_selection_on_screen(app)
+        search = app.screen.query_one("#search", Input)
+        assert search.value == "new-00"
+
+
+async def test_a_wheel_scroll_carries_the_cursor_along():
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        arrive(app, 0, 80)
+        await pilot.pause()
+        table = table_of(app)
+        table.scroll_to(y=30, animate=False)  # what the wheel and the scrollbar do
+        await pilot.pause()
+        assert table.scroll_y > 0
+        assert not table.following
+        assert_selection_on_screen(app)
+
+
+async def test_an_empty_list_says_why():
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("7")  # the sample has one retrying job
+        assert "No retrying jobs" not in screen_text(app)
+        feed(app, ev.succeeded(app.index.row_at(0).id, NOW))
+        app.tick()
+        await pilot.pause()
+        assert "No retrying jobs. 0 shows every state." in screen_text(app)
+        await pilot.press("0", "slash", *"zzz")
+        assert "No jobs match 'zzz'. Escape clears the search." in screen_text(app)
+
+
+async def test_paused_counts_stay_with_the_paused_list():
+    app = sample_app()
+    async with app.run_test(size=(120, 34)) as pilot:
+        await pilot.press("p")
+        before = screen_text(app).splitlines()[1]
+        assert "0 all 12" in before
+        arrive(app, 0, 5)
+        await pilot.pause()
+        assert screen_text(app).splitlines()[1] == before
+        await pilot.press("p")
+        assert "0 all 17" in screen_text(app)
+
+
+async def test_running_and_scheduled_jobs_show_their_clock():
+    now = [NOW]
+    app = sample_app()
+    app.clock = lambda: now[0]
+    async with app.run_test(size=(120, 34)) as pilot:
+        feed(app, ev.received("slow-job", NOW - 30))
+        feed(app, ev.started("slow-job", NOW - 30))
+        feed(app, ev.received("later-job", NOW - 5, eta=_iso(NOW + 90)))
+        app.tick()
+        await pilot.pause()
+        rows = {line[:8]: line for line in screen_text(app).splitlines()}
+        assert "30.00s" in rows["slow-job"]
+        assert "in 1m30s" in rows["later-jo"]
+        now[0] += 2
+        app.tick()
+        await pilot.pause()
+        rows = {line[:8]: line for line in screen_text(app).splitlines()}
+        assert "32.00s" in rows["slow-job"]
+        assert "in 1m28s" in rows["later-jo"]
+
+
+def _iso(timestamp: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+# -- rows that read well at every width --------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_every_size_shows_whole_headers_help_and_quit(size):
+    app = sample_app()
+    async with app.run_test(size=size) as pilot:
+        for key in ("s", "s", "s", "s", "s", "s"):  # every sort column, arrow included
+            await pilot.press(key)
+            header = table_of(app).render_line(0).text
+            arrow = "\u25bc"
+            shown = [c.label for c in COLUMNS if c.label in header]
+            sorted_label = next(c.label for c in COLUMNS if c.sort is app.index.sort)
+            if sorted_label in shown:
+                assert f"{sorted_label} {arrow}" in header
+        footer = screen_text(app).splitlines()[-1]
+        assert "? Help" in footer and "q Quit" in footer
+
+
+@pytest.mark.parametrize("width", [60, 80, 120, 200])
+async def test_the_header_wraps_between_items_never_inside_one(width):
+    app = sample_app()
+    async with app.run_test(size=(width, 30)):
+        header = "\n".join(screen_text(app).splitlines()[:4])
+        counts = app.index.state_counts
+        for state in JobState:
+            assert f"{state.digit} {state.value} {counts[state]}" in header, state
+
+
+def test_columns_follow_their_content_and_args_take_the_rest():
+    short_names = {"name": 10, "worker": 12, "note": 0}
+    columns = {COLUMNS[i].label: width for i, width in layout(200, short_names, notes=False)}
+    assert list(columns) == [c.label for c in COLUMNS if c.label != "NOTE"]
+    assert columns["NAME"] == least_width(COLUMNS[2])  # no wider than its names need
+    assert columns["ARGS"] > 80  # the spare width went where text is long
+    # 80 columns: the note column gives way before the worker and the args
+    narrow = [COLUMNS[i].label for i, _ in layout(79, short_names, notes=True)]
+    assert "WORKER" in narrow and "ARGS" in narrow and "NOTE" not in narrow
+    for width in (40, 60, 79, 120, 200):
+        for notes in (False, True):
+            shown = layout(width, {"name": 30, "worker": 30, "note": 19}, notes=notes)
+            assert sum(w for _, w in shown) + len(shown) - 1 == width
+
+
+def test_cut_text_is_marked_with_an_ellipsis():
+    assert fit("demo2@sluice-demo-04f25c97", 14, cut="middle") == "demo2@s\u2026f25c97"
+    assert fit("shop.catalog.import_row", 12, cut="start") == "\u2026.import_row"
+    assert fit("retried as a471c932", 12) == "retried as \u2026"
+    assert fit("short", 8) == "short   "
+    assert fit("1m30s", 7, right=True) == "  1m30s"
+
+
+async def test_a_note_folds_into_args_when_its_column_has_no_room():
+    app = sample_app()
+    async with app.run_test(size=(120, 34)):
+        text = screen_text(app)
+        assert " NOTE " in text and "retried as 0000000c" in text
+    app = sample_app()
+    async with app.run_test(size=(96, 34)):
+        text = screen_text(app)
+        assert " NOTE " not in text and "[retry of 0000" in text
+
+
+async def test_help_keeps_its_descriptions_in_a_small_terminal():
+    app = sample_app()
+    async with app.run_test(size=(60, 15)) as pilot:
+        await pilot.press("question_mark")
+        text = screen_text(app)
+        assert "show all states" in text
+        assert "follow the newest jobs again" in text
