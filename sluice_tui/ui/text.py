@@ -7,18 +7,40 @@ import time
 from sluice_tui.model.states import JobState
 from sluice_tui.terminal_text import inert
 
-__all__ = ["STATE_STYLES", "clock_time", "duration", "full_time", "inert", "short_id"]
+__all__ = [
+    "STATE_STYLES",
+    "clock_time",
+    "duration",
+    "full_time",
+    "inert",
+    "short_id",
+    "state_style",
+]
 
-STATE_STYLES: dict[JobState, str] = {
-    JobState.UNKNOWN: "grey62",
-    JobState.QUEUED: "bright_blue",
-    JobState.SCHEDULED: "cyan",
-    JobState.ACTIVE: "bold yellow",
-    JobState.COMPLETED: "green",
-    JobState.FAILED: "bold red",
-    JobState.RETRYING: "magenta",
-    JobState.CANCELLED: "dark_orange",
+# Eight colours that stay apart for colour-blind eyes (protanopia,
+# deuteranopia, tritanopia) and readable on the theme's background: one set
+# for dark themes, one for light.  tests/test_state_colours.py holds them to
+# that.  Running and failed jobs are bold as well: they are what people look for.
+STATE_COLOURS: dict[JobState, tuple[str, str]] = {
+    JobState.UNKNOWN: ("#a0a0a0", "#666666"),
+    JobState.QUEUED: ("#5585fc", "#1b73cd"),
+    JobState.SCHEDULED: ("#7ddffe", "#0b4e64"),
+    JobState.ACTIVE: ("#fee800", "#6c4d05"),
+    JobState.COMPLETED: ("#adf799", "#1e863f"),
+    JobState.FAILED: ("#f4555d", "#e02938"),
+    JobState.RETRYING: ("#b56fcb", "#7b2697"),
+    JobState.CANCELLED: ("#f97f29", "#3a1b00"),
 }
+BOLD_STATES = (JobState.ACTIVE, JobState.FAILED)
+
+
+def state_style(state: JobState, dark: bool = True) -> str:
+    """The Rich style of a state's name, for a dark or a light theme."""
+    colour = STATE_COLOURS[state][0 if dark else 1]
+    return f"bold {colour}" if state in BOLD_STATES else colour
+
+
+STATE_STYLES: dict[JobState, str] = {state: state_style(state) for state in STATE_COLOURS}
 
 
 def short_id(job_id: str) -> str:
