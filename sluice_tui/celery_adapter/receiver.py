@@ -17,6 +17,7 @@ from celery import Celery
 from celery.events.receiver import EventReceiver
 from celery.utils.time import utcoffset
 
+from sluice_tui.celery_adapter.broadcasts import BroadcastListener
 from sluice_tui.celery_adapter.connect import broker_label, describe_error
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.celery_adapter.resync import Resync
@@ -125,6 +126,7 @@ class ReceiverThread:
         read_only: bool = False,
         enable_events_interval: float = ENABLE_EVENTS_INTERVAL,
         resync: bool = True,
+        broadcasts: bool = True,
     ) -> None:
         self.app = app
         self.store = store
@@ -151,17 +153,28 @@ class ReceiverThread:
         self._lost: tuple[float, str] | None = None
         self._resync_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sluice-receiver", daemon=True)
+        # Revokes sent from elsewhere: workers tell of them only when the job
+        # reaches them (a scheduled job at its ETA).  Listening publishes nothing.
+        self.broadcasts = BroadcastListener(app, store) if broadcasts else None
 
     def start(self) -> None:
         self.store.set_status("connecting", self.broker)
         self._thread.start()
+        if self.broadcasts is not None:
+            self.broadcasts.start()
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Ask the thread to stop; return whether it did within ``timeout`` seconds."""
         self.stopping = True
         self._wake.set()
+        if self.broadcasts is not None:
+            self.broadcasts.request_stop()  # both wind down at once
+        deadline = time.monotonic() + timeout
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self.broadcasts is not None:
+            self.broadcasts.stop(max(0.0, deadline - time.monotonic()))
+            return not self._thread.is_alive() and not self.broadcasts.alive
         return not self._thread.is_alive()
 
     @property
