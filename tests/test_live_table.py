@@ -261,3 +261,20 @@ async def test_help_keeps_its_descriptions_in_a_small_terminal():
         text = screen_text(app)
         assert "show all states" in text
         assert "follow the newest jobs again" in text
+
+
+@pytest.mark.parametrize(("theme", "column"), [("textual-dark", 0), ("textual-light", 1)])
+async def test_state_colours_follow_the_theme(theme, column):
+    from sluice_tui.ui.text import STATE_COLOURS
+
+    app = sample_app()
+    async with app.run_test(size=(120, 34)) as pilot:
+        app.theme = theme
+        await pilot.pause()
+        table = table_of(app)
+        row = table.index.row_at(1)  # not the cursor's row, which has its own colours
+        segments = [s for s in table.render_line(2) if s.text.strip() == row.state.value]
+        expected = STATE_COLOURS[row.state][column]
+        assert segments and segments[0].style.color.name == expected
+        header = "\n".join(screen_text(app).splitlines()[:3])
+        assert row.state.value in header

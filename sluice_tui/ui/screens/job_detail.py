@@ -14,7 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from sluice_tui.model.job import (
@@ -28,7 +28,8 @@ from sluice_tui.model.job import (
 from sluice_tui.model.states import Action, JobState
 from sluice_tui.model.times import iso_epoch
 from sluice_tui.ui.screens.live import LiveScreen
-from sluice_tui.ui.text import STATE_STYLES, duration, full_time, inert
+from sluice_tui.ui.text import duration, full_time, inert, state_style
+from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
@@ -47,8 +48,8 @@ WORKER_LOST_EXPLANATION = (
 )
 
 
-def state_text(snapshot_state: JobState) -> Text:
-    return Text(snapshot_state.value, STATE_STYLES[snapshot_state])
+def state_text(state: JobState, dark: bool = True) -> Text:
+    return Text(state.value, state_style(state, dark))
 
 
 # -- times and values (candidates for ui/text.py, shared with other screens) --
@@ -99,20 +100,20 @@ def plain(value: Any) -> str:
 # -- the sections -------------------------------------------------------------
 
 
-def render_title(job: JobSnapshot) -> Text:
+def render_title(job: JobSnapshot, dark: bool = True) -> Text:
     title = Text.assemble(("Job ", "bold"), (inert(job.id), "bold"), "  ")
-    title.append_text(state_text(job.state))
+    title.append_text(state_text(job.state, dark))
     if job.name:
         title.append("  " + inert(job.name), "bold")
     return title
 
 
-def render_fields(job: JobSnapshot, now: float) -> RenderableType:
+def render_fields(job: JobSnapshot, now: float, dark: bool = True) -> RenderableType:
     if not job.seen:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
-        grid.add_row("state", state_text(job.state))
+        grid.add_row("state", state_text(job.state, dark))
         grid.add_row("", Text(job.explanation or "", "italic"))
         return grid
     # Two columns, where and when: the history below should start on screen.
@@ -197,7 +198,7 @@ def render_traceback(job: JobSnapshot) -> RenderableType:
     return traceback_view(traceback)
 
 
-def render_history(job: JobSnapshot) -> RenderableType:
+def render_history(job: JobSnapshot, dark: bool = True) -> RenderableType:
     if not job.history:
         return Text("no events yet", "grey50")
     attempts = job.attempts()
@@ -220,7 +221,7 @@ def render_history(job: JobSnapshot) -> RenderableType:
         if headed:
             table.add_row("", Text(f"attempt {attempt.number}", "bold"))
         error = errors.get(attempt.number)
-        _add_rows(table, rows, error)
+        _add_rows(table, rows, error, dark)
         if error is not None and error.traceback and rows[-1][0] == len(attempt.entries) - 1:
             parts += [table, Padding(traceback_view(error.traceback), (0, 0, 0, 6))]
             table = _history_table(widths)
@@ -266,7 +267,7 @@ def _history_table(widths: tuple[int, int], *, header: bool = False) -> Table:
     return table
 
 
-def _add_rows(table: Table, rows: list[Row], error: AttemptError | None) -> None:
+def _add_rows(table: Table, rows: list[Row], error: AttemptError | None, dark: bool = True) -> None:
     for _, number, entry, previous in rows:
         since = "" if previous is None else _since(entry.timestamp - previous)
         if entry.action:
@@ -274,7 +275,7 @@ def _add_rows(table: Table, rows: list[Row], error: AttemptError | None) -> None
             state: Text | str = Text("action", "italic grey50")
             event = Text(inert(entry.event), "italic")
         else:
-            state = state_text(entry.state)
+            state = state_text(entry.state, dark)
             event = Text(inert(entry.event))
         ended = error is not None and entry.timestamp == error.timestamp and not entry.action
         table.add_row(
@@ -294,7 +295,9 @@ def _since(seconds: float) -> str:
     return ("+" if seconds >= 0 else "") + duration(seconds)
 
 
-def related_options(store_get: Callable[[str], JobSnapshot], job: JobSnapshot) -> list[Option]:
+def related_options(
+    store_get: Callable[[str], JobSnapshot], job: JobSnapshot, dark: bool = True
+) -> list[Option]:
     links: list[tuple[str, str]] = []
     if job.parent_id:
         links.append(("parent", job.parent_id))
@@ -309,7 +312,7 @@ def related_options(store_get: Callable[[str], JobSnapshot], job: JobSnapshot) -
     for relation, job_id in links:
         other = store_get(job_id)
         prompt = Text.assemble((f"{relation:<11}", "bold"), inert(job_id), "  ")
-        prompt.append_text(state_text(other.state))
+        prompt.append_text(state_text(other.state, dark))
         if other.name:
             prompt.append("  " + inert(other.name))
         options.append(Option(prompt, id=job_id))
@@ -352,7 +355,7 @@ class JobDetailScreen(LiveScreen):
             yield Static(id="detail-traceback")
             yield Label("History", classes="section")
             yield Static(id="detail-history")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.refresh_from_store(changed=True)
@@ -378,16 +381,22 @@ class JobDetailScreen(LiveScreen):
 
     def _show_fields(self, job: JobSnapshot) -> None:
         now = self.app.clock()
-        self.query_one("#detail-fields", Static).update(render_fields(job, now))
+        self.query_one("#detail-fields", Static).update(
+            render_fields(job, now, self.app.current_theme.dark)
+        )
         self._countdown_at = now if job.seen and has_countdown(job) else None
 
     def render_job(self, job: JobSnapshot) -> None:
-        self.query_one("#detail-title", Static).update(render_title(job))
+        self.query_one("#detail-title", Static).update(
+            render_title(job, self.app.current_theme.dark)
+        )
         self._show_fields(job)
         self.query_one("#detail-payload", Static).update(render_payload(job))
         self.query_one("#detail-traceback", Static).update(render_traceback(job))
-        self.query_one("#detail-history", Static).update(render_history(job))
-        self._show_related(related_options(self.app.store.get, job))
+        self.query_one("#detail-history", Static).update(
+            render_history(job, self.app.current_theme.dark)
+        )
+        self._show_related(related_options(self.app.store.get, job, self.app.current_theme.dark))
 
     def _show_related(self, options: list[Option]) -> None:
         related = self.query_one("#related", OptionList)

@@ -8,9 +8,10 @@ from rich.console import RenderableType
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from sluice_tui.ui.screens.live import LiveScreen
+from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
@@ -34,7 +35,7 @@ class ReportScreen(LiveScreen):
         yield Static(self.TITLE, classes="report-title")
         with VerticalScroll():
             yield Static(classes="report-body")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.refresh_from_store(changed=True)

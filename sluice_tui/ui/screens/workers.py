@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from sluice_tui.model.workers import WorkerSnapshot
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import duration, inert
+from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
@@ -48,7 +49,7 @@ class WorkersScreen(LiveScreen):
         table.add_columns(*COLUMNS)
         yield table
         yield Static(id="workers-empty")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.refresh_from_store(changed=True)

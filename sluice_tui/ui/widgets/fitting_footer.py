@@ -24,7 +24,9 @@ IMPORTANCE = (
     "retry",
     "revoke",
     "choose",
+    "open_related",
     "close",
+    "dismiss",
     "workers",
     "sort",
     "pause",
@@ -38,6 +40,8 @@ def key_width(key: FooterKey) -> int:
 
 def rank(key: FooterKey) -> int:
     action = key.action.rpartition(".")[2]
+    if action == "command_palette":  # help names ctrl+p, so it goes first
+        return len(IMPORTANCE) + 1
     return IMPORTANCE.index(action) if action in IMPORTANCE else len(IMPORTANCE)
 
 
