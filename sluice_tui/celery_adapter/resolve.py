@@ -285,6 +285,7 @@ class Resolver:
             self.app,
             self.store,
             resync=False,
+            broadcasts=False,  # a moment's listen for ids; revokes are not its business
             read_only=not self.ask_workers,
             enable_events=self.enable_events,
         )
