@@ -98,9 +98,10 @@ def test_ctrl_c_stops_every_worker(tmp_path):
 class Terminal:
     """The demo's TUI in a pseudo-terminal, its output collected on a thread."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, size: tuple[int, int] = (120, 30)) -> None:
         self.master, replica = pty.openpty()
-        fcntl.ioctl(replica, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+        columns, lines = size
+        fcntl.ioctl(replica, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
         env = {**demo_env(tmp_path), "TERM": "xterm-256color"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sluice_tui", "demo"],
