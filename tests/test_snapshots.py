@@ -3,20 +3,36 @@
 Regenerate after an intended UI change with: pytest tests/test_snapshots.py --snapshot-update
 """
 
-from sluice_tui.demo.screenshots import SIZE, VIEWS, sample_app
+from sluice_tui.demo.screenshots import VIEWS, sample_app
 
 
 def snapshot(snap_compare, name: str) -> bool:
-    keys = dict(VIEWS)[name]
-    return snap_compare(sample_app(), terminal_size=SIZE, press=keys)
+    keys, size = next((keys, size) for view, keys, size in VIEWS if view == name)
+    return snap_compare(sample_app(), terminal_size=size, press=keys)
 
 
 def test_jobs_screen_in_all_states(snap_compare):
     assert snapshot(snap_compare, "jobs.svg")
 
 
+def test_jobs_screen_at_80x24_keeps_help_and_quit(snap_compare):
+    assert snapshot(snap_compare, "jobs_80x24.svg")
+
+
+def test_jobs_screen_at_200x50(snap_compare):
+    assert snapshot(snap_compare, "jobs_200x50.svg")
+
+
 def test_job_detail_with_retries_and_traceback(snap_compare):
     assert snapshot(snap_compare, "job_detail.svg")
+
+
+def test_job_detail_at_80x24(snap_compare):
+    assert snapshot(snap_compare, "job_detail_80x24.svg")
+
+
+def test_help_at_80x24(snap_compare):
+    assert snapshot(snap_compare, "help_80x24.svg")
 
 
 def test_workers_screen(snap_compare):

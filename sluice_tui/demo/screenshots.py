@@ -12,14 +12,20 @@ from sluice_tui.demo.sample import NOW, job_id, sample_store
 from sluice_tui.ui.app import SluiceApp
 
 SIZE = (120, 34)
+SMALL = (80, 24)  # the smallest common terminal
+LARGE = (200, 50)
 
-# (file name, keys pressed after start-up)
+# (file name, keys pressed after start-up, terminal size)
 VIEWS = [
-    ("jobs.svg", []),
-    ("job_detail.svg", ["g", *job_id(2)[:8], "enter"]),
-    ("workers.svg", ["w"]),
-    ("help.svg", ["question_mark"]),
-    ("diagnostics.svg", ["d"]),
+    ("jobs.svg", [], SIZE),
+    ("jobs_80x24.svg", [], SMALL),
+    ("jobs_200x50.svg", [], LARGE),
+    ("job_detail.svg", ["g", *job_id(2)[:8], "enter"], SIZE),
+    ("job_detail_80x24.svg", ["g", *job_id(2)[:8], "enter"], SMALL),
+    ("workers.svg", ["w"], SIZE),
+    ("help.svg", ["question_mark"], SIZE),
+    ("help_80x24.svg", ["question_mark"], SMALL),
+    ("diagnostics.svg", ["d"], SIZE),
 ]
 
 
@@ -28,9 +34,9 @@ def sample_app() -> SluiceApp:
     return SluiceApp(sample_store(), clock=lambda: NOW, tick_seconds=None)
 
 
-async def _shoot(name: str, keys: list[str], folder: Path) -> None:
+async def _shoot(name: str, keys: list[str], size: tuple[int, int], folder: Path) -> None:
     app = sample_app()
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await pilot.press(*keys)
         await pilot.pause()
         app.save_screenshot(name, path=str(folder))
@@ -41,8 +47,8 @@ def main(folder: str = "screenshots") -> None:
     time.tzset()
     target = Path(folder)
     target.mkdir(exist_ok=True)
-    for name, keys in VIEWS:
-        asyncio.run(_shoot(name, keys, target))
+    for name, keys, size in VIEWS:
+        asyncio.run(_shoot(name, keys, size, target))
         print(target / name)
 
 
