@@ -28,7 +28,7 @@ from textual.strip import Strip
 
 from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import JobState
-from sluice_tui.ui.job_index import JobIndex, SortColumn
+from sluice_tui.ui.job_index import MEASURED, JobIndex, SortColumn
 from sluice_tui.ui.text import clock_time, duration, inert, short_id, state_style
 
 ELLIPSIS = "\u2026"
@@ -431,12 +431,14 @@ class JobTable(ScrollView, can_focus=True):
 
     def _columns(self, width: int) -> list[tuple[int, int]]:
         index = self.index
-        natural = {field: index.widest(field) for field in ("name", "worker", "note")}
-        shape = (width, index.noted > 0, tuple(natural.values()))
-        if shape != self._layout_shape:
-            self._layout = layout(width, natural, notes=shape[1])
-            self._layout_shape = shape
-            self._cache.clear()
+        if (width, index.version) != self._layout_shape:
+            # Content widths move only when the index syncs: measure once per sync.
+            natural = {field: index.widest(field) for field in MEASURED}
+            columns = layout(width, natural, notes=index.noted > 0)
+            if columns != self._layout:
+                self._layout = columns
+                self._cache.clear()
+            self._layout_shape = (width, index.version)
         return self._layout
 
     def render_line(self, y: int) -> Strip:
