@@ -16,7 +16,7 @@ demo: setup
 	$(VENV)/bin/sluice-tui demo
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=10
 
 lint: setup
 	$(VENV)/bin/ruff format --check .
