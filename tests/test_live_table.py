@@ -278,3 +278,21 @@ async def test_state_colours_follow_the_theme(theme, column):
         assert segments and segments[0].style.color.name == expected
         header = "\n".join(screen_text(app).splitlines()[:3])
         assert row.state.value in header
+
+
+async def test_a_key_acts_on_the_row_drawn_not_on_one_a_tick_just_moved_in():
+    app = sample_app()
+    asked: list[str] = []
+    app.request_action = lambda action, job_id: asked.append(job_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        seen = assert_selection_on_screen(app)  # drawn highlighted, following
+        newer = arrive(app, 0, 1)[0]  # a tick moves the cursor; no repaint yet
+        assert table_of(app).cursor_id == newer
+        app.screen.action_retry()  # the key lands before the repaint
+        assert asked == [seen]
+        await pilot.pause()
+        assert not table_of(app).following  # acting pins: the job stays put
+        assert assert_selection_on_screen(app) == seen
+        arrive(app, 10, 3)
+        await pilot.pause()
+        assert assert_selection_on_screen(app) == seen

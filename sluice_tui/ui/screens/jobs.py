@@ -149,7 +149,7 @@ class JobsScreen(LiveScreen):
         self._act(Action.REVOKE)
 
     def _act(self, action: Action) -> None:
-        row = self.table.selected
+        row = self.table.hold()
         if row is None:
             self.notify("No job is selected.", severity="warning")
             return

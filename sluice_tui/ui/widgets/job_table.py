@@ -268,14 +268,36 @@ class JobTable(ScrollView, can_focus=True):
         self._layout_shape: tuple = ()
         self._cache: dict[tuple, Strip] = {}
         self._live_second = 0
+        self._drawn_cursor_id: str | None = None
 
     # -- what other parts call -------------------------------------------
 
     @property
     def selected(self) -> JobRow | None:
-        if not len(self.index):
+        """The job the user sees highlighted: what enter, r and x act on.
+
+        A tick can move the cursor (when following) a moment before a key
+        arrives, and the key must not land on a row not yet drawn: until the
+        next repaint, the highlighted row drawn last wins.
+        """
+        index = self.index
+        if not len(index):
             return None
-        return self.index.row_at(self.cursor)
+        drawn = self._drawn_cursor_id
+        if drawn is not None and drawn != self.cursor_id:
+            row = index.row(drawn)
+            if row is not None and index.position_of(drawn) is not None:
+                return row
+        return index.row_at(self.cursor)
+
+    def hold(self) -> JobRow | None:
+        """The user acts on the selected job: stop following, so it stays put."""
+        row = self.selected
+        if row is not None:
+            self._set_following(False)
+            position = self.index.position_of(row.id)
+            self._place(self.cursor if position is None else position)
+        return row
 
     @property
     def visible_rows(self) -> int:
@@ -345,7 +367,7 @@ class JobTable(ScrollView, can_focus=True):
         self._to_anchor()
 
     def action_choose(self) -> None:
-        row = self.selected
+        row = self.hold()
         if row is not None:
             self.post_message(self.Chosen(row.id))
 
@@ -460,6 +482,8 @@ class JobTable(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         row = self.index.row_at(position)
         is_cursor = position == self.cursor
+        if is_cursor:
+            self._drawn_cursor_id = row.id
         live = self._live_second if row.state in LIVE_STATES else 0
         dark = self.app.current_theme.dark
         key = (row, is_cursor, width, live, dark)
