@@ -32,6 +32,18 @@ def test_received_is_queued_or_scheduled_by_eta(feed, store):
     assert store.get("past").state is JobState.QUEUED
 
 
+def test_a_countdown_seen_only_by_the_producer_is_scheduled(feed, store):
+    # A worker with events off when it took the job never sends task-received.
+    feed(ev.sent("later", T, eta="2023-11-14T22:23:20.500000+00:00"))  # T + 300 s
+    feed(ev.sent("past", T, eta="2023-11-14T22:00:00+00:00"))
+    assert store.get("later").state is JobState.SCHEDULED
+    assert store.get("past").state is JobState.QUEUED
+    feed(ev.started("later", T + 301))
+    assert store.get("later").state is JobState.ACTIVE
+    rows = store.rows(["later"])
+    assert rows["later"].eta is None  # no countdown once it runs
+
+
 def test_lifecycle_success(feed, store):
     for e in (
         ev.sent("j", T),

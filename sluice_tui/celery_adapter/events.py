@@ -48,6 +48,9 @@ _ROUTING = (
 )
 
 SENT = Step(JobState.QUEUED, "task-sent", 0, weak=True)
+# A countdown or eta on the producer's side: the job waits for it even before a
+# worker says so (and a worker that had events off when it took the job never will).
+SENT_WITH_ETA = Step(JobState.SCHEDULED, "task-sent", 0, weak=True)
 RECEIVED = Step(JobState.QUEUED, "task-received", 1)
 RECEIVED_WITH_ETA = Step(JobState.SCHEDULED, "task-received", 1)
 STARTED = Step(JobState.ACTIVE, "task-started", 2)
@@ -154,6 +157,8 @@ class EventAdapter:
             if self._received_without_sent >= 0:
                 self._count_received_without_sent(event)
         else:
+            if eta_is_future(event.get("eta"), timestamp):
+                step = SENT_WITH_ETA
             self._received_without_sent = -1
         name = event.get("name")
         if name.__class__ is str:
