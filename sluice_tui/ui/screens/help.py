@@ -53,7 +53,7 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body"):
-            yield Static("sluice-tui keys", id="help-title")
+            yield Static("sluice-tui keys   (escape or ? closes)", id="help-title")
             yield Static(id="help-keys")
             yield Static(rules_text(), id="help-rules")
             yield Static(
