@@ -16,7 +16,7 @@ demo: setup
 	$(VENV)/bin/sluice-tui demo
 
 test: setup
-	$(PY) -m pytest --durations=10
+	$(PY) -m pytest --basetemp=$(VENV)/test-tmp --durations=10
 
 lint: setup
 	$(VENV)/bin/ruff format --check .
