@@ -27,6 +27,7 @@ from textual.widgets import DataTable
 from bench.common import machine, report
 from bench.events import iter_task_events
 from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.app import SluiceApp
@@ -119,8 +120,13 @@ class PlainTable(App):
 async def datatable_switch(store: JobStore) -> float:
     """Filter switch on a plain DataTable: clear, then add the failed jobs' rows."""
     _, rows = store.all_rows()
-    every = [cells(row) for row in rows]
-    failed = [cells(row) for row in rows if row.state is JobState.FAILED]
+    now = time.time()
+
+    def texts(row: JobRow) -> tuple[str, ...]:
+        return tuple(cell.text for cell in cells(row, now, note_column=True))
+
+    every = [texts(row) for row in rows]
+    failed = [texts(row) for row in rows if row.state is JobState.FAILED]
     app = PlainTable()
     async with app.run_test(size=SIZE) as pilot:
         table = app.query_one(DataTable)
