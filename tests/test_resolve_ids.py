@@ -7,6 +7,8 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from sluice_tui.celery_adapter.resolve import IdKind, Lookup, id_kind
 from sluice_tui.model.states import JobState
 from tests.cluster import WORKLOAD_APP, Cluster, LineReader, send_event
@@ -109,3 +111,51 @@ def test_a_prefix_heard_only_in_the_events(tmp_path):
     assert proc.returncode == 2
     assert f"{job_id[:8]} -> {job_id} failed (events)" in text
     assert "events (20 s): 1 match" in text
+
+
+@pytest.mark.broker
+def test_a_prefix_of_a_job_still_waiting_in_a_redis_queue_is_found(tmp_path):
+    """No worker holds it and no event names it: only the queue knows it (priorities too)."""
+    from celery import Celery
+
+    from sluice_tui.celery_adapter.resolve import Resolver
+    from sluice_tui.model.store import JobStore
+    from tests.cluster import broker_url, require_transport
+
+    require_transport("redis")
+    queue = f"sluice-test-{uuid.uuid4().hex[:8]}"
+    app = Celery("waiting", broker=broker_url("redis", tmp_path), set_as_current=False)
+    app.conf.task_default_queue = queue
+    plain = app.send_task("proj.add", (1, 2)).id
+    urgent = app.send_task("proj.add", (3, 4), priority=9).id
+    try:
+        store = JobStore()
+        resolver = Resolver(app, store, ask_workers=False, listen_seconds=0)
+        for job_id in (plain, urgent):
+            found = resolver.lookup(job_id[:8])
+            assert found.resolved() == job_id, found.sources()
+            assert found.describe(job_id) == f"queued (broker queue {queue})"
+            assert store.get(job_id).state is JobState.QUEUED
+        nothing = resolver.lookup("0" * 8 if not plain.startswith("0") else "f" * 8)
+        assert nothing.resolved() is None and "broker queues: no match" in nothing.sources()
+    finally:
+        with app.connection_for_write() as conn:
+            channel = conn.default_channel
+            for priority in channel.priority_steps:
+                channel.client.delete(channel._q_for_pri(queue, priority))
+
+
+@pytest.mark.broker
+def test_rabbitmq_queues_are_not_read_and_the_lookup_says_so(tmp_path):
+    from celery import Celery
+
+    from sluice_tui.celery_adapter.resolve import Resolver
+    from sluice_tui.model.store import JobStore
+    from tests.cluster import broker_url, require_transport
+
+    require_transport("rabbitmq")
+    app = Celery("waiting", broker=broker_url("rabbitmq", tmp_path), set_as_current=False)
+    found = Resolver(app, JobStore(), ask_workers=False, listen_seconds=0).lookup("abcdef12")
+    assert "broker queues not read (amqp cannot be read without taking messages)" in (
+        found.sources()
+    )

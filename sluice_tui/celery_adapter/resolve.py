@@ -13,13 +13,15 @@ Here an id is looked up before anything is sent:
 Sources, each bounded in time: the result backend (exact lookups anywhere;
 listing ids for a prefix on Redis and file backends), the workers' inspect
 replies (``active``, ``reserved``, ``scheduled``, ``revoked``; not in
-read-only mode, since an inspect request is a published message), and, when
-those found nothing, a short listen to the event stream.  What was found goes
+read-only mode, since an inspect request is a published message), the
+messages still waiting in the broker's queues (Redis, read in place), and,
+when those found nothing, a short listen to the event stream.  What was found goes
 into the store the actions gate reads, so the gate judges the same states.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -50,6 +52,9 @@ BACKEND_BUDGET = 2.0  # seconds for listing and reading the result backend
 LISTEN_SECONDS = 2.0
 CONNECT_BUDGET = 5.0  # for the listen: time allowed to reach the event stream
 MAX_CANDIDATES = 20  # ids read per source; enough to show that a prefix is too short
+QUEUE_PEEK = 10_000  # messages read per broker queue list, newest and oldest alike
+# A job waiting in a Redis queue: no worker holds it and no event names it yet.
+IN_QUEUE = Step(JobState.QUEUED, "lookup: waiting in the broker", 1)
 
 _REQUEST_FIELDS = FieldPlan.of(identity=IDENTITY, sets_worker=True)
 _SCHEDULED_FIELDS = FieldPlan.of((Field("eta", "eta"),), identity=IDENTITY, sets_worker=True)
@@ -179,6 +184,8 @@ class Resolver:
             )
         else:
             self._ask_workers(found)
+        if not _finished(found):
+            self._ask_queues(found)
         # Listening is pointless on a broker the workers could not be asked through.
         if not found.matches() and self.listen_seconds > 0 and not found.failures:
             self._listen(found)
@@ -277,6 +284,39 @@ class Resolver:
         except Exception as exc:  # the broker is away: say so, never hang
             errors.append(describe_error(exc))
 
+    # -- the broker's queues --------------------------------------------
+
+    def _ask_queues(self, found: Lookup) -> None:
+        """Jobs still waiting in the broker, read without taking them (Redis only).
+
+        A Redis queue is a list that can be read in place; on RabbitMQ a
+        message can only be seen by taking it, which no lookup should do.
+        """
+        try:
+            with self.app.connection_for_read() as conn:
+                if conn.transport.driver_type != "redis":
+                    found.not_asked.append(
+                        f"broker queues not read ({conn.transport.driver_type} cannot be "
+                        "read without taking messages)"
+                    )
+                    return
+                hits = 0
+                channel = conn.default_channel
+                for queue, job_id in _queued_ids(channel, self._queue_names()):
+                    if _fits(found, job_id) and hits < MAX_CANDIDATES:
+                        hits += 1
+                        found.saw(job_id, JobState.QUEUED, f"broker queue {queue}")
+                        self.store.resync(job_id, IN_QUEUE, time.time(), None, {}, NO_FIELDS)
+                found.asked.append(f"broker queues: {_count(hits)}")
+        except Exception as exc:
+            found.failures.append(f"broker queues not read: {describe_error(exc)}")
+
+    def _queue_names(self) -> list[str]:
+        conf = self.app.conf
+        names = [conf.task_default_queue]
+        names += [q.name for q in conf.task_queues or () if getattr(q, "name", None)]
+        return list(dict.fromkeys(n for n in names if isinstance(n, str) and n))
+
     # -- the event stream -----------------------------------------------
 
     def _listen(self, found: Lookup) -> None:
@@ -306,6 +346,29 @@ class Resolver:
         for job_id in ids:
             found.saw(job_id, self.store.get(job_id).state, "events")
         found.asked.append(f"events ({self.listen_seconds:g} s): {_count(len(ids))}")
+
+
+def _queued_ids(channel: Any, queues: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(queue, job id) of each message waiting in kombu's Redis lists, priorities included."""
+    client = channel.client
+    steps = getattr(channel, "priority_steps", [0]) or [0]
+    for queue in queues:
+        for priority in steps:
+            key = channel._q_for_pri(queue, priority)  # kombu's name for a priority list
+            for raw in client.lrange(key, 0, QUEUE_PEEK - 1):
+                job_id = _message_id(raw)
+                if job_id is not None:
+                    yield queue, job_id
+
+
+def _message_id(raw: str | bytes) -> str | None:
+    """The task id of one kombu message as Redis stores it; None for anything else."""
+    try:
+        message = json.loads(raw)
+        job_id = message["headers"]["id"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return job_id if isinstance(job_id, str) and 0 < len(job_id) <= MAX_ID_LENGTH else None
 
 
 def _finished(found: Lookup) -> bool:
