@@ -154,3 +154,31 @@ async def test_action_log_lists_what_was_sent(cluster):
         assert isinstance(app.screen, ActionLogScreen)
         text = screen_text(app)
         assert "retry" in text and "ok" in text and "sent again as" in text
+
+
+async def test_a_job_that_ends_while_its_dialog_is_open_is_refused_not_failed(cluster):
+    from tests import events as ev
+    from tests.test_ui import feed
+
+    app, notes = make_app(cluster)
+    titles: list[str] = []
+    show = app.notify
+
+    def notify(message, **kwargs):
+        titles.append(kwargs.get("title", ""))
+        return show(message, **kwargs)
+
+    app.notify = notify
+    async with app.run_test(size=SIZE) as pilot:
+        app.notify("an older notice")
+        await pilot.press("4", "x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmRevokeScreen)
+        assert "an older notice" not in screen_text(app)  # nothing covers the dialog
+        job_id = app.screen.plan.job.id
+        feed(app, ev.succeeded(job_id, NOW + 1))
+        await pilot.press("t")
+        await settle(pilot)
+    assert cluster.revoked == []
+    assert any(note.startswith("cannot revoke") and "completed" in note for note in notes)
+    assert "Refused" in titles and "Failed" not in titles

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 PLAN = "sluice-action-plan"
 SEND = "sluice-action-send"
+OK, REFUSED, FAILED = "ok", "refused", "failed"  # how a planned or sent action ended
 
 
 class UIActions:
@@ -45,22 +46,22 @@ class UIActions:
         # event.state, not worker.state: earlier state messages may be read late.
         if worker.group not in (PLAN, SEND) or event.state is not WorkerState.SUCCESS:
             return False
-        ok, value = worker.result
-        if not ok:
-            app.notify(
-                value,
-                title="Refused" if worker.group == PLAN else "Failed",
-                severity="error",
-                timeout=10,
-            )
+        outcome, value = worker.result
+        if outcome is not OK:
+            # A refusal sent nothing, even at send time (the job moved on
+            # while the dialog was open); only a broker error is a failure.
+            title = "Refused" if outcome is REFUSED else "Failed"
+            app.notify(value, title=title, severity="error", timeout=10)
         elif worker.group == SEND:
             app.notify(value, title="Sent", timeout=8)
             app.tick()  # show the job's new note now, not at the next tick
         elif isinstance(value, RetryPlan):
+            app.clear_notifications()  # earlier notices would cover the dialog
             app.push_screen(
                 ConfirmRetryScreen(value), lambda yes: self._send_retry(app, value, yes)
             )
         elif isinstance(value, RevokePlan):
+            app.clear_notifications()
             app.push_screen(
                 ConfirmRevokeScreen(value), lambda choice: self._send_revoke(app, value, choice)
             )
@@ -99,11 +100,11 @@ def _revoke_message(gate: ActionsGate, plan: RevokePlan, choice: RevokeChoice) -
     return f"{how} of {plan.job.id[:8]} sent.\n{answered}"
 
 
-def _outcome(fn: Callable[[Any], Any], arg: Any) -> tuple[bool, Any]:
+def _outcome(fn: Callable[[Any], Any], arg: Any) -> tuple[str, Any]:
     """Run ``fn`` in a worker thread; turn expected failures into a message."""
     try:
-        return True, fn(arg)
+        return OK, fn(arg)
     except (ActionNotAllowed, ActionRefused) as exc:
-        return False, str(exc)
+        return REFUSED, str(exc)
     except Exception as exc:  # the broker or backend failed: say so, do not crash
-        return False, f"{type(exc).__name__}: {exc}"
+        return FAILED, f"{type(exc).__name__}: {exc}"
