@@ -297,3 +297,12 @@ async def test_a_key_acts_on_the_row_drawn_not_on_one_a_tick_just_moved_in():
         arrive(app, 10, 3)
         await pilot.pause()
         assert assert_selection_on_screen(app) == seen
+
+
+async def test_workers_screen_at_80_columns_shows_when_each_last_spoke():
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("w")
+        lines = screen_text(app).splitlines()
+        assert "LAST HEARTBEAT" in lines[1]
+        assert all(" ago" in line for line in lines[2:4]), lines[2:4]

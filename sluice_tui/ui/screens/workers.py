@@ -17,7 +17,8 @@ from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
 
-COLUMNS = ("HOSTNAME", "STATUS", "ACTIVE", "PROCESSED", "LOAD", "VERSION", "LAST HEARTBEAT")
+# Whether a worker is alive comes first: at 80 columns only VERSION is cut.
+COLUMNS = ("HOSTNAME", "STATUS", "LAST HEARTBEAT", "ACTIVE", "PROCESSED", "LOAD", "VERSION")
 
 
 def worker_cells(worker: WorkerSnapshot, now: float) -> tuple:
@@ -28,11 +29,11 @@ def worker_cells(worker: WorkerSnapshot, now: float) -> tuple:
     return (
         inert(worker.hostname),
         status,
+        "never" if since is None else f"{duration(since)} ago",
         "" if worker.active is None else str(worker.active),
         "" if worker.processed is None else f"{worker.processed:,}",
         load,
         version,
-        "never" if since is None else f"{duration(since)} ago",
     )
 
 
