@@ -363,13 +363,15 @@ class Job:
         errors[timestamp] = [_text(data.get("exception")), _text(data.get("traceback"))]
 
     def _insert(self, step: Step, timestamp: float, hostname: str | None) -> None:
+        # The hot path: the search from the end is inlined (record() has its twin).
         hist = self._hist
         key = (timestamp, step.order)
         pos = len(hist)
         while pos and (hist[pos - 3], hist[pos - 2].order) > key:
             pos -= 3
         hist[pos:pos] = (timestamp, step, hostname)
-        self._keep_causes_first(pos)
+        if pos < len(hist) - 3:  # only an entry put before others can precede an action
+            self._keep_causes_first(pos)
 
     def record(self, step: Step, timestamp: float, hostname: str | None) -> None:
         """Put an action (a passive step) into the history, before what it caused.
@@ -430,14 +432,15 @@ class Job:
 
     def row(self) -> JobRow:
         hist = self._hist
-        received = started = None
+        # An action is no event: it starts or receives nothing.  Both scans stop
+        # early, so a long history costs a row no more than a short one.
+        received = next((hist[i - 1] for i in range(1, len(hist), 3) if not hist[i].passive), None)
+        started = None
         for i in range(len(hist) - 2, 0, -3):
             step = hist[i]
-            if step.passive:
-                continue  # an action is no event: it starts or receives nothing
-            if started is None and step.state is JobState.ACTIVE:
+            if step.state is JobState.ACTIVE and not step.passive:
                 started = hist[i - 1]
-            received = hist[i - 1]
+                break
         return JobRow(
             self.id,
             self.first_seen,
