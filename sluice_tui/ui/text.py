@@ -14,6 +14,7 @@ __all__ = [
     "full_time",
     "inert",
     "short_id",
+    "span",
     "state_style",
 ]
 
@@ -58,6 +59,21 @@ def full_time(timestamp: float | None) -> str:
         return ""
     fraction = f"{timestamp % 1:.3f}"[1:]
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) + fraction
+
+
+def span(seconds: float) -> str:
+    """A rough length of time for a countdown: 12s, 4m05s, 2h03m, 3d04h."""
+    whole = round(abs(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
 
 
 def duration(seconds: float | None) -> str:

@@ -28,7 +28,7 @@ from sluice_tui.model.job import (
 from sluice_tui.model.states import Action, JobState
 from sluice_tui.model.times import iso_epoch
 from sluice_tui.ui.screens.live import LiveScreen
-from sluice_tui.ui.text import duration, full_time, inert, state_style
+from sluice_tui.ui.text import duration, full_time, inert, span, state_style
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
@@ -53,21 +53,6 @@ def state_text(state: JobState, dark: bool = True) -> Text:
 
 
 # -- times and values (candidates for ui/text.py, shared with other screens) --
-
-
-def span(seconds: float) -> str:
-    """A rough length of time for a countdown: 12s, 4m05s, 2h03m, 3d04h."""
-    whole = round(abs(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
 
 
 def moment(timestamp: float | None, now: float) -> str:

@@ -29,7 +29,7 @@ from textual.strip import Strip
 from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import JobState
 from sluice_tui.ui.job_index import MEASURED, JobIndex, SortColumn
-from sluice_tui.ui.text import clock_time, duration, inert, short_id, state_style
+from sluice_tui.ui.text import clock_time, duration, inert, short_id, span, state_style
 
 ELLIPSIS = "\u2026"
 SORT_MARK = 2  # " ▲" after a sortable column's label
@@ -138,7 +138,7 @@ def time_cell(row: JobRow, now: float) -> Cell:
         return Cell(duration(max(0.0, now - row.started)), "italic")
     if row.state is JobState.SCHEDULED and row.eta is not None:
         left = row.eta - now
-        return Cell("in " + duration(left) if left >= 1 else "due", "italic")
+        return Cell("in " + span(left) if left >= 1 else "due", "italic")  # as the detail says
     return Cell(duration(row.runtime))
 
 
