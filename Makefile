@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench screenshots clean
+.PHONY: setup dev demo test lint bench screenshots clean
 
 setup: $(VENV)/.installed
 
@@ -12,13 +12,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# What tests need, plus the linter (the `dev` extra).
+dev: $(VENV)/.dev-installed
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
 demo: setup
 	$(VENV)/bin/sluice-tui demo
 
 test: setup
 	$(PY) -m pytest --basetemp=$(VENV)/test-tmp --durations=10
 
-lint: setup
+lint: dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
