@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice_tui.model.job import JobSnapshot
+from sluice_tui.model.job import JobSnapshot, Omitted, Transition
 
 
 def job_to_dict(job: JobSnapshot) -> dict[str, Any]:
@@ -12,15 +12,7 @@ def job_to_dict(job: JobSnapshot) -> dict[str, Any]:
         "id": job.id,
         "name": job.name,
         "state": job.state.value,
-        "history": [
-            {
-                "state": t.state.value,
-                "timestamp": t.timestamp,
-                "hostname": t.hostname,
-                "event": t.event,
-            }
-            for t in job.history
-        ],
+        "history": [_entry(t, job.omitted) for t in job.history],
         "args": job.args,
         "kwargs": job.kwargs,
         "result": job.result,
@@ -38,3 +30,28 @@ def job_to_dict(job: JobSnapshot) -> dict[str, Any]:
         "children": list(job.children),
         "details": dict(job.extra or {}),
     }
+
+
+def _entry(t: Transition, omitted: Omitted | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "state": t.state.value,
+        "timestamp": t.timestamp,
+        "hostname": t.hostname,
+        "event": t.event,
+        "attempt": t.attempt,
+    }
+    if t.action:
+        entry["action"] = True
+    if t.marker and omitted is not None:
+        entry["not_kept"] = {
+            "first_attempt": omitted.first_attempt,
+            "last_attempt": omitted.last_attempt,
+            "attempts": omitted.attempts,
+            "events": omitted.events,
+            "actions": omitted.actions,
+            "late_events": omitted.late,
+            "start": omitted.start,
+            "end": omitted.end,
+            "by_state": {state.value: n for state, n in omitted.by_state.items()},
+        }
+    return entry

@@ -12,7 +12,7 @@ attempt each error came from.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from sluice_tui.model.states import ACCEPTS, FINISHED_STATES, JobState
@@ -48,6 +48,9 @@ class Step(NamedTuple):
     # into one of them, dated up to CAUSE_WINDOW earlier by a worker's clock,
     # is taken as caused by the action and kept after it in the history.
     precedes: frozenset[JobState] = frozenset()
+    # Stands for a stretch of history that was not kept (see Job._trim).  It
+    # folds as the task-retried that ended that stretch.
+    marker: bool = False
 
     def moves(self, current: JobState) -> bool:
         """Whether this step takes a job in ``current`` to ``self.state``."""
@@ -63,6 +66,13 @@ class Step(NamedTuple):
 CAUSE_WINDOW = 60.0
 # Events carry their attempt as ``retries``; beyond this it is not tracked.
 MAX_NUMBERED = 1_000
+# Entries one job's history keeps.  A task that retries without end would make
+# each of its events dearer and its memory grow for as long as it runs; past
+# the cap its middle attempts become one marker entry (see Job._trim).
+HISTORY_CAP = 300
+# The smallest cap that leaves room for a first attempt, a marker and recent ones.
+MIN_HISTORY_CAP = 30
+OMITTED_EVENT = "not kept"
 
 
 # id(step) -> [step, its variant for attempt 1, for attempt 2, ...]: history
@@ -87,10 +97,15 @@ ATTEMPT_NUMBER = "attempt"
 REVOKE_REQUESTED = "revoke_requested"
 # Set when the worker running the job stopped heartbeating: its hostname.
 WORKER_LOST = "worker_lost"
-# Internal, not shown as a detail: the errors of task-retried events,
-# {timestamp: [exception, traceback]}, each readable under its attempt.  Kept
-# in extra since few jobs retry: no slot on every job.
+# Internal keys of extra (those starting with "_" are not shown as details).
+# The errors of task-retried events, {timestamp: [exception, traceback]}, each
+# readable under its attempt.  Kept in extra since few jobs retry: no slot on
+# every job.
 _RETRY_ERRORS = "_retry_errors"
+# The Omitted record of a trimmed history, and the history length below which
+# no new trim is tried after one found nothing to cut.
+_OMITTED = "_omitted"
+_NEXT_TRIM = "_next_trim"
 
 # Which job attribute an event field feeds, and how conflicting values merge.
 CONSTANT = 0  # the same in every event that carries it; the last one wins
@@ -192,6 +207,7 @@ class Transition(NamedTuple):
     attempt: int = 1  # the run of the job it belongs to (Task.retry re-runs the same id)
     action: bool = False  # something sluice-tui did, not an event: it moves no state
     sending: bool = False  # the producer's word that it sent the job (task-sent)
+    marker: bool = False  # stands for a stretch not kept (see JobSnapshot.omitted)
 
 
 class AttemptError(NamedTuple):
@@ -201,6 +217,28 @@ class AttemptError(NamedTuple):
     timestamp: float
     exception: str | None
     traceback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Omitted:
+    """What a capped history left out between its first attempt and its recent ones.
+
+    The counts stay exact: the job's state and fields never depend on entries
+    that were dropped, only its history does.
+    """
+
+    first_attempt: int
+    last_attempt: int
+    events: int  # event entries not kept
+    actions: int  # entries of sluice-tui's own actions not kept
+    start: float  # event time of the first entry not kept
+    end: float  # event time of the last: the task-retried that ended the stretch
+    late: int = 0  # events for the stretch that arrived after it was dropped
+    by_state: Mapping[JobState, int] = field(default_factory=dict)
+
+    @property
+    def attempts(self) -> int:
+        return self.last_attempt - self.first_attempt + 1
 
 
 class Attempt(NamedTuple):
@@ -235,6 +273,7 @@ class Job:
     """A mutable job record owned by the store; readers get a :class:`JobSnapshot`."""
 
     __slots__ = (
+        "_cap3",
         "_hist",
         "_ts_attempt",
         "_ts_error",
@@ -261,12 +300,13 @@ class Job:
         "worker",
     )
 
-    def __init__(self, job_id: str, first_seen: float) -> None:
+    def __init__(self, job_id: str, first_seen: float, history_cap: int = HISTORY_CAP) -> None:
         self.id = job_id
         self.first_seen = first_seen
         self.state = JobState.UNKNOWN
         # Flat [timestamp, step, hostname, ...]: three pointers an entry, no tuple.
         self._hist: list[Any] = []
+        self._cap3 = 3 * max(history_cap, MIN_HISTORY_CAP)
         self._ts_attempt = self._ts_error = self._ts_worker = float("-inf")
         self.name = self.args = self.kwargs = self.result = None
         self.exception = self.traceback = self.eta = self.expires = None
@@ -291,15 +331,19 @@ class Job:
                 step = numbered(step, retries + 1)
         hist = self._hist
         old = self.state
+        kept = True
         if hist and (
             timestamp < hist[-3] or (timestamp == hist[-3] and step.order < hist[-2].order)
         ):
-            self._insert(step, timestamp, hostname)  # arrived out of order: rare
-            self.state = self._fold()
+            kept = self._insert(step, timestamp, hostname)  # arrived out of order: rare
+            if kept:
+                self.state = self._fold()
         else:
             hist += (timestamp, step, hostname)
             if step.moves(old):
                 self.state = step.state
+        if len(hist) > self._cap3:
+            self._trim()
         get = data.get
         # Identity fields come once per job; args is the sign they have (a name
         # alone may come from sluice-tui itself, for a retry it just sent).
@@ -321,7 +365,7 @@ class Job:
             if group and not self._newer(group, timestamp):
                 continue
             setattr(self, attr, value)
-        if plan.errors and step.state is JobState.RETRYING:
+        if plan.errors and step.state is JobState.RETRYING and kept:
             self._keep_error(timestamp, data)
         if plan.sets_worker and hostname is not None and timestamp >= self._ts_worker:
             self._ts_worker = timestamp
@@ -362,16 +406,24 @@ class Job:
         errors = self.extra.setdefault(_RETRY_ERRORS, {})
         errors[timestamp] = [_text(data.get("exception")), _text(data.get("traceback"))]
 
-    def _insert(self, step: Step, timestamp: float, hostname: str | None) -> None:
+    def _insert(self, step: Step, timestamp: float, hostname: str | None) -> bool:
+        """Put a late event in its place; False when its place was not kept."""
         # The hot path: the search from the end is inlined (record() has its twin).
         hist = self._hist
         key = (timestamp, step.order)
         pos = len(hist)
         while pos and (hist[pos - 3], hist[pos - 2].order) > key:
             pos -= 3
+        if pos < len(hist) and hist[pos + 1].marker:
+            # It belongs to the stretch that was dropped, which ended in a
+            # task-retried: it could not change what followed, so it is counted.
+            omitted = self.extra[_OMITTED]
+            self.extra[_OMITTED] = replace(omitted, late=omitted.late + 1)
+            return False
         hist[pos:pos] = (timestamp, step, hostname)
         if pos < len(hist) - 3:  # only an entry put before others can precede an action
             self._keep_causes_first(pos)
+        return True
 
     def record(self, step: Step, timestamp: float, hostname: str | None) -> None:
         """Put an action (a passive step) into the history, before what it caused.
@@ -391,6 +443,8 @@ class Job:
                 pos = i
             i -= 3
         hist[pos:pos] = (timestamp, step, hostname)
+        if len(hist) > self._cap3:
+            self._trim()
 
     def _keep_causes_first(self, pos: int) -> None:
         """Move actions that caused the entry just put at ``pos`` to before it."""
@@ -405,6 +459,104 @@ class Job:
                 moved[:0] = hist[i : i + 3]
                 del hist[i : i + 3]
         hist[pos:pos] = moved
+
+    def _trim(self) -> None:
+        """Replace the middle attempts with one marker entry, keeping the first and the latest.
+
+        The cut ends at a task-retried, and the history up to it folds to
+        ``retrying``: after that any event moves the job, so whatever the
+        stretch held, the marker (folding as that task-retried) leaves the
+        state and every later step exactly as the whole history would.
+        Trimming to two thirds of the cap makes its cost a small constant per
+        event.
+        """
+        hist = self._hist
+        extra = self.extra
+        if extra and extra.get(_NEXT_TRIM, 0) > len(hist):
+            return
+        cut = self._find_cut()
+        if cut is None:
+            # Nothing to cut yet (a first attempt that fills the cap, or no
+            # retried attempt to end a stretch): look again a third of a cap on.
+            self.annotate(_NEXT_TRIM, len(hist) + self._cap3 // 3)
+            return
+        start, last = cut
+        old: Omitted | None = extra.get(_OMITTED) if extra else None
+        steps = [hist[i] for i in range(1, last + 3, 3)]
+        numbers, _ = number_attempts(steps, old.last_attempt if old else 0)
+        events = actions = 0
+        by_state = dict(old.by_state) if old else {}
+        for i in range(start, last + 3, 3):
+            step = hist[i + 1]
+            if step.marker:
+                continue
+            if step.passive:
+                actions += 1
+            else:
+                events += 1
+                by_state[step.state] = by_state.get(step.state, 0) + 1
+        begin, end = (old.start if old else hist[start]), hist[last]
+        omitted = Omitted(
+            first_attempt=old.first_attempt if old else numbers[start // 3],
+            last_attempt=numbers[last // 3],
+            events=events + (old.events if old else 0),
+            actions=actions + (old.actions if old else 0),
+            start=begin,
+            end=end,
+            late=old.late if old else 0,
+            by_state=by_state,
+        )
+        marker = Step(JobState.RETRYING, OMITTED_EVENT, hist[last + 1].order, marker=True)
+        hist[start : last + 3] = (end, marker, None)
+        extra = self.extra = self.extra or {}
+        extra[_OMITTED] = omitted
+        extra.pop(_NEXT_TRIM, None)
+        errors = extra.get(_RETRY_ERRORS)
+        if errors:
+            extra[_RETRY_ERRORS] = {t: e for t, e in errors.items() if not begin <= t <= end}
+
+    def _find_cut(self) -> tuple[int, int] | None:
+        """(first, last) history index of the stretch to drop, or None.
+
+        It starts after the first attempt's task-retried (or at an earlier
+        marker, which it absorbs) and ends at the task-retried that leaves
+        the most recent attempts within two thirds of the cap.
+        """
+        hist = self._hist
+        retried = JobState.RETRYING
+        start = next((i - 1 for i in range(1, len(hist), 3) if hist[i].marker), None)
+        if start is None:
+            start = next(
+                (
+                    i + 2
+                    for i in range(1, len(hist), 3)
+                    if hist[i].state is retried and not hist[i].passive
+                ),
+                None,
+            )
+            if start is None:
+                return None
+        keep = 2 * self._cap3 // 3 - start - 3  # room for the tail, after head and marker
+        if keep < 3 * (MIN_HISTORY_CAP // 3):
+            return None
+        state = JobState.UNKNOWN
+        last = None
+        for i in range(0, len(hist) - 3, 3):
+            step = hist[i + 1]
+            if step.moves(state):
+                state = step.state
+            if (
+                i >= start
+                and i >= len(hist) - keep - 3
+                and step.state is retried
+                and not step.passive
+                and not step.marker
+            ):
+                last = i
+                break
+        if last is None or state is not retried:
+            return None
+        return start, last
 
     def _fold(self) -> JobState:
         state = JobState.UNKNOWN
@@ -421,14 +573,29 @@ class Job:
     def _story(self) -> tuple[tuple[Transition, ...], list[int], int]:
         """The history with each entry's attempt, the attempts, and the current attempt."""
         hist = self._hist
-        attempts, current = number_attempts(hist[i] for i in range(1, len(hist), 3))
+        omitted = self._omitted()
+        attempts, current = number_attempts(
+            (hist[i] for i in range(1, len(hist), 3)), omitted.last_attempt if omitted else 0
+        )
         transitions = []
         for i, n in zip(range(0, len(hist), 3), attempts, strict=True):
             step = hist[i + 1]
             transitions.append(
-                Transition(step.state, hist[i], hist[i + 2], step.event, n, step.passive, step.weak)
+                Transition(
+                    step.state,
+                    hist[i],
+                    hist[i + 2],
+                    step.event,
+                    n,
+                    step.passive,
+                    step.weak,
+                    step.marker,
+                )
             )
         return tuple(transitions), attempts, current
+
+    def _omitted(self) -> Omitted | None:
+        return self.extra.get(_OMITTED) if self.extra else None
 
     def row(self) -> JobRow:
         hist = self._hist
@@ -484,6 +651,7 @@ class Job:
             extra=_details(self.extra),
             attempt=current,
             attempt_errors=errors,
+            omitted=self._omitted(),
             # The latest error may have ended an earlier attempt: then the
             # current one has none.
             error_is_current=not errors or errors[-1].timestamp != self._ts_error,
@@ -514,7 +682,7 @@ class Job:
 def _details(extra: dict[str, Any] | None) -> dict[str, Any]:
     if not extra:
         return {}
-    return {key: value for key, value in extra.items() if key != _RETRY_ERRORS}
+    return {key: value for key, value in extra.items() if not key.startswith("_")}
 
 
 def _text(value: Any) -> str | None:
@@ -527,7 +695,7 @@ _ERROR_STATES = frozenset({JobState.RETRYING, JobState.FAILED})
 _SENT, _RECEIPT, _START, _RETRY, _OTHER = 1, 2, 4, 8, 16
 
 
-def number_attempts(steps: Iterable[Step]) -> tuple[list[int], int]:
+def number_attempts(steps: Iterable[Step], after_marker: int = 0) -> tuple[list[int], int]:
     """Which attempt each history entry belongs to (1, 2, ...), and the current one.
 
     An attempt is one run of the job: task-sent, task-received, task-started and
@@ -535,7 +703,9 @@ def number_attempts(steps: Iterable[Step]) -> tuple[list[int], int]:
     say their attempt (``retries``) go to it.  The others go to the earliest
     attempt still open that lacks what they bring: a worker may receive the
     re-sent job before its own task-retried is stamped.  The current attempt
-    is the one holding the entry that decided the job's state.
+    is the one holding the entry that decided the job's state.  A marker
+    entry closes every attempt before it; ``after_marker`` is the last attempt
+    it stands for, and numbering goes on from there.
     """
     numbers: list[int] = []
     has: list[int] = []  # per attempt: which of _SENT, _RECEIPT, _START, _RETRY it holds
@@ -545,9 +715,18 @@ def number_attempts(steps: Iterable[Step]) -> tuple[list[int], int]:
     lacking = {_SENT: 0, _RECEIPT: 0, _START: 0}
     state = JobState.UNKNOWN
     current = 1
+    base = 0  # attempts closed by a marker
     for step in steps:
+        if step.marker:
+            base = after_marker
+            has, first_open = [], 0
+            lacking = {_SENT: 0, _RECEIPT: 0, _START: 0}
+            numbers.append(base)
+            if step.moves(state):
+                state, current = step.state, base
+            continue
         kind = _kind(step)
-        n = step.attempt - 1
+        n = step.attempt - 1 - base
         if n >= 0 and (kind == _SENT or (kind == _RECEIPT and not _ended(has, n))):
             while len(has) <= n:
                 has.append(0)
@@ -564,10 +743,10 @@ def number_attempts(steps: Iterable[Step]) -> tuple[list[int], int]:
         has[n] |= kind
         while first_open < len(has) and has[first_open] & _RETRY:
             first_open += 1
-        numbers.append(n + 1)
+        numbers.append(base + n + 1)
         if step.moves(state):
             state = step.state
-            current = n + 1
+            current = base + n + 1
     return numbers, current
 
 
@@ -641,6 +820,9 @@ class JobSnapshot:
     # Whether ``exception`` and ``traceback`` (the latest error by event time)
     # belong to the current attempt; see current_error.
     error_is_current: bool = True
+    # The stretch of a long history that was not kept; its marker entry is in
+    # ``history`` where the stretch was.
+    omitted: Omitted | None = None
 
     @classmethod
     def unseen(cls, job_id: str) -> JobSnapshot:
@@ -649,7 +831,11 @@ class JobSnapshot:
     def last_time(self, state: JobState) -> float | None:
         """When the job last entered ``state``, by event time (actions are no events)."""
         return next(
-            (t.timestamp for t in reversed(self.history) if t.state is state and not t.action),
+            (
+                t.timestamp
+                for t in reversed(self.history)
+                if t.state is state and not (t.action or t.marker)
+            ),
             None,
         )
 
