@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice_tui.model.job import (
+    HISTORY_CAP,
     NO_FIELDS,
     WORKER_LOST,
     FieldPlan,
@@ -84,10 +85,12 @@ class JobStore:
         *,
         clock: Callable[[], float] = time.time,
         feed_limit: int | None = None,
+        history_cap: int = HISTORY_CAP,
     ) -> None:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
         self.max_jobs = max_jobs
+        self.history_cap = history_cap  # entries per job; see Job._trim
         self._clock = clock
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
@@ -143,7 +146,7 @@ class JobStore:
                 if job_id in self._evicted:
                     self._dropped_late += 1
                     return
-                job = jobs[job_id] = Job(job_id, self._clock())
+                job = jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
                 self._counts[JobState.UNKNOWN] += 1
             old_state = job.state
             old_parent = job.parent_id
@@ -199,7 +202,7 @@ class JobStore:
             if job is None:
                 if not create:
                     return False
-                job = self._jobs[job_id] = Job(job_id, self._clock())
+                job = self._jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
                 self._counts[JobState.UNKNOWN] += 1
             step = Step(job.state, event, 7, passive=True, precedes=frozenset(precedes))
             job.record(step, self._clock() if at is None else at, ACTOR)
