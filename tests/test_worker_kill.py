@@ -1,4 +1,8 @@
-"""A worker killed with SIGKILL, mid-task, on a real broker."""
+"""A worker killed with SIGKILL, mid-task, on a real broker.
+
+The worker runs in Tokyo while the monitor (this process) runs in UTC: every
+time must still land on one time line.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from sluice_tui.model.store import JobStore
 from tests.cluster import Cluster, require_transport, wait_for
 
 HEARTBEAT = 1  # seconds (an integer for the worker CLI); Celery defaults to 2
+# East of the monitor's UTC (tests/conftest.py): a worker here dated its events
+# nine hours ahead before the monitor stopped shifting them by zone.
+WORKER_ZONE = "Asia/Tokyo"
 
 
 @pytest.mark.parametrize(
@@ -25,6 +32,7 @@ def test_a_killed_worker_goes_offline_and_its_running_job_is_marked_lost(transpo
     cluster = Cluster(transport, tmp_path)
     store = JobStore()
     receiver = ReceiverThread(cluster.app, store)
+    cluster.env["TZ"] = WORKER_ZONE
     try:
         worker = cluster.start_worker("w1", 2, f"--heartbeat-interval={HEARTBEAT}")
         receiver.start()
@@ -34,8 +42,15 @@ def test_a_killed_worker_goes_offline_and_its_running_job_is_marked_lost(transpo
             30,
             "a regular heartbeat from the worker",
         )
+        later = cluster.send("demo.slow", 1, countdown=3600)
         job = cluster.send("demo.slow", 60)
         wait_for(lambda: store.get(job.id).state is JobState.ACTIVE, 30, "the job to start")
+        wait_for(
+            lambda: any(e.event == "task-received" for e in store.get(later.id).history),
+            30,
+            "the worker to receive the job due in an hour",
+        )
+        assert store.get(later.id).state is JobState.SCHEDULED
 
         os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, no goodbye
         killed_at = time.time()
@@ -46,13 +61,19 @@ def test_a_killed_worker_goes_offline_and_its_running_job_is_marked_lost(transpo
         snapshot = store.get(job.id)
         assert snapshot.state is JobState.UNKNOWN
         assert snapshot.extra[WORKER_LOST] == hostname
+        assert [e.event for e in snapshot.history] == [
+            "task-sent",
+            "task-received",
+            "task-started",
+            "worker lost",
+        ]
         lost = snapshot.history[-1]
-        assert lost.event == "worker lost"
         # Judged at twice the heartbeat interval after the last heartbeat, which
         # came before the kill (give or take one in flight).
         assert lost.timestamp == pytest.approx(seen.last_heartbeat + 2 * HEARTBEAT)
         assert lost.timestamp <= killed_at + 2 * HEARTBEAT + 0.5
         assert any(hostname in text and "1 running job" in text for _, text in store.notices())
+        assert store.get(later.id).state is JobState.SCHEDULED  # not running: not lost
     finally:
         receiver.stop()
         cluster.close()

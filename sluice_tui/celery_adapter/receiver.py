@@ -15,7 +15,6 @@ from typing import Any
 
 from celery import Celery
 from celery.events.receiver import EventReceiver
-from celery.utils.time import utcoffset
 
 from sluice_tui.celery_adapter.broadcasts import BroadcastListener
 from sluice_tui.celery_adapter.connect import broker_label, describe_error
@@ -43,9 +42,8 @@ class _Receiver(EventReceiver):
         )
         self._owner = owner
         self._handle = owner.adapter
-        self._here = utcoffset()
-        self._offset_until = 0.0
-        self.last_event_time: float | None = None  # event clock, local zone
+        # When the last event arrived: the stream was good until then.
+        self.last_received: float | None = None
         self.connect_max_retries = 0  # our loop owns reconnecting and its backoff
 
     @property
@@ -89,26 +87,22 @@ class _Receiver(EventReceiver):
             self._receive_one(body)
 
     def _receive_one(self, event: Any) -> None:
-        """Stamp the event as Celery's Receiver would, then hand it to the adapter.
+        """Note when the event arrived, then hand it to the adapter.
 
-        Celery's Lamport clock is left alone (nothing here orders by it), and
-        the local UTC offset is looked up once a second, not once an event.
+        The event's ``timestamp`` is kept as sent: Celery stamps it with
+        ``time.time()``, true epoch seconds whatever the sender's zone.  Celery's
+        own Receiver shifts it by the difference between the sender's
+        ``utcoffset`` and ours, which puts a worker in another zone hours away
+        from everything the monitor dates itself (its actions, a lost worker,
+        a resync) and from real-UTC ETAs.  One time base for every entry;
+        zones matter only when a time is shown.  Celery's Lamport clock is left
+        alone too: nothing here orders by it.
         """
-        try:
-            timestamp = event["timestamp"]
-            offset = event["utcoffset"]
-            now = time.time()
-            if now >= self._offset_until:
-                self._here = utcoffset()
-                self._offset_until = now + 1.0
-            event["timestamp"] = self.last_event_time = timestamp - (offset - self._here) * 3600
-            event["local_received"] = now
-        except Exception:
-            if not isinstance(event, dict):
-                self._bad("malformed event message", f"{event!r:.300}")
-                return
-            event["local_received"] = time.time()  # the adapter judges the rest
-        self._handle(event)
+        if event.__class__ is not dict:
+            self._bad("malformed event message", f"{event!r:.300}")
+            return
+        event["local_received"] = self.last_received = time.time()
+        self._handle(event)  # the adapter judges the rest
 
     def _bad(self, reason: str, sample: str) -> None:
         self._owner.store.record_bad_event(reason, sample)
@@ -213,7 +207,7 @@ class ReceiverThread:
         """Remember when the stream was last known good, for the gap it leaves."""
         if self._connected_at is None:
             return  # already lost, or never connected: nothing new went missing
-        last_event = self._receiver.last_event_time if self._receiver else None
+        last_event = self._receiver.last_received if self._receiver else None
         start = self._connected_at if last_event is None else max(last_event, self._connected_at)
         self._lost = (min(start, time.time()), reason)
         self._connected_at = None
