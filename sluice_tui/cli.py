@@ -1,237 +1,368 @@
-"""The ``sluice-tui`` command line."""
+"""The command line: one click tree for ``sluice-tui`` and ``celery -A proj sluice``.
+
+:func:`build_commands` makes both.  Every option is declared once, in the
+tuples below, and applied where it belongs.  The trees differ only in where
+the Celery app comes from: ``sluice-tui`` loads it from its own ``-A`` and
+``--broker``; under ``celery``, Celery's ``-A`` and ``-b`` already did (see
+:mod:`sluice_tui.celery_adapter.plugin`).
+
+Options that say how to listen may come before the subcommand or after it:
+``sluice-tui --read-only dump`` and ``sluice-tui dump --read-only`` mean the
+same; the subcommand's own value wins when both are given.
+"""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+from click.core import ParameterSource
 
 from sluice_tui import __version__
+from sluice_tui.launch import mask_passwords, report_crash
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import DEFAULT_MAX_JOBS
 from sluice_tui.terminal_text import inert
 
+if TYPE_CHECKING:
+    from celery import Celery
+
+SETUP_ERROR = 2
+INTERRUPTED = 130
+Options = dict[str, Any]
+# Finds the Celery app a command acts on, from its context and merged options.
+AppFinder = Callable[[click.Context, Options], "Celery"]
+
 EXAMPLES = """\
+\b
 examples:
   sluice-tui --broker redis://localhost:6379/0      watch a Redis-backed cluster
   sluice-tui -A proj                               use proj's Celery app and config
   sluice-tui dump -A proj --seconds 10 --state failed
                                                    print failed jobs as JSON
+  celery -A proj sluice retry 7513d231             the same commands under celery
 """
 
+# -- options, each declared once ----------------------------------------------
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-def _add_connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    # Subcommands accept the same options; SUPPRESS keeps their absence from
-    # overwriting a value given before the subcommand name.
-    default = {} if top else {"default": argparse.SUPPRESS}
-    # Both may be given, as with `celery -A proj -b URL`: the app brings its
-    # config (exchanges, serializers, result backend) and --broker wins over it.
-    parser.add_argument(
+# Only sluice-tui has these: under `celery`, its own -A and -b come first.
+# Both may be given, as with `celery -A proj -b URL`: the app brings its config
+# (exchanges, serializers, result backend) and --broker wins over it.
+APP_OPTIONS = (
+    click.option(
         "-b",
         "--broker",
         metavar="URL",
-        help="broker URL, e.g. redis://host:6379/0; overrides CELERY_BROKER_URL and the app's",
-        **default,
-    )
-    parser.add_argument(
-        "-A", "--app", metavar="APP", help="Celery app to load, as for `celery -A`", **default
-    )
-    parser.add_argument(
+        help="Broker URL, e.g. redis://host:6379/0; overrides CELERY_BROKER_URL and the app's.",
+    ),
+    click.option("-A", "--app", metavar="APP", help="Celery app to load, as for `celery -A`."),
+)
+# How to listen: on the group and on every command that connects.
+WATCH_OPTIONS = (
+    click.option(
         "--max-jobs",
-        type=_positive_int,
-        metavar="N",
-        help=f"jobs kept in memory (default {DEFAULT_MAX_JOBS}); finished ones go first",
-        **({"default": DEFAULT_MAX_JOBS} if top else default),
-    )
-    parser.add_argument(
-        "--read-only",
-        action="store_true",
-        help="never change the cluster: retry, revoke and enable_events are all off",
-        **default,
-    )
-    parser.add_argument(
-        "--no-enable-events",
-        action="store_true",
-        help="do not ask workers started without -E to send task events",
-        **default,
-    )
-
-
-def _listen_seconds(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 60:
-        raise argparse.ArgumentTypeError("must be from 0 to 60")
-    return value
-
-
-def _add_job_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "job_id",
-        metavar="JOB_ID",
-        help="a full id, or a prefix of one (as the table shows): used only when one job fits",
-    )
-    parser.add_argument(
-        "--listen",
-        type=_listen_seconds,
-        default=2.0,
-        metavar="S",
-        help="when neither the result backend nor the workers know the id, listen to "
-        "events this long for it (default 2; 0 skips)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sluice-tui",
-        description="A terminal monitor for Celery: live jobs, state history, retry and revoke.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"sluice-tui {__version__}")
-    _add_connection_options(parser, top=True)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    dump = commands.add_parser(
-        "dump",
-        help="listen for a while, then print every job seen as JSON",
-        description="Listen to the cluster's events for N seconds, then print a JSON array "
-        "with one object per job. Ctrl+C stops early and prints what was seen.",
-    )
-    _add_connection_options(dump, top=False)
-    dump.add_argument(
-        "--seconds", type=_seconds, default=5.0, metavar="N", help="how long to listen (default 5)"
-    )
-    dump.add_argument(
-        "--until-idle",
-        type=_seconds,
-        metavar="S",
-        help="stop early once every job seen has finished and no event came for S seconds",
-    )
-    dump.add_argument(
-        "--state",
-        choices=[s.value for s in JobState],
-        action="append",
-        help="keep only jobs in this state (repeatable)",
-    )
-    dump.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="report connection and worker changes on stderr",
-    )
-    demo = commands.add_parser(
-        "demo",
-        help="run a real Celery cluster that needs no server, and watch it",
-        description="Start real Celery workers on Celery's filesystem:// transport in a "
-        "temporary directory, keep sending jobs that reach every state, and open the TUI "
-        "on them. Retry and revoke work. Quitting stops and removes everything.",
-    )
-    demo.add_argument(
-        "--max-jobs",
-        type=_positive_int,
+        type=click.IntRange(min=1),
         default=DEFAULT_MAX_JOBS,
         metavar="N",
-        help=argparse.SUPPRESS,
-    )
-    demo.add_argument("--read-only", action="store_true", help="watch only: no retry or revoke")
-    demo.add_argument("--no-enable-events", action="store_true", help=argparse.SUPPRESS)
-    demo.add_argument(
+        help=f"Jobs kept in memory (default {DEFAULT_MAX_JOBS}); finished ones go first.",
+    ),
+    click.option(
+        "--read-only",
+        is_flag=True,
+        help="Never change the cluster: retry, revoke and enable_events are all off.",
+    ),
+    click.option(
+        "--no-enable-events",
+        is_flag=True,
+        help="Do not ask workers started without -E to send task events.",
+    ),
+)
+_SECONDS = click.FloatRange(min=0, min_open=True)
+DUMP_OPTIONS = (
+    click.option(
+        "--seconds", type=_SECONDS, default=5.0, metavar="N", help="How long to listen (default 5)."
+    ),
+    click.option(
+        "--until-idle",
+        type=_SECONDS,
+        metavar="S",
+        help="Stop early once every job seen has finished and no event came for S seconds.",
+    ),
+    click.option(
+        "--state",
+        "states",
+        multiple=True,
+        type=click.Choice([s.value for s in JobState]),
+        help="Keep only jobs in this state (repeatable).",
+    ),
+    click.option(
+        "-v", "--verbose", is_flag=True, help="Report connection and worker changes on stderr."
+    ),
+)
+DEMO_OPTIONS = (
+    click.option(
         "--dump",
-        type=_seconds,
+        type=_SECONDS,
         metavar="N",
-        help="no TUI: run for N seconds, then print the jobs as JSON (for scripts and tests)",
-    )
+        help="No TUI: run for N seconds, then print the jobs as JSON (for scripts and tests).",
+    ),
+)
+JOB_OPTIONS = (
+    click.argument("job_id", metavar="JOB_ID"),
+    click.option(
+        "--listen",
+        type=click.FloatRange(0, 60),
+        default=2.0,
+        metavar="S",
+        help="When neither the result backend nor the workers know the id, listen to "
+        "events this long for it (default 2; 0 skips).",
+    ),
+    click.option("-y", "--yes", is_flag=True, help="Send without asking."),
+)
+RETRY_OPTIONS = (
+    click.option(
+        "--queue",
+        metavar="NAME",
+        help="Send it to this queue (default: the queue it was first sent to).",
+    ),
+)
+REVOKE_OPTIONS = (
+    click.option("--terminate", is_flag=True, help="Also stop it if it is running (signal below)."),
+    click.option(
+        "--signal",
+        type=click.Choice(["SIGTERM", "SIGKILL"]),
+        default="SIGTERM",
+        help="Default SIGTERM.",
+    ),
+)
+JOB_ID_HELP = (
+    "JOB_ID is a full id, or a prefix of one (as the table shows), looked up in the "
+    "result backend, the workers and the events, and used only when exactly one job fits."
+)
 
-    retry = commands.add_parser(
-        "retry",
-        help="send a failed or cancelled job again, as a new job",
-        description="Send a failed or cancelled job again under a new id, with its exact "
-        "arguments (from the result backend with result_extended=True, or from complete "
-        "event reprs). Prints the new id. A prefix is looked up in the result backend, "
-        "the workers and the events, and used only when exactly one job fits.",
-    )
-    _add_connection_options(retry, top=False)
-    _add_job_id(retry)
-    retry.add_argument("-y", "--yes", action="store_true", help="send without asking")
 
-    revoke = commands.add_parser(
-        "revoke",
-        help="revoke a job (and optionally terminate it if it is running)",
-        description="Broadcast a revoke for a job that has not finished. Prints the "
-        "workers' replies. A prefix is looked up in the result backend, the workers and "
-        "the events, and used only when exactly one job fits. Exit status 3: the revoke "
-        "went out for an id no source knows.",
-    )
-    _add_connection_options(revoke, top=False)
-    _add_job_id(revoke)
-    revoke.add_argument(
-        "--terminate", action="store_true", help="also stop it if it is running (signal below)"
-    )
-    revoke.add_argument(
-        "--signal", choices=["SIGTERM", "SIGKILL"], default="SIGTERM", help="default SIGTERM"
-    )
-    revoke.add_argument("-y", "--yes", action="store_true", help="send without asking")
-    return parser
+def _options(*decorators: Callable) -> Callable:
+    """Apply option decorators in the order listed (click lists them that way)."""
+
+    def apply(function: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # Library loggers must not write to the terminal: the TUI owns it, and
-    # dump's stdout is data.  Problems reach users through the store instead.
-    logging.getLogger().addHandler(logging.NullHandler())
-    args = build_parser().parse_args(argv)
+# -- one-line usage errors ----------------------------------------------------
 
+
+class _OneLineUsageError(click.UsageError):
+    """A usage error as one line on stderr, passwords masked, never a traceback."""
+
+    def show(self, file: Any = None) -> None:
+        where = f" (see {self.ctx.command_path} --help)" if self.ctx else ""
+        message = inert(mask_passwords(self.format_message()))
+        click.echo(f"sluice-tui: {message}{where}", file=file or sys.stderr)
+
+
+def _one_line(error: click.UsageError, ctx: click.Context | None) -> _OneLineUsageError:
+    # format_message() names the parameter, which .message does not.
+    message = error.format_message().rstrip(".")
+    option = getattr(error, "option_name", None)
+    under_celery = ctx is not None and not isinstance(ctx.find_root().command, _Group)
+    if under_celery and option in ("-A", "--app", "-b", "--broker"):
+        message += f"; give it to celery, before sluice: celery {option} ... sluice ..."
+    return _OneLineUsageError(message, error.ctx or ctx)
+
+
+class _Command(click.Command):
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _OneLineUsageError:
+            raise
+        except click.UsageError as error:
+            raise _one_line(error, parent) from None
+
+
+class _Group(_Command, click.Group):
+    command_class = _Command
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            raise _one_line(error, ctx) from None
+
+
+# -- running a command --------------------------------------------------------
+
+
+def _finish(ctx: click.Context, work: Callable[[], int]) -> NoReturn:
+    """Run a command's work and exit with its status; a crash is reported, not shown."""
     from sluice_tui.celery_adapter.connect import SetupError
 
     try:
-        if args.command == "dump":
-            from sluice_tui.dump import run_dump
-
-            return run_dump(args)
-        if args.command == "demo":
-            return run_demo(args)
-        if args.command in ("retry", "revoke"):
-            from sluice_tui import oneshot
-
-            return oneshot.run_retry(args) if args.command == "retry" else oneshot.run_revoke(args)
-        return run_tui(args)
+        status = work()
     except SetupError as exc:
         print(f"sluice-tui: {inert(exc)}", file=sys.stderr)
-        return 2
+        status = SETUP_ERROR
     except KeyboardInterrupt:
-        return 130
+        status = INTERRUPTED
+    except Exception as exc:
+        status = report_crash(exc)
+    ctx.exit(status)
 
 
-def _tui_options(args: argparse.Namespace) -> dict:
+def _merged(ctx: click.Context) -> Options:
+    """This command's options, taking the group's where this one was not given."""
+    values = dict(ctx.params)
+    above = ctx.parent.params if ctx.parent else {}
+    for name in values.keys() & above.keys():
+        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            values[name] = above[name]
+    return values
+
+
+def _watch(options: Options) -> dict[str, Any]:
+    """What the TUI and dump take from the watch options."""
     return {
-        "max_jobs": args.max_jobs,
-        "read_only": args.read_only,
-        "enable_events": not args.no_enable_events,
+        "max_jobs": options["max_jobs"],
+        "read_only": options["read_only"],
+        "enable_events": not options["no_enable_events"],
     }
 
 
-def run_tui(args: argparse.Namespace) -> int:
-    from sluice_tui.celery_adapter.connect import load_app
-    from sluice_tui.launch import open_tui
+def build_commands(
+    name: str, *, find_app: AppFinder, app_options: bool, help_text: str
+) -> click.Group:
+    """The whole command tree, named ``name``; ``app_options`` adds -A and --broker."""
+    connect = _options(*(APP_OPTIONS if app_options else ()), *WATCH_OPTIONS)
 
-    return open_tui(load_app(args.app, args.broker), **_tui_options(args))
+    @click.group(
+        name=name,
+        cls=_Group,
+        invoke_without_command=True,
+        help=help_text,
+        epilog=EXAMPLES,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    @click.version_option(__version__, prog_name="sluice-tui", message="%(prog)s %(version)s")
+    @connect
+    @click.pass_context
+    def group(ctx: click.Context, **_: Any) -> None:
+        # Library loggers must not write to the terminal: the TUI owns it, and
+        # dump's stdout is data.  Problems reach users through the store instead.
+        logging.getLogger().addHandler(logging.NullHandler())
+        if ctx.invoked_subcommand is None:
+            options = ctx.params
+
+            def tui() -> int:
+                from sluice_tui.launch import open_tui
+
+                return open_tui(find_app(ctx, options), **_watch(options))
+
+            _finish(ctx, tui)
+
+    @group.command(
+        help="Listen to the cluster's events for N seconds, then print a JSON array with "
+        "one object per job. Ctrl+C stops early and prints what was seen.",
+        short_help="Listen for a while, then print every job seen as JSON.",
+    )
+    @connect
+    @_options(*DUMP_OPTIONS)
+    @click.pass_context
+    def dump(ctx: click.Context, **_: Any) -> None:
+        options = _merged(ctx)
+
+        def work() -> int:
+            from sluice_tui.dump import dump_app
+
+            return dump_app(
+                find_app(ctx, options),
+                seconds=options["seconds"],
+                until_idle=options["until_idle"],
+                states={JobState(s) for s in options["states"]} or None,
+                verbose=options["verbose"],
+                **_watch(options),
+            )
+
+        _finish(ctx, work)
+
+    @group.command(
+        help="Start real Celery workers on Celery's filesystem:// transport in a temporary "
+        "directory, keep sending jobs that reach every state, and open the TUI on them. "
+        "Retry and revoke work. Quitting stops and removes everything. Needs no broker.",
+        short_help="Run a real Celery cluster that needs no server, and watch it.",
+    )
+    @_options(*WATCH_OPTIONS, *DEMO_OPTIONS)
+    @click.pass_context
+    def demo(ctx: click.Context, **_: Any) -> None:
+        options = _merged(ctx)
+        _finish(ctx, lambda: run_demo(options["dump"], _watch(options)))
+
+    @group.command(
+        help="Send a failed or cancelled job again under a new id, with its exact arguments "
+        "(from the result backend with result_extended=True, or from complete event reprs). "
+        f"Prints the new id. {JOB_ID_HELP}",
+        short_help="Send a failed or cancelled job again, as a new job.",
+    )
+    @connect
+    @_options(*JOB_OPTIONS, *RETRY_OPTIONS)
+    @click.pass_context
+    def retry(ctx: click.Context, **_: Any) -> None:
+        options = _merged(ctx)
+
+        def work() -> int:
+            from sluice_tui import oneshot
+
+            return oneshot.run_retry(
+                find_app(ctx, options), _job_request(options), queue=options["queue"]
+            )
+
+        _finish(ctx, work)
+
+    @group.command(
+        help="Broadcast a revoke for a job that has not finished. Prints the workers' "
+        f"replies. {JOB_ID_HELP} Exit status 3: the revoke went out for an id no source knows.",
+        short_help="Revoke a job (and optionally terminate it if it is running).",
+    )
+    @connect
+    @_options(*JOB_OPTIONS, *REVOKE_OPTIONS)
+    @click.pass_context
+    def revoke(ctx: click.Context, **_: Any) -> None:
+        options = _merged(ctx)
+
+        def work() -> int:
+            from sluice_tui import oneshot
+
+            return oneshot.run_revoke(
+                find_app(ctx, options),
+                _job_request(options),
+                terminate=options["terminate"],
+                signal=options["signal"],
+            )
+
+        _finish(ctx, work)
+
+    return group
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def _job_request(options: Options):
+    from sluice_tui.oneshot import JobRequest
+
+    return JobRequest(
+        job_id=options["job_id"],
+        yes=options["yes"],
+        listen=options["listen"],
+        read_only=options["read_only"],
+        enable_events=not options["no_enable_events"],
+    )
+
+
+def run_demo(dump_seconds: float | None, watch: dict[str, Any]) -> int:
     from sluice_tui.demo.runner import running_demo
 
     with running_demo() as cluster:
@@ -239,13 +370,40 @@ def run_demo(args: argparse.Namespace) -> int:
 
         app.conf.update(config_from_env())  # the demo's broker, whatever was imported before
         cluster.start_generator(app)
-        if args.dump:
+        if dump_seconds:
             from sluice_tui.dump import dump_app
 
-            return dump_app(app, seconds=args.dump, max_jobs=args.max_jobs)
+            return dump_app(app, seconds=dump_seconds, max_jobs=watch["max_jobs"])
         from sluice_tui.launch import open_tui
 
-        return open_tui(app, **_tui_options(args))
+        return open_tui(app, **watch)
+
+
+def _app_from_options(ctx: click.Context, options: Options) -> Celery:
+    from sluice_tui.celery_adapter.connect import load_app
+
+    return load_app(options["app"], options["broker"])
+
+
+sluice_tui = build_commands(
+    "sluice-tui",
+    find_app=_app_from_options,
+    app_options=True,
+    help_text="A terminal monitor for Celery: live jobs, state history, retry and revoke.",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sluice-tui`` with ``argv`` (else the process's); the exit status."""
+    try:
+        return sluice_tui.main(argv, prog_name="sluice-tui", standalone_mode=False) or 0
+    except click.ClickException as error:
+        if isinstance(error, click.UsageError) and not isinstance(error, _OneLineUsageError):
+            error = _one_line(error, error.ctx)
+        error.show()
+        return error.exit_code
+    except click.Abort:  # Ctrl+C while click itself was reading the command line
+        return INTERRUPTED
 
 
 def entry_point() -> None:

@@ -1,18 +1,39 @@
-"""Open the TUI on a Celery app: shared by the command line, the demo and the plugin."""
+"""Open the TUI on a Celery app, and report a crash: shared by every command.
+
+A crash never prints a traceback on the terminal (the TUI may have just left
+it, and a traceback with locals can hold a broker password): the traceback
+goes to a file, stderr gets one line naming it, and the exit status is not 0.
+Textual and the app's modules are imported only when the TUI opens, so a
+crash while importing them is reported the same way.
+"""
 
 from __future__ import annotations
 
+import io
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sluice_tui.actions import ActionsGate
-from sluice_tui.celery_adapter.control import CeleryControl
-from sluice_tui.celery_adapter.receiver import ReceiverThread
-from sluice_tui.model.store import DEFAULT_MAX_JOBS, JobStore
-from sluice_tui.ui.actions import UIActions
-from sluice_tui.ui.app import SluiceApp
+from sluice_tui.model.store import DEFAULT_MAX_JOBS
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from sluice_tui.ui.app import SluiceApp
+
+CRASHED = 1
+# scheme://user:password@ -> scheme://user:**@, the way kombu masks URLs.
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s:/@]*:)[^\s@/]+@")
+
+
+def mask_passwords(text: str) -> str:
+    """Every URL's password in ``text`` replaced by ``**``."""
+    return _URL_PASSWORD.sub(r"\1**@", text)
 
 
 def build_app(
@@ -22,6 +43,13 @@ def build_app(
     read_only: bool = False,
     enable_events: bool = True,
 ) -> SluiceApp:
+    from sluice_tui.actions import ActionsGate
+    from sluice_tui.celery_adapter.control import CeleryControl
+    from sluice_tui.celery_adapter.receiver import ReceiverThread
+    from sluice_tui.model.store import JobStore
+    from sluice_tui.ui.actions import UIActions
+    from sluice_tui.ui.app import SluiceApp
+
     store = JobStore(max_jobs=max_jobs)
     receiver = ReceiverThread(celery_app, store, enable_events=enable_events, read_only=read_only)
     gate = ActionsGate(store, CeleryControl(celery_app), read_only=read_only)
@@ -29,5 +57,62 @@ def build_app(
 
 
 def open_tui(celery_app: Celery, **options) -> int:
-    build_app(celery_app, **options).run()
-    return 0
+    """Run the TUI until it quits; the exit status (not 0 after a crash, reported)."""
+    return run_app(build_app(celery_app, **options))
+
+
+def run_app(app: SluiceApp) -> int:
+    from rich.console import Console
+
+    # Textual prints a crash's traceback (with locals) on its error console
+    # once the terminal is back; keep it, and show it only if it was no crash.
+    held = io.StringIO()
+    app.error_console = Console(file=held, markup=False, highlight=False, width=100)
+    app.run()
+    status = app.return_code or 0
+    # Textual keeps the first unhandled exception for its test harness.
+    error = getattr(app, "_exception", None)
+    if error is not None:
+        report_crash(error)
+        return status or CRASHED
+    if held.getvalue():
+        sys.stderr.write(mask_passwords(held.getvalue()))
+    return status
+
+
+def report_crash(error: BaseException) -> int:
+    """Write ``error``'s traceback to a file, name it on stderr; the exit status."""
+    text = mask_passwords("".join(traceback.format_exception(error)))
+    where = _write_crash_file(f"sluice-tui crashed at {time.ctime()}\n\n{text}")
+    summary = mask_passwords(f"{type(error).__name__}: {error}".splitlines()[0])[:200]
+    if where is None:  # nowhere to write: the terminal is the last resort
+        sys.stderr.write(text)
+        print(f"sluice-tui: crashed ({summary}); no file could be written", file=sys.stderr)
+    else:
+        print(f"sluice-tui: crashed ({summary}); the traceback is in {where}", file=sys.stderr)
+    return CRASHED
+
+
+def _write_crash_file(text: str) -> Path | None:
+    name = time.strftime("crash-%Y%m%d-%H%M%S")
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    try:
+        folder = Path(state) / "sluice-tui"
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(100):  # two crashes in one second keep both files
+            path = folder / (f"{name}.txt" if n == 0 else f"{name}-{n}.txt")
+            try:
+                with path.open("x", encoding="utf-8") as out:
+                    out.write(text)
+                return path
+            except FileExistsError:
+                continue
+    except OSError:
+        pass
+    try:  # a read-only or missing home: the temporary folder instead
+        handle, name = tempfile.mkstemp(prefix="sluice-tui-crash-", suffix=".txt")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        return Path(name)
+    except OSError:
+        return None

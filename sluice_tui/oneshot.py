@@ -17,20 +17,22 @@ job that was not touched.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from sluice_tui.actions import ActionRefused, ActionsGate
-from sluice_tui.celery_adapter.connect import load_app
 from sluice_tui.celery_adapter.control import CeleryControl
 from sluice_tui.celery_adapter.events import MAX_ID_LENGTH
 from sluice_tui.celery_adapter.resolve import MAX_CANDIDATES, Lookup, Resolver
 from sluice_tui.model.states import ActionNotAllowed
 from sluice_tui.model.store import JobStore
 from sluice_tui.terminal_text import inert
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 REFUSED = 2
 FAILED = 1
@@ -42,26 +44,36 @@ NEEDS_BACKEND = (
 )
 
 
-def _setup(args: argparse.Namespace) -> tuple[ActionsGate, Resolver]:
-    app = load_app(args.app, args.broker)
+@dataclass(frozen=True)
+class JobRequest:
+    """What both commands are told: the id typed and how to look for it."""
+
+    job_id: str
+    yes: bool = False  # send without asking
+    listen: float = 2.0  # seconds to listen to events when no other source knows the id
+    read_only: bool = False
+    enable_events: bool = True
+
+
+def _setup(app: Celery, request: JobRequest) -> tuple[ActionsGate, Resolver]:
     store = JobStore()  # the lookup fills it; the gate reads it
     resolver = Resolver(
         app,
         store,
-        ask_workers=not args.read_only,
-        enable_events=not args.no_enable_events,
-        listen_seconds=args.listen,
+        ask_workers=not request.read_only,
+        enable_events=request.enable_events,
+        listen_seconds=request.listen,
     )
-    return ActionsGate(store, CeleryControl(app), read_only=args.read_only), resolver
+    return ActionsGate(store, CeleryControl(app), read_only=request.read_only), resolver
 
 
 def _say(text: str) -> None:
     print(f"sluice-tui: {inert(text)}", file=sys.stderr)
 
 
-def _confirmed(args: argparse.Namespace, question: str) -> bool | None:
+def _confirmed(request: JobRequest, question: str) -> bool | None:
     """True to go ahead; False if declined; None when no one can be asked."""
-    if args.yes:
+    if request.yes:
         return True
     if not sys.stdin.isatty():
         return None
@@ -89,8 +101,8 @@ def _through_gate(step: Callable[[], T], failure: str) -> T:
         raise _Exit(FAILED) from None
 
 
-def _ask(args: argparse.Namespace, question: str) -> None:
-    confirmed = _confirmed(args, question)
+def _ask(request: JobRequest, question: str) -> None:
+    confirmed = _confirmed(request, question)
     if confirmed is None:
         _say("not sent: no terminal to confirm on; add --yes to send without asking")
         raise _Exit(REFUSED)
@@ -99,10 +111,10 @@ def _ask(args: argparse.Namespace, question: str) -> None:
         raise _Exit(REFUSED)
 
 
-def _exit_status(command: Callable[[argparse.Namespace], None]) -> Callable[..., int]:
-    def run(args: argparse.Namespace) -> int:
+def _exit_status(command: Callable[..., None]) -> Callable[..., int]:
+    def run(*args, **kwargs) -> int:
         try:
-            command(args)
+            command(*args, **kwargs)
         except _Exit as stop:
             return stop.status
         return 0
@@ -156,12 +168,17 @@ def _unknown_note(lookup: Lookup) -> str:
 
 
 @_exit_status
-def run_retry(args: argparse.Namespace) -> None:
-    gate, resolver = _setup(args)
-    lookup = _resolve(resolver, args.job_id)
-    job_id = lookup.resolved() or args.job_id
+def run_retry(app: Celery, request: JobRequest, *, queue: str | None = None) -> None:
+    """Retry the job ``request`` names; ``queue`` sends it there instead of its own."""
+    gate, resolver = _setup(app, request)
+    lookup = _resolve(resolver, request.job_id)
+    job_id = lookup.resolved() or request.job_id
+    # The queue keyword is passed only when given, so the gate's default stays its own.
+    where = {"queue": queue} if queue else {}
     try:
-        plan = _through_gate(lambda: gate.plan_retry(job_id), f"could not look up {job_id}")
+        plan = _through_gate(
+            lambda: gate.plan_retry(job_id, **where), f"could not look up {job_id}"
+        )
     except _Exit:
         if not lookup.known:  # say why the state is unknown, and what would tell it
             _say(_unknown_note(lookup))
@@ -175,18 +192,21 @@ def run_retry(args: argparse.Namespace) -> None:
         f"  from   {call.source}",
         file=sys.stderr,
     )
-    _ask(args, "Send it again as a new job?")
+    _ask(request, "Send it again as a new job?")
     print(inert(_through_gate(lambda: gate.retry(plan), "sending failed")))
 
 
 @_exit_status
-def run_revoke(args: argparse.Namespace) -> None:
-    gate, resolver = _setup(args)
-    lookup = _resolve(resolver, args.job_id)
-    job_id = lookup.resolved() or args.job_id
+def run_revoke(
+    app: Celery, request: JobRequest, *, terminate: bool = False, signal: str = "SIGTERM"
+) -> None:
+    """Revoke the job ``request`` names; ``terminate`` also stops it with ``signal``."""
+    gate, resolver = _setup(app, request)
+    lookup = _resolve(resolver, request.job_id)
+    job_id = lookup.resolved() or request.job_id
     plan = _through_gate(lambda: gate.plan_revoke(job_id), f"could not look up {job_id}")
-    how = f"terminate with {args.signal}" if args.terminate else "revoke"
-    if plan.running and not args.terminate:
+    how = f"terminate with {signal}" if terminate else "revoke"
+    if plan.running and not terminate:
         _say("the job is running: without --terminate it keeps running to the end")
     state = plan.job.state.value
     if not lookup.known:
@@ -195,9 +215,9 @@ def run_revoke(args: argparse.Namespace) -> None:
             "it if it ever arrives (a job sent without events, or not sent yet)"
         )
         state = "not known anywhere"
-    _ask(args, f"{how.capitalize()} job {inert(plan.job.id)} ({state})?")
+    _ask(request, f"{how.capitalize()} job {inert(plan.job.id)} ({state})?")
     replies = _through_gate(
-        lambda: gate.revoke(plan, terminate=args.terminate, signal=args.signal), "revoke failed"
+        lambda: gate.revoke(plan, terminate=terminate, signal=signal), "revoke failed"
     )
     for line in replies:
         print(inert(line))

@@ -108,7 +108,7 @@ def test_dump_state_filter_and_json_shape(tmp_path):
     }
     assert expected_keys <= job.keys()
     assert [h["event"] for h in job["history"]] == ["task-received", "task-failed"]
-    assert set(job["history"][0]) == {"state", "timestamp", "hostname", "event"}
+    assert set(job["history"][0]) == {"state", "timestamp", "hostname", "event", "attempt"}
 
 
 def run_in(cluster: Cluster, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
