@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sluice_tui.model.job import ATTEMPT_NUMBER, RETRIED_AS, RETRY_OF, REVOKE_REQUESTED, JobSnapshot
@@ -19,15 +19,38 @@ from sluice_tui.model.states import ALL_STATES, Action, JobState, check_action
 from sluice_tui.model.store import JobStore
 
 SIGNALS = ("SIGTERM", "SIGKILL")
+# Retries sent before the newest one (``retried_as``), oldest first, as one
+# readable line of ids: every screen that lists a job's details can show it.
+EARLIER_RETRIES = "earlier_retries"
+# How many linked retries are followed when numbering attempts.
+MAX_FAMILY = 1000
 
 
 class ActionRefused(Exception):
     """An allowed action that still cannot be done; the text says why and what to do."""
 
 
+# Options of a Celery call that no event, result backend or worker reply keeps:
+# a retry cannot carry them, and the confirmation says so.
+NEVER_KNOWN = (
+    "custom headers",
+    "link/link_error callbacks",
+    "per-call time limits (the task's own limits apply)",
+)
+# Where the original queue was found, for the confirmation's "from" line.
+QUEUE_GIVEN = "given for this retry"
+
+
 @dataclass(frozen=True)
 class RetryCall:
-    """Exactly what a retry sends."""
+    """Exactly what a retry sends.
+
+    The routing (``queue``, or ``routing_key`` with ``exchange``) is empty when
+    no source knew it: Celery then routes the task as the monitor's app would,
+    which ``fallback`` describes.  ``parent_id`` and ``root_id`` are the
+    original job's: a re-run stands in for it in its workflow (as Celery's own
+    ``Task.retry`` keeps them), while ``retry_of`` records where it came from.
+    """
 
     name: str
     args: tuple[Any, ...]
@@ -36,6 +59,25 @@ class RetryCall:
     routing_key: str | None
     exchange: str | None
     source: str  # where the arguments came from, in words
+    queue_source: str | None = None  # where the routing came from, in words
+    priority: int | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    fallback: str | None = None  # where Celery sends it when the routing is empty
+    not_carried: tuple[str, ...] = ()  # options the original may have had, in words
+
+    @property
+    def destination(self) -> str | None:
+        """The queue (or routing key) it goes to; None when not known."""
+        return self.queue or self.routing_key
+
+
+@dataclass(frozen=True)
+class EarlierRetry:
+    """A retry already sent for the job, and where it is now."""
+
+    job_id: str
+    state: JobState
 
 
 @dataclass(frozen=True)
@@ -43,6 +85,58 @@ class RetryPlan:
     job: JobSnapshot
     call: RetryCall
     attempt: int
+    # Retries sent before for this very job, oldest first: a new one asks again.
+    earlier: tuple[EarlierRetry, ...] = ()
+
+    @property
+    def queue(self) -> str | None:
+        """The original queue, or the one given; None when not known."""
+        return self.call.destination
+
+    def to_queue(self, queue: str) -> RetryPlan:
+        """The same plan sent to ``queue``, which the user chose."""
+        call = replace(
+            self.call, queue=queue, routing_key=None, exchange=None, queue_source=QUEUE_GIVEN
+        )
+        return replace(self, call=call)
+
+    @property
+    def not_known(self) -> tuple[str, ...]:
+        """What the original call may have had and this one will not, in words."""
+        missing = () if self.queue else ("queue",)
+        if self.call.priority is None:
+            missing += ("priority",)
+        return missing + self.call.not_carried
+
+
+def plan_lines(plan: RetryPlan) -> list[tuple[str, str]]:
+    """The plan in words, label and text, for a dialog or a terminal."""
+    call = plan.call
+    if plan.queue:
+        queue = f"{plan.queue} (from {call.queue_source or 'the job'})"
+    else:
+        fallback = call.fallback or "the app's default queue"
+        queue = f"not known: {fallback} will be used"
+    lines = [("queue", queue)]
+    if call.priority is not None:
+        lines.append(("priority", str(call.priority)))
+    if call.parent_id:
+        lines.append(("parent", call.parent_id))
+    if call.root_id:
+        lines.append(("root", call.root_id))
+    lines.append(("attempt", str(plan.attempt)))
+    lines.append(("from", call.source))
+    if plan.not_known:
+        lines.append(("not known", ", ".join(plan.not_known)))
+    return lines
+
+
+def earlier_text(plan: RetryPlan) -> str | None:
+    """The warning for a job that was retried before, or None."""
+    if not plan.earlier:
+        return None
+    sent = ", ".join(f"{e.job_id} (now {e.state.value})" for e in plan.earlier)
+    return f"Already retried as {sent}. Another retry sends one more job."
 
 
 @dataclass(frozen=True)
@@ -74,7 +168,12 @@ class ClusterControl(Protocol):
         """The job's state from the result backend; None when there is no backend."""
 
     def retry_call(self, job: JobSnapshot) -> RetryCall:
-        """The exact call to send again; raises ActionRefused when it cannot be known."""
+        """The exact call to send again, with every option any source knows.
+
+        Raises ActionRefused when the task or its arguments cannot be known.
+        May ask the workers (a broadcast with a short timeout): call it off
+        the UI thread.
+        """
 
     def send(self, call: RetryCall) -> str:
         """Send the call as a new job; return its id."""
@@ -115,12 +214,43 @@ class ActionsGate:
             explanation=f"state {state.value} from the result backend; no event seen",
         )
 
-    def plan_retry(self, job_id: str) -> RetryPlan:
+    def plan_retry(self, job_id: str, *, queue: str | None = None) -> RetryPlan:
+        """What a retry would send; nothing is sent.
+
+        ``queue`` overrides the original routing (the user chose it).  Without
+        it, ``plan.queue`` is None when no source knew the original queue and
+        the app's own routing would decide.  A job retried before carries its
+        earlier retries in ``plan.earlier``: the caller must ask again.
+        """
         job = self.job(job_id)
         self._check(Action.RETRY, job)
         call = self.control.retry_call(job)
-        attempt = int((job.extra or {}).get(ATTEMPT_NUMBER, 1)) + 1
-        return RetryPlan(job, call, attempt)
+        earlier = tuple(EarlierRetry(i, self.job(i).state) for i in retries_sent(job.extra))
+        plan = RetryPlan(job, call, self._next_attempt(job), earlier)
+        return plan.to_queue(queue) if queue else plan
+
+    def _next_attempt(self, job: JobSnapshot) -> int:
+        """One more than any attempt of the job's family of retries this store knows.
+
+        Retrying a job twice, or retrying an earlier attempt of a chain, must
+        not give two jobs the same attempt number.
+        """
+        origin, seen = job, {job.id}
+        for _ in range(MAX_FAMILY):  # back along retry_of to the first attempt
+            before = (origin.extra or {}).get(RETRY_OF)
+            if not isinstance(before, str) or before in seen or before not in self.store:
+                break
+            seen.add(before)
+            origin = self.store.get(before)
+        highest, todo, visited = 1, [origin], {origin.id}
+        while todo and len(visited) <= MAX_FAMILY:
+            member = todo.pop()
+            highest = max(highest, _attempt_of(member))
+            for later in retries_sent(member.extra):
+                if later not in visited:
+                    visited.add(later)
+                    todo.append(self.store.get(later))
+        return max(highest, _attempt_of(job)) + 1
 
     def plan_revoke(self, job_id: str) -> RevokePlan:
         job = self.job(job_id)
@@ -140,13 +270,24 @@ class ActionsGate:
     def retry(self, plan: RetryPlan) -> str:
         job_id = plan.job.id
         try:
-            self._check(Action.RETRY, self.job(job_id))
+            job = self.job(job_id)
+            self._check(Action.RETRY, job)
+            known = {e.job_id for e in plan.earlier}
+            since = [i for i in retries_sent(job.extra) if i not in known]
+            if since:  # another retry went out while this one was being confirmed
+                raise ActionRefused(
+                    f"job {job_id} was retried as {since[-1]} meanwhile; nothing was sent "
+                    "(retry it again to send one more)"
+                )
             sent_at = self.clock()  # the story dates it when sent, not when recorded
             new_id = self.control.send(plan.call)
         except Exception as exc:
             self._record(Action.RETRY, job_id, False, _reason(exc))
             raise
-        self.store.record_action(job_id, "retry sent", {RETRIED_AS: new_id}, at=sent_at)
+        links: dict[str, Any] = {RETRIED_AS: new_id}
+        if plan.earlier:  # keep every retry: the newest stays the row's and detail's link
+            links[EARLIER_RETRIES] = ", ".join(e.job_id for e in plan.earlier)
+        self.store.record_action(job_id, "retry sent", links, at=sent_at)
         self.store.record_action(
             new_id,
             "sent as a retry",
@@ -190,6 +331,25 @@ class ActionsGate:
         self, action: Action, job_id: str, ok: bool, outcome: str, new_id: str | None = None
     ) -> None:
         self.log.append(ActionRecord(self.clock(), action, job_id, ok, outcome, new_id))
+
+
+def retries_sent(extra: dict[str, Any] | None) -> list[str]:
+    """Ids of the retries sent for a job, oldest first (from its extra)."""
+    if not extra:
+        return []
+    earlier = extra.get(EARLIER_RETRIES)
+    ids = [i for i in earlier.split(", ") if i] if isinstance(earlier, str) else []
+    latest = extra.get(RETRIED_AS)
+    if isinstance(latest, str) and latest not in ids:
+        ids.append(latest)
+    return ids
+
+
+def _attempt_of(job: JobSnapshot) -> int:
+    try:
+        return int((job.extra or {}).get(ATTEMPT_NUMBER, 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _reason(exc: Exception) -> str:

@@ -28,6 +28,9 @@ class RecordingCelery:
         self.revoked: list[tuple] = []
         self.app.send_task = self._send_task
         self.app.control.revoke = self._revoke
+        # No worker holds any job: planning never waits on a broadcast's timeout.
+        self.app.control.inspect = lambda timeout: self
+        self.query_task = lambda job_id: {}
 
     def _send_task(self, name, args=None, kwargs=None, task_id=None, **options):
         self.sent.append((name, args, kwargs, task_id, options))
@@ -182,3 +185,52 @@ async def test_a_job_that_ends_while_its_dialog_is_open_is_refused_not_failed(cl
     assert cluster.revoked == []
     assert any(note.startswith("cannot revoke") and "completed" in note for note in notes)
     assert "Refused" in titles and "Failed" not in titles
+
+
+async def test_a_retry_whose_queue_is_not_known_says_so_and_goes_where_typed(cluster):
+    from sluice_tui.celery_adapter.events import EventAdapter
+    from tests import events as ev
+
+    app, notes = make_app(cluster)
+    feed = EventAdapter(app.store)
+    feed(ev.received("noqueue", NOW, name="t.report", args="(7,)"))  # no task-sent
+    feed(ev.failed("noqueue", NOW + 1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *"noqueue", "enter", "r")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmRetryScreen), notes
+        shown = screen_text(app)
+        assert "not known: the app's default queue 'celery' will be used" in shown
+        assert "priority" in shown and "link/link_error callbacks" in shown
+        await pilot.click("#queue")
+        await pilot.press(*"reports", "enter")
+        await settle(pilot)
+    ((name, args, _, _, options),) = cluster.sent
+    assert (name, args, options["queue"]) == ("t.report", (7,), "reports")
+
+
+async def test_retrying_a_job_again_names_the_earlier_retry_and_keeps_both(cluster):
+    app, notes = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "r")
+        await settle(pilot)
+        job_id = app.screen.plan.job.id
+        await pilot.press("y")
+        await settle(pilot)
+        first = app.store.get(job_id).extra["retried_as"]
+        first_attempt = app.store.get(first).extra["attempt"]
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmRetryScreen), notes
+        assert "Already retried as" in screen_text(app)
+        assert app.screen.plan.earlier[-1].job_id == first
+        assert " ".join(screen_text(app).split()).count("(now unknown)") == len(
+            app.screen.plan.earlier
+        )
+        await pilot.press("y")
+        await settle(pilot)
+    assert len(cluster.sent) == 2
+    extra = app.store.get(job_id).extra
+    second = cluster.sent[1][3]
+    assert extra["retried_as"] == second and extra["earlier_retries"].endswith(first)
+    assert app.store.get(second).extra["attempt"] == first_attempt + 1

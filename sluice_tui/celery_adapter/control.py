@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, uuid
 from celery.backends.base import DisabledBackend
 
-from sluice_tui.actions import ActionRefused, RetryCall
+from sluice_tui.actions import NEVER_KNOWN, ActionRefused, RetryCall
 from sluice_tui.model.job import JobSnapshot
 from sluice_tui.model.states import JobState
 
 # Celery cuts argsrepr/kwargsrepr at this many characters (Task.apply_async).
 REPR_LIMIT = 1024
 REPLY_TIMEOUT = 1.0
+# How long a retry's planning waits for workers to say whether they hold the job.
+INSPECT_TIMEOUT = 1.0
 
 CELERY_STATES = {
     "PENDING": JobState.UNKNOWN,
@@ -71,9 +74,48 @@ def _holds_ellipsis(value: Any) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class WorkerCopy:
+    """A job as a worker holding it describes it (inspect query_task)."""
+
+    worker: str
+    name: str | None
+    args: tuple | None
+    kwargs: dict
+    routing_key: str | None
+    exchange: str | None
+    priority: int | None
+
+    @classmethod
+    def from_info(cls, worker: str, info: dict[str, Any]) -> WorkerCopy:
+        delivery = info.get("delivery_info")
+        delivery = delivery if isinstance(delivery, dict) else {}
+        args, kwargs = info.get("args"), info.get("kwargs")
+        priority = delivery.get("priority")
+        return cls(
+            worker=worker,
+            name=info.get("name") if isinstance(info.get("name"), str) else None,
+            args=tuple(args) if isinstance(args, list | tuple) else None,
+            kwargs=kwargs if isinstance(kwargs, dict) else {},
+            routing_key=delivery.get("routing_key") or None,
+            exchange=delivery.get("exchange") or None,
+            priority=priority if isinstance(priority, int) else None,
+        )
+
+
+def _why_not(job: JobSnapshot, parsed: object) -> str:
+    if not job.name:
+        return f"cannot retry job {job.id}: its task name is unknown. {ENABLE_EXTENDED}"
+    return (
+        f"cannot retry job {job.id} exactly: {parsed}, and neither the result backend "
+        f"nor a worker has a copy of them. {ENABLE_EXTENDED}"
+    )
+
+
 class CeleryControl:
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, *, inspect_timeout: float = INSPECT_TIMEOUT) -> None:
         self.app = app
+        self.inspect_timeout = inspect_timeout
 
     @property
     def has_backend(self) -> bool:
@@ -92,37 +134,99 @@ class CeleryControl:
         return CELERY_STATES.get(str(meta.get("status")), JobState.UNKNOWN)
 
     def retry_call(self, job: JobSnapshot) -> RetryCall:
-        meta = self._meta(job.id)
-        if meta and meta.get("name") and meta.get("args") is not None:
-            return RetryCall(
-                name=str(meta["name"]),
-                args=tuple(meta["args"]),
-                kwargs=dict(meta.get("kwargs") or {}),
-                queue=job.queue or meta.get("queue"),
-                routing_key=job.routing_key,
-                exchange=job.exchange,
-                source="the result backend (result_extended)",
-            )
-        if not job.name:
-            raise ActionRefused(
-                f"cannot retry job {job.id}: its task name is unknown. {ENABLE_EXTENDED}"
-            )
-        parsed = parse_call_reprs(job.args, job.kwargs)
-        if isinstance(parsed, str):
-            raise ActionRefused(
-                f"cannot retry job {job.id} exactly: {parsed}, and the result backend "
-                f"has no copy of them. {ENABLE_EXTENDED}"
-            )
-        args, kwargs = parsed
+        """The call to send again, from every source there is.
+
+        The arguments: the result backend (result_extended), else the events'
+        reprs when complete, else a worker that still holds the job.  The
+        queue: task-sent's routing, else the backend's ``queue``
+        (result_extended), else a worker that still holds the job (its
+        delivery_info).  The workers are asked only when the first sources
+        fall short, and only for ``inspect_timeout`` seconds.
+        """
+        meta = self._meta(job.id) or {}
+        held: WorkerCopy | None = None
+        if meta.get("name") and meta.get("args") is not None:
+            name = str(meta["name"])
+            args, kwargs = tuple(meta["args"]), dict(meta.get("kwargs") or {})
+            source = "the result backend (result_extended)"
+        else:
+            parsed = parse_call_reprs(job.args, job.kwargs) if job.name else None
+            if isinstance(parsed, tuple):
+                name, (args, kwargs) = str(job.name), parsed
+                source = "the task events (complete, read with ast.literal_eval)"
+            else:
+                held = self.worker_copy(job.id)
+                if held is None or held.name is None or held.args is None:
+                    raise ActionRefused(_why_not(job, parsed))
+                name, args, kwargs = held.name, held.args, held.kwargs
+                source = f"worker {held.worker}, which still holds the job"
+        routing = self._routing(job, meta)
+        priority = None
+        if routing is None:
+            held = held or self.worker_copy(job.id)
+            if held is not None and held.routing_key:
+                routing = (None, held.routing_key, held.exchange, f"worker {held.worker}")
+        if held is not None:
+            priority = held.priority
+        queue, routing_key, exchange, queue_source = routing or (None, None, None, None)
+        root = job.root_id or None
         return RetryCall(
-            name=job.name,
+            name=name,
             args=args,
             kwargs=kwargs,
-            queue=job.queue,
-            routing_key=job.routing_key,
-            exchange=job.exchange,
-            source="the task events (complete, read with ast.literal_eval)",
+            queue=queue,
+            routing_key=routing_key,
+            exchange=exchange,
+            source=source,
+            queue_source=queue_source,
+            priority=priority,
+            parent_id=job.parent_id or meta.get("parent_id") or None,
+            # A job that was its own root starts a new tree; one inside a
+            # workflow stays in it.
+            root_id=root if root != job.id else None,
+            fallback=self.fallback(name, args, kwargs),
+            not_carried=NEVER_KNOWN,
         )
+
+    @staticmethod
+    def _routing(
+        job: JobSnapshot, meta: dict[str, Any]
+    ) -> tuple[str | None, str | None, str | None, str] | None:
+        """(queue, routing_key, exchange, source) from the events or the backend."""
+        if job.queue or job.routing_key:
+            return job.queue, job.routing_key, job.exchange, "the task-sent event"
+        if meta.get("queue"):
+            return str(meta["queue"]), None, None, "the result backend (result_extended)"
+        return None
+
+    def worker_copy(self, job_id: str) -> WorkerCopy | None:
+        """What a worker still holding the job (active, reserved, or waiting for
+        its eta) says about it; None when no worker replies in time.
+
+        A failed job has left its worker; a job revoked before it ran (the
+        backend says so at once) stays with a worker until its eta.
+        """
+        try:
+            replies = self.app.control.inspect(timeout=self.inspect_timeout).query_task(job_id)
+        except Exception:  # the broker may be away: the queue stays unknown
+            return None
+        for worker, tasks in (replies or {}).items():
+            found = tasks.get(job_id) if isinstance(tasks, dict) else None
+            if isinstance(found, list | tuple) and len(found) == 2 and isinstance(found[1], dict):
+                return WorkerCopy.from_info(str(worker), found[1])
+        return None
+
+    def fallback(self, name: str, args: tuple, kwargs: dict) -> str:
+        """Where Celery sends the task when no queue is given, in words."""
+        default = self.app.conf.task_default_queue
+        try:
+            queue = self.app.amqp.router.route({}, name, args, kwargs).get("queue")
+        except Exception:
+            queue = None
+        routed = getattr(queue, "name", queue)
+        if routed and routed != default:
+            return f"queue {routed!r}, where the app's task_routes send {name}"
+        return f"the app's default queue {default!r}"
 
     def send(self, call: RetryCall) -> str:
         task_id = uuid()  # never the old id: workers drop ids they saw revoked
@@ -130,9 +234,17 @@ class CeleryControl:
         if call.queue:
             options["queue"] = call.queue
         elif call.routing_key:
-            options["routing_key"] = call.routing_key
-            if call.exchange:
+            if call.exchange and call.exchange != call.routing_key:
+                options["routing_key"] = call.routing_key
                 options["exchange"] = call.exchange
+            else:  # the default exchange, or one named as its queue: the key is the queue
+                options["queue"] = call.routing_key
+        if call.priority is not None:
+            options["priority"] = call.priority
+        if call.parent_id:
+            options["parent_id"] = call.parent_id
+        if call.root_id:
+            options["root_id"] = call.root_id
         self.app.send_task(
             call.name, args=call.args, kwargs=call.kwargs, task_id=task_id, **options
         )

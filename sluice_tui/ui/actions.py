@@ -57,9 +57,7 @@ class UIActions:
             app.tick()  # show the job's new note now, not at the next tick
         elif isinstance(value, RetryPlan):
             app.clear_notifications()  # earlier notices would cover the dialog
-            app.push_screen(
-                ConfirmRetryScreen(value), lambda yes: self._send_retry(app, value, yes)
-            )
+            app.push_screen(ConfirmRetryScreen(value), lambda chosen: self._send_retry(app, chosen))
         elif isinstance(value, RevokePlan):
             app.clear_notifications()
             app.push_screen(
@@ -67,8 +65,9 @@ class UIActions:
             )
         return True
 
-    def _send_retry(self, app: SluiceApp, plan: RetryPlan, yes: bool | None) -> None:
-        if yes:
+    def _send_retry(self, app: SluiceApp, plan: RetryPlan | None) -> None:
+        # The dialog returns the plan to send: the queue may have been typed there.
+        if plan is not None:
             app.run_worker(
                 lambda: _outcome(lambda p: _retry_message(self.gate, p), plan),
                 thread=True,

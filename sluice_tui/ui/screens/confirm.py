@@ -13,9 +13,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
-from sluice_tui.actions import RetryPlan, RevokePlan
+from sluice_tui.actions import RetryPlan, RevokePlan, earlier_text, plan_lines
 from sluice_tui.ui.text import inert
 
 
@@ -43,6 +43,8 @@ class _Dialog(ModalScreen):
 
 
 class ConfirmRetryScreen(_Dialog):
+    """Dismissed with the plan to send (maybe to a queue typed here), or None."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "send", "Send", id="retry.confirm"),
     ]
@@ -59,16 +61,23 @@ class ConfirmRetryScreen(_Dialog):
         grid.add_row("task", Text(inert(call.name)))
         grid.add_row("args", Text(_show(list(call.args))))
         grid.add_row("kwargs", Text(_show(call.kwargs)))
-        grid.add_row("queue", Text(inert(call.queue or call.routing_key or "(default routing)")))
-        grid.add_row("attempt", str(self.plan.attempt))
-        grid.add_row("from", Text(call.source, "italic"))
+        for label, text in plan_lines(self.plan):
+            style = "italic" if label == "from" else "yellow" if label == "not known" else ""
+            if label == "queue" and not self.plan.queue:
+                style = "bold yellow"
+            grid.add_row(label, Text(inert(text), style))
         with Vertical(classes="dialog"):
             yield Static(
                 Text.assemble(("Retry job ", "bold"), (inert(self.plan.job.id), "bold"), "?"),
                 classes="dialog-title",
             )
+            warning = earlier_text(self.plan)
+            if warning:
+                yield Static(Text(inert(warning), "bold yellow"), id="earlier")
             yield Static("It is sent again as a new job with a new id.")
             yield Static(grid, classes="dialog-body")
+            if not self.plan.queue:
+                yield Input(placeholder="queue to send it to (empty: as above)", id="queue")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Send (y)", variant="warning", id="send")
                 yield Button("Cancel (n)", id="cancel")
@@ -77,8 +86,10 @@ class ConfirmRetryScreen(_Dialog):
         self.query_one("#cancel").focus()
 
     @on(Button.Pressed, "#send")
+    @on(Input.Submitted, "#queue")
     def action_send(self) -> None:
-        self.dismiss(True)
+        typed = self.query("#queue").first(Input).value.strip() if not self.plan.queue else ""
+        self.dismiss(self.plan.to_queue(typed) if typed else self.plan)
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
