@@ -25,14 +25,14 @@ def test_task_event_without_uuid_is_counted_and_skipped(feed, store):
 
 
 def test_unknown_types_and_non_mappings_are_counted(feed, store):
-    feed(ev.event("task-exploded", "a", T))
+    feed(ev.event("job-exploded", "a", T))  # task-* types are a task's own events
     feed(["not", "a", "dict"])
     feed("garbage")
     feed({"no": "type"})
     stats = store.stats()
     assert stats.bad_events == 4
     assert len(store) == 0
-    assert store.bad_event_samples()[-1][1] == "unknown event type None"
+    assert store.bad_event_samples()[-1][1] == "unknown event type"
 
 
 def test_bad_timestamp_keeps_the_event_at_its_arrival_time(feed, store):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sluice_tui.model.job import ATTEMPT, ERROR, Field, FieldPlan, Step
+from sluice_tui.model.job import ATTEMPT, ERROR, NO_FIELDS, Field, FieldPlan, Step
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.model.times import iso_epoch
@@ -89,6 +89,14 @@ TASK_EVENTS: dict[str, tuple[Step, FieldPlan, tuple[str, ...]]] = {
     "task-revoked": (REVOKED, _on_worker(), ("terminated", "signum", "expired")),
     "task-cancelled": (CANCELLED_BY_WORKER, _on_worker(), ()),
 }
+
+# A task's own events (``Task.send_event``) become history entries that tell
+# their type and fields, cut to this length.
+PROGRESS_TEXT = 160
+# What every event carries: not worth repeating in a progress entry.
+_ENVELOPE = frozenset(
+    {"type", "uuid", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"}
+)
 
 WORKER_EVENTS = {
     "worker-online": "online",
@@ -190,7 +198,12 @@ class EventAdapter:
     def _handle_other(self, kind: Any, event: Mapping[str, Any]) -> None:
         worker_kind = WORKER_EVENTS.get(kind) if type(kind) is str else None
         if worker_kind is None:
-            self.store.record_bad_event(f"unknown event type {_short(kind)}", _sample(event))
+            if type(kind) is str and kind.startswith("task-"):
+                self._progress(kind, event)
+            else:
+                # The type is in the sample: in the reason it would make one
+                # counter per distinct type.
+                self.store.record_bad_event("unknown event type", _sample(event))
             return
         hostname = self._hostname(event)
         if hostname is None:
@@ -200,6 +213,26 @@ class EventAdapter:
         if type(received) is not float:
             received = self._clock()
         self.store.apply_worker(hostname, worker_kind, event, received)
+
+    def _progress(self, kind: str, event: Mapping[str, Any]) -> None:
+        """Keep a custom task event as a history entry: it moves no state."""
+        job_id = event.get("uuid")
+        if job_id.__class__ is not str or not job_id or len(job_id) > MAX_ID_LENGTH:
+            self.store.record_bad_event("task event without a valid uuid", _sample(event))
+            return
+        timestamp = event.get("timestamp")
+        if timestamp.__class__ is not float or timestamp - timestamp != 0.0:
+            timestamp = self._timestamp(event)
+        fields = " ".join(
+            f"{key}={value if type(value) is str else _short(value)}"
+            for key, value in event.items()
+            if key not in _ENVELOPE
+        )
+        text = f"{self._intern(kind[:60])} {fields}".rstrip()
+        if len(text) > PROGRESS_TEXT:
+            text = text[: PROGRESS_TEXT - 1] + "…"
+        step = Step(JobState.ACTIVE, text, 2, passive=True, progress=True)
+        self.store.apply(job_id, step, timestamp, self._hostname(event), event, NO_FIELDS)
 
     def _timestamp(self, event: Mapping[str, Any]) -> float:
         timestamp = event.get("timestamp")

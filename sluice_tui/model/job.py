@@ -51,6 +51,9 @@ class Step(NamedTuple):
     # Stands for a stretch of history that was not kept (see Job._trim).  It
     # folds as the task-retried that ended that stretch.
     marker: bool = False
+    # A task's own event (``Task.send_event('task-progress', ...)``): passive,
+    # but the worker's word, not an action of sluice-tui's.
+    progress: bool = False
 
     def moves(self, current: JobState) -> bool:
         """Whether this step takes a job in ``current`` to ``self.state``."""
@@ -97,6 +100,8 @@ ATTEMPT_NUMBER = "attempt"
 REVOKE_REQUESTED = "revoke_requested"
 # Set when the worker running the job stopped heartbeating: its hostname.
 WORKER_LOST = "worker_lost"
+# How many of the task's own progress events were dropped from a full history.
+PROGRESS_NOT_KEPT = "progress events not kept"
 # Internal keys of extra (those starting with "_" are not shown as details).
 # The errors of task-retried events, {timestamp: [exception, traceback]}, each
 # readable under its attempt.  Kept in extra since few jobs retry: no slot on
@@ -208,6 +213,7 @@ class Transition(NamedTuple):
     action: bool = False  # something sluice-tui did, not an event: it moves no state
     sending: bool = False  # the producer's word that it sent the job (task-sent)
     marker: bool = False  # stands for a stretch not kept (see JobSnapshot.omitted)
+    progress: bool = False  # a custom event the task sent itself; it moves no state
 
 
 class AttemptError(NamedTuple):
@@ -476,9 +482,10 @@ class Job:
             return
         cut = self._find_cut()
         if cut is None:
-            # Nothing to cut yet (a first attempt that fills the cap, or no
-            # retried attempt to end a stretch): look again a third of a cap on.
-            self.annotate(_NEXT_TRIM, len(hist) + self._cap3 // 3)
+            if not self._drop_progress():
+                # Nothing to cut yet (a first attempt that fills the cap, or no
+                # retried attempt to end a stretch): look again a third of a cap on.
+                self.annotate(_NEXT_TRIM, len(hist) + self._cap3 // 3)
             return
         start, last = cut
         old: Omitted | None = extra.get(_OMITTED) if extra else None
@@ -514,6 +521,23 @@ class Job:
         errors = extra.get(_RETRY_ERRORS)
         if errors:
             extra[_RETRY_ERRORS] = {t: e for t, e in errors.items() if not begin <= t <= end}
+
+    def _drop_progress(self) -> bool:
+        """Drop the oldest progress entries down to two thirds of the cap; whether any went.
+
+        They move no state and number no attempt, so any of them can go; the
+        newest say most about where a long-running task is.
+        """
+        hist = self._hist
+        excess = (len(hist) - 2 * self._cap3 // 3) // 3
+        drop = [i for i in range(0, len(hist), 3) if hist[i + 1].progress][:excess]
+        if not drop:
+            return False
+        for i in reversed(drop):
+            del hist[i : i + 3]
+        extra = self.extra = self.extra or {}
+        extra[PROGRESS_NOT_KEPT] = extra.get(PROGRESS_NOT_KEPT, 0) + len(drop)
+        return True
 
     def _find_cut(self) -> tuple[int, int] | None:
         """(first, last) history index of the stretch to drop, or None.
@@ -587,9 +611,10 @@ class Job:
                     hist[i + 2],
                     step.event,
                     n,
-                    step.passive,
+                    step.passive and not step.progress,
                     step.weak,
                     step.marker,
+                    step.progress,
                 )
             )
         return tuple(transitions), attempts, current
