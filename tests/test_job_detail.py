@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
+from textual.app import App, ComposeResult
 
 from sluice_tui.actions import ActionsGate
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.celery_adapter.resync import Resync
+from sluice_tui.model import job as job_model
+from sluice_tui.model.job import JobSnapshot, Transition
+from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.actions import UIActions
 from sluice_tui.ui.app import SluiceApp
-from sluice_tui.ui.screens.job_detail import JobDetailScreen, render_history
+from sluice_tui.ui.screens.job_detail import JobDetailScreen
+from sluice_tui.ui.widgets.history_view import HistoryView
 from tests import events as ev
 from tests.conftest import FakeClock
 from tests.test_history_story import SlowCluster, flaky_events
@@ -160,17 +162,135 @@ async def test_long_args_can_be_read_in_full(cluster):
         assert "'the-end')" in text
 
 
-async def test_a_huge_history_shows_its_ends_and_says_what_it_leaves_out(cluster):
-    for n in range(1000):  # a job redelivered again and again
-        cluster.feed(ev.started("job-h", T + n))
+async def history_text(pilot) -> str:
+    """The screen after scrolling to the end, where the history is."""
+    pilot.app.animation_level = "none"  # one jump: no frames drawn on the way
+    await pilot.press("end")
+    await pilot.pause()
+    return screen_text(pilot.app)
+
+
+def redelivered(job_id: str, times: int) -> list[dict]:
+    """A job taken again and again by workers that die: one attempt, no cap trims it."""
+    return [ev.started(job_id, T + n, hostname=f"w{n % 3}@host") for n in range(times)]
+
+
+async def test_a_huge_history_opens_whole_and_scrolls_to_its_last_entry(cluster):
+    for event in redelivered("job-h", 3000):
+        cluster.feed(event)
     async with cluster.app.run_test(size=TALL) as pilot:
         await open_job(pilot, "job-h")
-        history = cluster.app.screen.query_one("#detail-history")
-        assert history.virtual_size.height < 500  # not 1 000 entries, one or two lines each
-        await pilot.press("end")
+        view = cluster.app.screen.query_one(HistoryView)
+        # Each redelivery opens an attempt: a heading and a row each, nothing left out.
+        assert view.line_count == 1 + 2 * 3000
+        text = await history_text(pilot)
+        assert line_of(text, "3000", "23:03:19.000", "w2@host")  # the latest entry
+        assert "not shown" not in text
+        # Only what was on screen was drawn (the top, then the end, each at the
+        # widths before and after the scrollbar came): not 6 001 lines.
+        assert view.lines_rendered < 5 * TALL[1]
+        await pilot.press("home", *["pagedown"] * 3)
         await pilot.pause()
-        assert line_of(screen_text(cluster.app), "1000", "22:29:59.000")  # the latest entry
-        # The middle is left out, and says so.
-        console = Console(width=120, record=True, file=io.StringIO())
-        console.print(render_history(cluster.store.get("job-h")))
-        assert "... 800 entries not shown ..." in console.export_text()
+        assert view.lines_rendered < 9 * TALL[1]
+
+
+async def test_a_change_to_a_long_history_draws_only_the_new_lines(cluster):
+    for event in redelivered("job-h", 3000):
+        cluster.feed(event)
+    async with cluster.app.run_test(size=TALL) as pilot:
+        await open_job(pilot, "job-h")
+        view = cluster.app.screen.query_one(HistoryView)
+        await history_text(pilot)
+        drawn = view.lines_rendered
+        cluster.feed(ev.started("job-h", T + 3000, hostname="w0@host"))
+        cluster.app.tick()
+        await pilot.pause()
+        text = await history_text(pilot)
+        assert line_of(text, "3001", "23:03:20.000", "w0@host")
+        # The new entry, and the one line it pushed out of view at the bottom.
+        assert view.lines_rendered - drawn <= 2
+
+
+async def test_a_story_told_event_by_event_reads_as_when_opened_at_the_end(cluster):
+    """Each tick lays out only what changed: the end result is the same as from scratch."""
+    events = flaky_events("job-f")
+    cluster.feed(events[0])
+    async with cluster.app.run_test(size=TALL) as pilot:
+        await open_job(pilot, "job-f")
+        for event in events[1:]:  # late task-sents, errors ending attempts, new attempts
+            cluster.feed(event)
+            cluster.app.tick()
+            await pilot.pause()
+        told = await history_text(pilot)
+        await pilot.press("escape")
+        await open_job(pilot, "job-f")
+        opened = await history_text(pilot)
+        assert told == opened
+        assert line_of(told, "attempt 3") and line_of(told, "task-succeeded")
+
+
+async def test_at_80_columns_errors_wrap_at_spaces_and_times_keep_their_seconds(cluster):
+    reason = "ConnectionError('the payment gateway did not answer within five seconds, twice')"
+    cluster.feed(ev.received("job-w", T, hostname="worker-long-name@prod-host-1"))
+    cluster.feed(ev.retried("job-w", T + 1, exception=reason))
+    cluster.feed(ev.received("job-w", T + 2, retries=1))
+    async with cluster.app.run_test(size=(80, 24)) as pilot:
+        await open_job(pilot, "job-w")
+        text = await history_text(pilot)
+        lines = [line.strip() for line in text.splitlines()]
+        assert line_of(text, "22:13:21.000", "task-retried")  # the date goes, not the ms
+        shown = next(n for n, line in enumerate(lines) if line.startswith("ConnectionError("))
+        words = " ".join(lines[shown : shown + 3]).split()
+        assert words[: len(reason.split())] == reason.split()  # no word cut in two
+
+
+def marker_job() -> JobSnapshot:
+    """A job that retried thousands of times, its middle attempts not kept."""
+    omitted_type = getattr(job_model, "Omitted", None)
+    if omitted_type is None or "marker" not in Transition._fields:
+        pytest.skip("capped histories are not in the model yet")
+    history = (
+        Transition(JobState.QUEUED, T, "w1@host", "task-received"),
+        Transition(JobState.RETRYING, T + 1, "w1@host", "task-retried"),
+        Transition(JobState.RETRYING, T + 4089, None, "not kept", 3998, marker=True),
+        Transition(JobState.QUEUED, T + 4090, "w2@host", "task-received", 3999),
+        Transition(JobState.ACTIVE, T + 4091, "w2@host", "task-started", 3999),
+    )
+    omitted = omitted_type(
+        first_attempt=2,
+        last_attempt=3998,
+        events=11991,
+        actions=0,
+        start=T + 2,
+        end=T + 4089,
+        late=0,
+        by_state={JobState.RETRYING: 3997, JobState.ACTIVE: 3997, JobState.QUEUED: 3997},
+    )
+    return JobSnapshot("job-m", JobState.ACTIVE, True, history=history, omitted=omitted)
+
+
+class HistoryOnly(App):
+    def __init__(self, job: JobSnapshot) -> None:
+        super().__init__()
+        self.job = job
+
+    def compose(self) -> ComposeResult:
+        yield HistoryView()
+
+    def on_mount(self) -> None:
+        self.query_one(HistoryView).show(self.job)
+
+
+async def test_a_stretch_not_kept_reads_as_one_row_between_the_kept_attempts():
+    app = HistoryOnly(marker_job())
+    async with app.run_test(size=(120, 12)) as pilot:
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        marker = line_of(
+            "\n".join(lines),
+            "\u2026 attempts 2-3,998 not kept: 11,991 events, 22:13:22 to 23:21:29",
+            "(retrying 3,997, active 3,997, queued 3,997)",
+        )
+        assert line_of("\n".join(lines), "attempt 1") < marker
+        assert marker < line_of("\n".join(lines), "attempt 3999")
+        assert "attempt 3998" not in "\n".join(lines)  # the marker is no attempt of its own

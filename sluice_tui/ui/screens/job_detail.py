@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group, RenderableType
-from rich.padding import Padding
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -21,8 +20,6 @@ from sluice_tui.model.job import (
     RETRIED_AS,
     RETRY_OF,
     WORKER_LOST,
-    Attempt,
-    AttemptError,
     JobSnapshot,
 )
 from sluice_tui.model.states import Action, JobState
@@ -30,16 +27,13 @@ from sluice_tui.model.times import iso_epoch
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import duration, full_time, inert, span, state_style
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
+from sluice_tui.ui.widgets.history_view import HistoryView
 
 if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
 
 MAX_RELATED = 200
 LINK_KEYS = {RETRY_OF, RETRIED_AS}
-# The history is drawn on the UI thread: a job with tens of thousands of
-# entries shows its first and last ones, and says how many it leaves out.
-HISTORY_HEAD = 50
-HISTORY_TAIL = 150
 
 WORKER_LOST_EXPLANATION = (
     "Its worker stopped sending heartbeats while the job ran, so the job is no longer known "
@@ -183,103 +177,6 @@ def render_traceback(job: JobSnapshot) -> RenderableType:
     return traceback_view(traceback)
 
 
-def render_history(job: JobSnapshot, dark: bool = True) -> RenderableType:
-    if not job.history:
-        return Text("no events yet", "grey50")
-    attempts = job.attempts()
-    errors = {error.attempt: error for error in job.attempt_errors}
-    headed = len(attempts) > 1 or attempts[0].number != 1
-    widths = (
-        max(len(t.event) for t in job.history),
-        max(len(inert(t.hostname)) for t in job.history),
-    )
-    # One table, broken only where a traceback or a gap goes between rows:
-    # a table per attempt costs seconds to draw when there are thousands.
-    parts: list[RenderableType] = []
-    table = _history_table(widths, header=True)
-    for item in _capped(attempts, len(job.history)):
-        if isinstance(item, str):
-            parts += [table, Text(item, "italic grey50")]
-            table = _history_table(widths)
-            continue
-        attempt, rows = item
-        if headed:
-            table.add_row("", Text(f"attempt {attempt.number}", "bold"))
-        error = errors.get(attempt.number)
-        _add_rows(table, rows, error, dark)
-        if error is not None and error.traceback and rows[-1][0] == len(attempt.entries) - 1:
-            parts += [table, Padding(traceback_view(error.traceback), (0, 0, 0, 6))]
-            table = _history_table(widths)
-    if table.row_count:
-        parts.append(table)
-    return Group(*parts)
-
-
-Row = tuple[int, int, Any, float | None]  # (index in attempt, number, transition, previous time)
-
-
-def _capped(attempts: list[Attempt], total: int) -> Iterator[tuple[Attempt, list[Row]] | str]:
-    """Each attempt with the rows to draw, leaving out the middle of a huge history."""
-    number = 0
-    previous: float | None = None
-    skipped = 0
-    for attempt in attempts:
-        rows: list[Row] = []
-        for index, entry in enumerate(attempt.entries):
-            number += 1
-            if HISTORY_HEAD < number <= total - HISTORY_TAIL:
-                skipped += 1
-            else:
-                if skipped:
-                    yield f"... {skipped:,} entries not shown ..."
-                    skipped = 0
-                rows.append((index, number, entry, previous))
-            previous = entry.timestamp
-        if rows:
-            yield attempt, rows
-
-
-def _history_table(widths: tuple[int, int], *, header: bool = False) -> Table:
-    # Fixed widths: the pieces between tracebacks line up under one header.
-    table = Table(box=None, padding=(0, 1, 0, 0), show_header=header, header_style="bold")
-    table.add_column("#", justify="right", no_wrap=True, width=5)
-    table.add_column("time", no_wrap=True, width=23)
-    table.add_column("+", justify="right", no_wrap=True, width=8)  # since the entry above
-    table.add_column("state", no_wrap=True, width=9)
-    table.add_column("event", no_wrap=True, width=widths[0])
-    table.add_column("host", no_wrap=True, width=widths[1])
-    table.add_column("", overflow="fold")  # the error that ended an attempt
-    return table
-
-
-def _add_rows(table: Table, rows: list[Row], error: AttemptError | None, dark: bool = True) -> None:
-    for _, number, entry, previous in rows:
-        since = "" if previous is None else _since(entry.timestamp - previous)
-        if entry.action:
-            # Something sluice-tui did: no state of the job's own.
-            state: Text | str = Text("action", "italic grey50")
-            event = Text(inert(entry.event), "italic")
-        else:
-            state = state_text(entry.state, dark)
-            event = Text(inert(entry.event))
-        ended = error is not None and entry.timestamp == error.timestamp and not entry.action
-        table.add_row(
-            str(number),
-            full_time(entry.timestamp),
-            since,
-            state,
-            event,
-            inert(entry.hostname),
-            # The error that ended an earlier attempt, on the entry that brought it.
-            Text(inert(error.exception or ""), "red") if ended and error else "",
-        )
-
-
-def _since(seconds: float) -> str:
-    # Negative when the clocks of two hosts disagree with the story's order.
-    return ("+" if seconds >= 0 else "") + duration(seconds)
-
-
 def related_options(
     store_get: Callable[[str], JobSnapshot], job: JobSnapshot, dark: bool = True
 ) -> list[Option]:
@@ -339,7 +236,8 @@ class JobDetailScreen(LiveScreen):
             yield Label("Traceback", classes="section")
             yield Static(id="detail-traceback")
             yield Label("History", classes="section")
-            yield Static(id="detail-history")
+            # Only its lines on screen are drawn: a history of any length is cheap.
+            yield HistoryView(id="detail-history")
         yield FittingFooter()
 
     def on_mount(self) -> None:
@@ -378,9 +276,7 @@ class JobDetailScreen(LiveScreen):
         self._show_fields(job)
         self.query_one("#detail-payload", Static).update(render_payload(job))
         self.query_one("#detail-traceback", Static).update(render_traceback(job))
-        self.query_one("#detail-history", Static).update(
-            render_history(job, self.app.current_theme.dark)
-        )
+        self.query_one("#detail-history", HistoryView).show(job)
         self._show_related(related_options(self.app.store.get, job, self.app.current_theme.dark))
 
     def _show_related(self, options: list[Option]) -> None:
