@@ -297,7 +297,8 @@ class ActionsGate:
             at=sent_at,
             precedes=ALL_STATES,  # every event of the new job follows its sending
         )
-        self._record(Action.RETRY, job_id, True, f"sent again as {new_id}", new_id)
+        where = plan.queue or f"{plan.call.fallback or 'the default queue'} (queue not known)"
+        self._record(Action.RETRY, job_id, True, f"sent again as {new_id} to {where}", new_id)
         return new_id
 
     def revoke(

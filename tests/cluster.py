@@ -7,6 +7,7 @@ share the machine's Redis or RabbitMQ never see each other's tasks or events.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -133,9 +134,28 @@ class LineReader:
                 continue
 
 
+# Starts the workload's worker with Celery settings from SLUICE_TEST_CONF (JSON)
+# laid over the workload's own: its config comes from the environment, and
+# only its broker, backend and names can be set there.
+_WORKER_WITH_CONF = (
+    "import json, os, sys\n"
+    "from sluice_tui.demo.workload import app\n"
+    "app.conf.update(json.loads(os.environ['SLUICE_TEST_CONF']))\n"
+    "app.worker_main(sys.argv[1:])\n"
+)
+
+
 class Cluster:
-    def __init__(self, transport: str, tmp_path: Path) -> None:
+    """Workers and a producer on one broker.
+
+    ``conf`` changes Celery settings for the producer and the workers alike
+    (say ``result_extended=False``); without it they run the workload's
+    config, the ideal one for a monitor.
+    """
+
+    def __init__(self, transport: str, tmp_path: Path, conf: dict | None = None) -> None:
         self.transport = transport
+        self.conf = dict(conf or {})
         self.tmp_path = tmp_path
         self.namespace = f"sluice-test-{uuid.uuid4().hex[:10]}"
         self.env = {
@@ -152,6 +172,9 @@ class Cluster:
         (tmp_path / "tmp").mkdir(exist_ok=True)
         self.app = Celery("sluice-test-producer", set_as_current=False)
         self.app.conf.update(config_from_env(self.env))
+        if self.conf:
+            self.app.conf.update(self.conf)
+            self.env["SLUICE_TEST_CONF"] = json.dumps(self.conf)
         self.processes: list[subprocess.Popen] = []
 
     @property
@@ -163,8 +186,11 @@ class Cluster:
     ) -> subprocess.Popen:
         """A prefork worker started without -E, as many production workers are."""
         log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 - lives with the process
+        argv = worker_argv(f"{name}@{self.namespace}", concurrency)
+        if self.conf:  # the same app, through a start that lays the settings over it
+            argv = [sys.executable, "-c", _WORKER_WITH_CONF, *argv[argv.index("worker") :]]
         worker = subprocess.Popen(
-            [*worker_argv(f"{name}@{self.namespace}", concurrency), *options],
+            [*argv, *options],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

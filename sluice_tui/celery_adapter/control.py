@@ -141,10 +141,13 @@ class CeleryControl:
         queue: task-sent's routing, else the backend's ``queue``
         (result_extended), else a worker that still holds the job (its
         delivery_info).  The workers are asked only when the first sources
-        fall short, and only for ``inspect_timeout`` seconds.
+        fall short and the job was revoked (a failed job has left its
+        worker), and only for ``inspect_timeout`` seconds.
         """
         meta = self._meta(job.id) or {}
         held: WorkerCopy | None = None
+        # A failed job has left its worker; a revoked one may wait there for its eta.
+        may_be_held = job.state is JobState.CANCELLED
         if meta.get("name") and meta.get("args") is not None:
             name = str(meta["name"])
             args, kwargs = tuple(meta["args"]), dict(meta.get("kwargs") or {})
@@ -155,14 +158,14 @@ class CeleryControl:
                 name, (args, kwargs) = str(job.name), parsed
                 source = "the task events (complete, read with ast.literal_eval)"
             else:
-                held = self.worker_copy(job.id)
+                held = self.worker_copy(job.id) if may_be_held else None
                 if held is None or held.name is None or held.args is None:
                     raise ActionRefused(_why_not(job, parsed))
                 name, args, kwargs = held.name, held.args, held.kwargs
                 source = f"worker {held.worker}, which still holds the job"
         routing = self._routing(job, meta)
         priority = None
-        if routing is None:
+        if routing is None and may_be_held:
             held = held or self.worker_copy(job.id)
             if held is not None and held.routing_key:
                 routing = (None, held.routing_key, held.exchange, f"worker {held.worker}")
