@@ -244,6 +244,21 @@ async def test_at_80_columns_errors_wrap_at_spaces_and_times_keep_their_seconds(
         assert words[: len(reason.split())] == reason.split()  # no word cut in two
 
 
+async def test_a_tasks_own_events_read_in_full_without_pushing_other_columns_away(cluster):
+    stage = "upload the invoices to s3://billing-archive/2023/11 then mail the customer"
+    cluster.feed(ev.received("job-p", T))
+    cluster.feed(ev.started("job-p", T + 1))
+    cluster.feed(ev.event("task-progress", "job-p", T + 2, done=3, total=10, stage=stage))
+    cluster.feed(ev.succeeded("job-p", T + 3))
+    async with cluster.app.run_test(size=(80, 24)) as pilot:
+        await open_job(pilot, "job-p")
+        text = await history_text(pilot)
+        assert line_of(text, "task-succeeded", "w1@host")  # the host column is still there
+        first = line_of(text, "progress", "task-progress done=3 total=10")
+        lines = [line.strip() for line in text.splitlines()[first + 1 : first + 4]]
+        assert " ".join(lines).startswith(f"stage={stage}")  # wrapped at spaces, all there
+
+
 def marker_job() -> JobSnapshot:
     """A job that retried thousands of times, its middle attempts not kept."""
     omitted_type = getattr(job_model, "Omitted", None)

@@ -34,6 +34,7 @@ NUMBER, TIME, SHORT_TIME, SINCE, STATE = 5, 23, 12, 8, 9
 INDENT = NUMBER + 1  # headings, tracebacks and notes start under the time
 MIN_ERROR = 24  # narrower than this, an error goes on lines of its own below its entry
 MIN_HOST = 10
+MAX_EVENT = 20  # Celery's own are shorter; a custom one is cut rather than push the rest
 CACHE_LIMIT = 4000
 
 
@@ -77,6 +78,11 @@ def is_marker(t: Transition) -> bool:
     return getattr(t, "marker", False)
 
 
+def is_progress(t: Transition) -> bool:
+    """Whether ``t`` is an event the task sent itself (its type and fields, in one text)."""
+    return getattr(t, "progress", False)
+
+
 def marker_text(omitted: object | None, marker: Transition) -> str:
     """One line for a stretch of the history that was not kept."""
     if omitted is None:
@@ -116,6 +122,11 @@ class Geometry(NamedTuple):
     error_x: int  # where the error column starts
     error: int  # its width; 0: errors go below their entry
     width: int
+
+    @property
+    def event_x(self) -> int:
+        """Where the event column starts: a task's own event runs from there to the edge."""
+        return NUMBER + 1 + self.time + 1 + SINCE + 1 + STATE + 1
 
 
 def geometry(width: int, event: int, host: int) -> Geometry:
@@ -286,9 +297,10 @@ class HistoryView(Widget):
 
     def _widen(self, entries: Iterable[Transition]) -> bool:
         """Grow the event and host columns for ``entries``; whether they grew."""
-        shown = [t for t in entries if not is_marker(t)]
+        shown = [t for t in entries if not is_marker(t) and not is_progress(t)]
         # Few distinct names among thousands of entries: measure each once.
         event = max([self._columns[0], *map(len, {t.event for t in shown})])
+        event = min(event, MAX_EVENT)
         host = max([self._columns[1], *(len(inert(h)) for h in {t.hostname for t in shown})])
         grew = (event, host) != self._columns
         self._columns = (event, host)
@@ -340,16 +352,20 @@ class HistoryView(Widget):
         dark = self.app.current_theme.dark if self.is_attached else True
         for item in self._story[start:]:
             starts.append(len(lines))
-            if isinstance(item, Entry):
+            if isinstance(item, Entry) and is_progress(item.transition):
+                parts = wrap(inert(item.transition.event), geo.width - geo.event_x)
+                lines.append(("row", item, parts[0]))
+                lines += [("more", geo.event_x, part, ITALIC) for part in parts[1:]]
+            elif isinstance(item, Entry):
                 if geo.error:
                     parts = wrap(item.error, geo.error) if item.error else [""]
                     lines.append(("row", item, parts[0]))
-                    lines += [("error", geo.error_x, part) for part in parts[1:]]
+                    lines += [("more", geo.error_x, part, RED) for part in parts[1:]]
                 else:
                     lines.append(("row", item, ""))
                     if item.error:
                         parts = wrap(item.error, geo.width - INDENT)
-                        lines += [("error", INDENT, part) for part in parts]
+                        lines += [("more", INDENT, part, RED) for part in parts]
             elif isinstance(item, Heading):
                 lines.append(("heading", item.attempt))
             elif isinstance(item, Traceback):
@@ -414,8 +430,8 @@ class HistoryView(Widget):
             return Strip(_cells(texts, geo, [style] * 6))
         if kind == "heading":
             return Strip([Segment(" " * INDENT, base), Segment(f"attempt {line[1]}", base + BOLD)])
-        if kind == "error":
-            return Strip([Segment(" " * line[1], base), Segment(line[2], base + RED)])
+        if kind == "more":  # an error or a task's own event, wrapped
+            return Strip([Segment(" " * line[1], base), Segment(line[2], base + line[3])])
         if kind == "traceback":
             strips = self._traceback_lines(line[1], geo.width - INDENT, dark)
             return Strip.join([Strip([Segment(" " * INDENT, base)]), strips[line[2]]])
@@ -425,15 +441,18 @@ class HistoryView(Widget):
         t = entry.transition
         since = "" if entry.previous is None else _since(t.timestamp - entry.previous)
         when = full_time(t.timestamp) if geo.time == TIME else _short_time(t.timestamp)
-        if t.action:
-            # Something sluice-tui did: no state of the job's own.
-            state, state_style_ = "action", base + parse_style("italic grey50")
+        if t.action or is_progress(t):
+            # Something sluice-tui did, or the task said: no state of the job's own.
+            state = "action" if t.action else "progress"
+            state_style_ = base + parse_style("italic grey50")
             event_style = base + ITALIC
         else:
             state, state_style_ = t.state.value, base + parse_style(state_style(t.state, dark))
             event_style = base
         texts = (str(entry.number), when, since, state, inert(t.event), inert(t.hostname))
         styles = [base, base, base, state_style_, event_style, base]
+        if is_progress(t):  # its text, laid out already, in place of event and host
+            return [*_cells(texts[:4], geo, styles), Segment(error, event_style)]
         segments = _cells(texts, geo, styles)
         if error:
             segments.append(Segment(error, base + RED))
@@ -448,7 +467,10 @@ def _cells(texts: Sequence[str], geo: Geometry, styles: list[Style]) -> list[Seg
     widths = (NUMBER, geo.time, SINCE, STATE, geo.event, geo.host)
     right = (True, False, True, False, False, False)
     segments: list[Segment] = []
-    for n, (text, width, align, style) in enumerate(zip(texts, widths, right, styles, strict=True)):
+    # strict=False: a task's own event fills only the first four cells.
+    for n, (text, width, align, style) in enumerate(
+        zip(texts, widths, right, styles, strict=False)
+    ):
         cut = "middle" if n == HOST else "end"  # pod-style hostnames differ at both ends
         segments.append(Segment(fit(text, width, right=align, cut=cut), style))
         segments.append(Segment(" ", styles[0]))
