@@ -9,7 +9,8 @@ allowed, by the same rules).
 
 Exit status: 0 when a known job was acted on; 1 when the broker or result
 backend failed, or no worker took the revoke; 2 for a refusal (state rules,
-read-only, no confirmation, a prefix that fits no job or several); 3 when a
+read-only, no confirmation, a prefix that fits no job or several, a retry
+whose original queue is not known and no --queue); 3 when a
 revoke was sent for an id that no source knows (Celery allows it: workers
 drop the job if it ever arrives), so a script never reads success on a real
 job that was not touched.
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from sluice_tui.actions import ActionRefused, ActionsGate
+from sluice_tui.actions import ActionRefused, ActionsGate, earlier_text, plan_lines
 from sluice_tui.celery_adapter.control import CeleryControl
 from sluice_tui.celery_adapter.events import MAX_ID_LENGTH
 from sluice_tui.celery_adapter.resolve import MAX_CANDIDATES, Lookup, Resolver
@@ -173,25 +174,37 @@ def run_retry(app: Celery, request: JobRequest, *, queue: str | None = None) -> 
     gate, resolver = _setup(app, request)
     lookup = _resolve(resolver, request.job_id)
     job_id = lookup.resolved() or request.job_id
-    # The queue keyword is passed only when given, so the gate's default stays its own.
-    where = {"queue": queue} if queue else {}
     try:
         plan = _through_gate(
-            lambda: gate.plan_retry(job_id, **where), f"could not look up {job_id}"
+            lambda: gate.plan_retry(job_id, queue=queue), f"could not look up {job_id}"
         )
     except _Exit:
         if not lookup.known:  # say why the state is unknown, and what would tell it
             _say(_unknown_note(lookup))
         raise
     call = plan.call
+    lines = [
+        ("args", json.dumps(list(call.args), default=repr)),
+        ("kwargs", json.dumps(call.kwargs, default=repr)),
+        *plan_lines(plan),
+    ]
     print(
-        f"retry {inert(plan.job.id)} ({plan.job.state.value}) as task {inert(call.name)}\n"
-        f"  args   {inert(json.dumps(list(call.args), default=repr))}\n"
-        f"  kwargs {inert(json.dumps(call.kwargs, default=repr))}\n"
-        f"  queue  {inert(call.queue or call.routing_key or '(default routing)')}\n"
-        f"  from   {call.source}",
+        f"retry {inert(plan.job.id)} ({plan.job.state.value}) as task {inert(call.name)}",
+        *(f"  {label + ':':<10} {inert(text)}" for label, text in lines),
+        sep="\n",
         file=sys.stderr,
     )
+    if plan.queue is None:
+        # A script must not send a job somewhere nobody chose: the TUI's dialog
+        # asks for a queue here, the command needs it said.
+        _say(
+            f"not sent: the queue {plan.job.id} was sent to is not known; "
+            "add --queue NAME to choose one"
+        )
+        raise _Exit(REFUSED)
+    warning = earlier_text(plan)
+    if warning:
+        _say(warning)
     _ask(request, "Send it again as a new job?")
     print(inert(_through_gate(lambda: gate.retry(plan), "sending failed")))
 

@@ -30,6 +30,21 @@ def test_version_and_help():
     assert "--until-idle" in run_cli("dump", "--help").stdout
 
 
+def test_a_usage_error_is_one_line_with_status_2_and_the_password_masked(capsys):
+    from sluice_tui.cli import main
+
+    # A URL typed where the command goes, without --broker: not echoed with its password.
+    assert main(["amqp://me:s3cret@rabbit//"]) == 2
+    assert capsys.readouterr().err == (
+        "sluice-tui: No such command 'amqp://me:**@rabbit//' (see sluice-tui --help)\n"
+    )
+    assert main(["dump", "--seconds", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "sluice-tui: Invalid value for '--seconds': 0.0 is not in the range x>0 "
+        "(see sluice-tui dump --help)\n"
+    )
+
+
 def test_dump_unreachable_broker_fails_after_the_window_with_a_masked_url():
     result = run_cli(
         "dump", "--broker", f"amqp://me:s3cret@127.0.0.1:{free_port()}//", "--seconds", "1"
@@ -157,7 +172,8 @@ def test_retry_without_a_terminal_needs_yes(tmp_path):
     from celery.app.task import Context
 
     cluster = Cluster("filesystem", tmp_path)
-    request = Context(id="f2", task="demo.add", args=[1, 1], kwargs={})
+    queue = {"routing_key": cluster.namespace + ".tasks"}
+    request = Context(id="f2", task="demo.add", args=[1, 1], kwargs={}, delivery_info=queue)
     cluster.app.backend.mark_as_failure("f2", ValueError("x"), request=request)
     result = run_in(cluster, "retry", "f2", "-A", "sluice_tui.demo.workload")
     assert result.returncode == 2
