@@ -126,8 +126,9 @@ def plan_lines(plan: RetryPlan) -> list[tuple[str, str]]:
         lines.append(("root", call.root_id))
     lines.append(("attempt", str(plan.attempt)))
     lines.append(("from", call.source))
-    if plan.not_known:
-        lines.append(("not known", ", ".join(plan.not_known)))
+    unsaid = [what for what in plan.not_known if what != "queue"]  # said on its line
+    if unsaid:
+        lines.append(("not known", ", ".join(unsaid)))
     return lines
 
 
@@ -136,7 +137,7 @@ def earlier_text(plan: RetryPlan) -> str | None:
     if not plan.earlier:
         return None
     sent = ", ".join(f"{e.job_id} (now {e.state.value})" for e in plan.earlier)
-    return f"Already retried as {sent}. Another retry sends one more job."
+    return f"Already retried as {sent}. Another retry sends one more job, with a new id."
 
 
 @dataclass(frozen=True)

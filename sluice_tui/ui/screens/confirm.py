@@ -74,10 +74,15 @@ class ConfirmRetryScreen(_Dialog):
             warning = earlier_text(self.plan)
             if warning:
                 yield Static(Text(inert(warning), "bold yellow"), id="earlier")
-            yield Static("It is sent again as a new job with a new id.")
+            else:
+                yield Static("It is sent again as a new job with a new id.")
             yield Static(grid, classes="dialog-body")
             if not self.plan.queue:
-                yield Input(placeholder="queue to send it to (empty: as above)", id="queue")
+                yield Input(
+                    placeholder="type a queue to send it there (empty: as said above)",
+                    id="queue",
+                    compact=True,
+                )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Send (y)", variant="warning", id="send")
                 yield Button("Cancel (n)", id="cancel")
