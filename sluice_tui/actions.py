@@ -37,7 +37,7 @@ NEVER_KNOWN = (
     "link/link_error callbacks",
     "per-call time limits (the task's own limits apply)",
 )
-# Where the original queue was found, for the confirmation's "from" line.
+# RetryCall.queue_source of a queue the user chose.
 QUEUE_GIVEN = "given for this retry"
 
 
@@ -59,7 +59,7 @@ class RetryCall:
     routing_key: str | None
     exchange: str | None
     source: str  # where the arguments came from, in words
-    queue_source: str | None = None  # where the routing came from, in words
+    queue_source: str | None = None  # where the routing came from: "from the ..."
     priority: int | None = None
     parent_id: str | None = None
     root_id: str | None = None
@@ -113,7 +113,7 @@ def plan_lines(plan: RetryPlan) -> list[tuple[str, str]]:
     """The plan in words, label and text, for a dialog or a terminal."""
     call = plan.call
     if plan.queue:
-        queue = f"{plan.queue} (from {call.queue_source or 'the job'})"
+        queue = f"{plan.queue} ({call.queue_source or 'from the job'})"
     else:
         fallback = call.fallback or "the app's default queue"
         queue = f"not known: {fallback} will be used"

@@ -101,7 +101,9 @@ def test_a_worker_still_holding_a_revoked_job_gives_its_queue_and_arguments(clus
     gate = ActionsGate(JobStore(), CeleryControl(cluster.app))
     plan = gate.plan_retry(job)
     assert plan.job.state is JobState.CANCELLED and not plan.job.seen
-    assert plan.queue == cluster.custom and plan.call.queue_source.startswith("worker only-custom@")
+    assert plan.queue == cluster.custom and plan.call.queue_source.startswith(
+        "from worker only-custom@"
+    )
     assert (plan.call.name, plan.call.args) == ("demo.add", (2, 3))
     result = cluster.app.AsyncResult(gate.retry(plan))
     wait_for(lambda: result.state == "SUCCESS", 30, "the retry to run on the custom queue")

@@ -41,7 +41,7 @@ class FakeControl:
             job.routing_key,
             job.exchange,
             "the events",
-            queue_source="the task-sent event" if job.queue else None,
+            queue_source="from the task-sent event" if job.queue else None,
             fallback="the app's default queue 'celery'",
         )
 
@@ -74,7 +74,7 @@ def test_an_unknown_queue_is_said_and_a_given_one_is_used(feed, gate, control):
     )
     chosen = gate.plan_retry("j", queue="reports")
     assert chosen.queue == "reports" and "queue" not in chosen.not_known
-    assert dict(plan_lines(chosen))["queue"] == "reports (from given for this retry)"
+    assert dict(plan_lines(chosen))["queue"] == "reports (given for this retry)"
     gate.retry(chosen)
     assert control.sent[-1].queue == "reports"
 
@@ -191,7 +191,7 @@ def test_the_backends_queue_when_events_did_not_carry_one(feed, celery_gate, cel
     }
     plan = celery_gate.plan_retry("j")
     assert plan.queue == "from-backend"
-    assert plan.call.queue_source == "the result backend (result_extended)"
+    assert plan.call.queue_source == "from the result backend (result_extended)"
     assert celery_app.inspector.asked == 0
 
 
@@ -209,7 +209,7 @@ def test_a_worker_holding_the_job_gives_its_routing_priority_and_arguments(
         "delivery_info": {"exchange": "", "routing_key": "held", "priority": 7},
     }
     plan = celery_gate.plan_retry("j")
-    assert plan.queue == "held" and plan.call.queue_source == "worker w1@host"
+    assert plan.queue == "held" and plan.call.queue_source == "from worker w1@host"
     assert "priority" not in plan.not_known
     options = sent_options(celery_gate, "j")
     assert options["queue"] == "held" and options["priority"] == 7

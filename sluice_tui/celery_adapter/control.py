@@ -168,7 +168,7 @@ class CeleryControl:
         if routing is None and may_be_held:
             held = held or self.worker_copy(job.id)
             if held is not None and held.routing_key:
-                routing = (None, held.routing_key, held.exchange, f"worker {held.worker}")
+                routing = (None, held.routing_key, held.exchange, f"from worker {held.worker}")
         if held is not None:
             priority = held.priority
         queue, routing_key, exchange, queue_source = routing or (None, None, None, None)
@@ -197,9 +197,9 @@ class CeleryControl:
     ) -> tuple[str | None, str | None, str | None, str] | None:
         """(queue, routing_key, exchange, source) from the events or the backend."""
         if job.queue or job.routing_key:
-            return job.queue, job.routing_key, job.exchange, "the task-sent event"
+            return job.queue, job.routing_key, job.exchange, "from the task-sent event"
         if meta.get("queue"):
-            return str(meta["queue"]), None, None, "the result backend (result_extended)"
+            return str(meta["queue"]), None, None, "from the result backend (result_extended)"
         return None
 
     def worker_copy(self, job_id: str) -> WorkerCopy | None:
