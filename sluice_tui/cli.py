@@ -30,6 +30,8 @@ from sluice_tui.terminal_text import inert
 if TYPE_CHECKING:
     from celery import Celery
 
+    from sluice_tui.oneshot import JobRequest
+
 SETUP_ERROR = 2
 INTERRUPTED = 130
 Options = dict[str, Any]
@@ -350,7 +352,7 @@ def build_commands(
     return group
 
 
-def _job_request(options: Options):
+def _job_request(options: Options) -> JobRequest:
     from sluice_tui.oneshot import JobRequest
 
     return JobRequest(
