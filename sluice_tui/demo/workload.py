@@ -89,6 +89,22 @@ def flaky(self, succeed_after: int, backoff: float = 0.2) -> str:
     return f"succeeded after {self.request.retries} retries"
 
 
+@app.task(name="demo.poll", bind=True, max_retries=None)
+def poll(self, ready_after: int) -> str:
+    """Retries at once, with no limit, until its ``ready_after``-th retry: a poller."""
+    if self.request.retries < ready_after:
+        raise self.retry(countdown=0)
+    return f"ready after {self.request.retries} retries"
+
+
+@app.task(name="demo.progress", bind=True)
+def progress(self, steps: int) -> int:
+    """Reports each step as a custom task event, as long-running tasks do."""
+    for step in range(1, steps + 1):
+        self.send_event("task-progress", current=step, total=steps)
+    return steps
+
+
 @app.task(name="demo.slow")
 def slow(seconds: float) -> float:
     deadline = time.monotonic() + seconds

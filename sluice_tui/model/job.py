@@ -859,7 +859,7 @@ class JobSnapshot:
             (
                 t.timestamp
                 for t in reversed(self.history)
-                if t.state is state and not (t.action or t.marker)
+                if t.state is state and not (t.action or t.marker or t.progress)
             ),
             None,
         )
@@ -874,7 +874,7 @@ class JobSnapshot:
     @property
     def first_time(self) -> float | None:
         """The time of the job's first event."""
-        return next((t.timestamp for t in self.history if not t.action), None)
+        return next((t.timestamp for t in self.history if not (t.action or t.progress)), None)
 
     def attempts(self) -> list[Attempt]:
         """The history by attempt, each with its task-sent first.
