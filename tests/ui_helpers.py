@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import Callable
 
 import pytest
+from rich.cells import cell_len
 from textual.pilot import Pilot
 
 from sluice_tui.ui.app import SluiceApp
@@ -14,10 +17,35 @@ from sluice_tui.ui.widgets.job_table import JobTable
 SIZE = (120, 34)
 
 
+# One run of text in Rich's SVG export: its x position and the row it is clipped to.
+_SVG_TEXT = re.compile(
+    r'<text [^>]*?x="([0-9.]+)"[^>]*?clip-path="url\(#[^)]*-line-(\d+)\)">(.*?)</text>'
+)
+# Rich's export lays cells out at 0.61 of its 20 px font size.
+_SVG_CELL_WIDTH = 20 * 0.61
+
+
 def screen_text(app: SluiceApp) -> str:
-    """What the terminal would show, as plain text, one line per row."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join(strip.text for strip in strips)
+    """What the terminal would show, as plain text, one line per row.
+
+    Read from Textual's public screenshot export (what the snapshot tests
+    compare too): the SVG places each run of text at its cell, so the rows are
+    rebuilt cell by cell.  Blank cells are spaces, so every row has the
+    screen's full width and row n of the screen is line n.
+    """
+    width, height = app.size
+    rows = [""] * height
+    svg = app.export_screenshot(simplify=True)
+    for x, row, text in _SVG_TEXT.findall(svg):
+        line = rows[int(row)]
+        column = round(float(x) / _SVG_CELL_WIDTH)
+        rows[int(row)] = line + " " * (column - cell_len(line)) + _svg_unescape(text)
+    return "\n".join(line + " " * (width - cell_len(line)) for line in rows)
+
+
+def _svg_unescape(text: str) -> str:
+    # Rich writes each space as &#160;; a real no-break space stays a raw character.
+    return html.unescape(text.replace("&#160;", " "))
 
 
 def table_rows(app: SluiceApp) -> list[str]:
