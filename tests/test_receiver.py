@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from celery import Celery
 from celery.events.event import get_exchange
 from kombu import Producer
 
+from sluice_tui.celery_adapter import receiver as receiver_module
 from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.app import SluiceApp
@@ -23,20 +22,25 @@ from tests.cluster import (
 from tests.own_servers import free_port
 from tests.ui_helpers import SIZE, screen_text, wait_in_app
 
+# Generous, for a loaded machine: what is tested is that stop() ends the
+# thread at all while it waits, not how fast a busy machine schedules it.
+STOP_TIMEOUT = 10.0
 
-def test_stop_returns_quickly_while_connected(tmp_path):
+
+def test_stop_ends_the_thread_while_connected(tmp_path):
     cluster = Cluster("filesystem", tmp_path)
     store = JobStore()
     receiver = ReceiverThread(cluster.app, store)
     receiver.start()
     wait_for(lambda: store.status.state == "connected", 10, "connection")
-    started = time.monotonic()
-    assert receiver.stop(timeout=2.0)
-    assert time.monotonic() - started < 2.0
+    assert receiver.stop(timeout=STOP_TIMEOUT)
     assert store.status.state == "stopped"
 
 
-def test_unreachable_broker_reports_the_error_and_still_stops_fast():
+def test_unreachable_broker_reports_the_error_and_stop_cuts_the_backoff_short(monkeypatch):
+    # A backoff longer than the stop timeout: only a stop that wakes the
+    # waiting thread can pass.
+    monkeypatch.setattr(receiver_module, "BACKOFF_START", 10 * STOP_TIMEOUT)
     app = Celery("t", broker=f"redis://:hunter2@127.0.0.1:{free_port()}/0", set_as_current=False)
     store = JobStore()
     receiver = ReceiverThread(app, store)
@@ -45,9 +49,8 @@ def test_unreachable_broker_reports_the_error_and_still_stops_fast():
     status = store.status
     assert "refused" in status.error.lower() or "111" in status.error
     assert "hunter2" not in status.broker and "**" in status.broker
-    started = time.monotonic()
-    assert receiver.stop(timeout=2.0)
-    assert time.monotonic() - started < 2.0
+    assert receiver.stop(timeout=STOP_TIMEOUT)
+    assert store.status.state == "stopped"
 
 
 def test_reconnects_after_the_broker_restarts(own_redis):
@@ -103,10 +106,13 @@ async def test_garbage_on_the_event_exchange_is_counted_while_the_app_runs(trans
             await wait_in_app(
                 pilot, lambda: event_arrives(cluster.app, store, "good"), "a good event after"
             )
-            await pilot.pause(0.3)  # a tick or two: the screen follows the store
-            text = screen_text(app)
-            assert "3 bad events skipped" in text
-            assert "good" in text
+            # The screen follows the store on its next tick.
+            await wait_in_app(
+                pilot,
+                lambda: "3 bad events skipped" in (text := screen_text(app)) and "good" in text,
+                "the header's bad-event count and the good job on screen",
+                explain=lambda: screen_text(app),
+            )
             await pilot.press("d")
             text = screen_text(app)
             assert "undecodable message" in text and "malformed event message" in text
