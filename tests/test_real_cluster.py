@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+from datetime import datetime
 
 import pytest
 
@@ -122,8 +123,12 @@ def test_eta_job_is_scheduled_then_runs(run):
     _, ids, jobs = run
     job = jobs[ids["eta"]]
     assert job["state"] == "completed"
-    assert ("task-received", "scheduled") in events_of(job)
-    assert job["eta"]
+    eta = datetime.fromisoformat(job["eta"]).timestamp()
+    (received,) = [h for h in job["history"] if h["event"] == "task-received"]
+    # Scheduled while its countdown runs.  A loaded machine may hand the job to
+    # the worker only after the countdown ended: then it is plainly queued.
+    expected = "scheduled" if received["timestamp"] < eta else "queued"
+    assert received["state"] == expected, (received, job["eta"])
 
 
 def test_revoked_while_running_is_cancelled(run):
