@@ -1,13 +1,17 @@
-"""The actions gate: the one way retry and revoke reach a cluster.
+"""The actions gate: the one way retry, revoke and worker controls reach a cluster.
 
 Pure Python.  It asks the state model whether an action is allowed, plans it
 (so a user can confirm exactly what will be sent), checks again when it is
 sent, records the outcome in the job's history and in the action log, and
 leaves the talking to a :class:`ClusterControl` (the Celery adapter's).
+Asking workers about themselves (inspect) goes through here too: it
+publishes a message, so ``--read-only`` refuses it like any action.
 """
 
 from __future__ import annotations
 
+import enum
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +21,7 @@ from typing import Any, Protocol
 from sluice_tui.model.job import ATTEMPT_NUMBER, RETRIED_AS, RETRY_OF, REVOKE_REQUESTED, JobSnapshot
 from sluice_tui.model.states import ALL_STATES, Action, JobState, check_action
 from sluice_tui.model.store import JobStore
+from sluice_tui.model.worker_info import HeldJobs, WorkerBoard, WorkerFigures
 
 SIGNALS = ("SIGTERM", "SIGKILL")
 # Retries sent before the newest one (``retried_as``), oldest first, as one
@@ -149,14 +154,153 @@ class RevokePlan:
         return self.job.state is JobState.ACTIVE
 
 
+class WorkerAction(enum.StrEnum):
+    """Controls sent to one worker (Celery's broadcast control commands)."""
+
+    POOL_GROW = "pool grow"
+    POOL_SHRINK = "pool shrink"
+    AUTOSCALE = "autoscale"
+    ADD_CONSUMER = "add consumer"
+    CANCEL_CONSUMER = "cancel consumer"
+    RATE_LIMIT = "rate limit"
+    TIME_LIMIT = "time limit"
+    SHUTDOWN = "shutdown"
+
+
+# Celery's rate limit: a number of tasks per second, or per s/m/h; 0 lifts it.
+RATE_LIMIT = re.compile(r"^\d+(\.\d+)?(/[smh])?$")
+
+
+@dataclass(frozen=True)
+class WorkerCommand:
+    """Exactly what a worker control sends, to one worker."""
+
+    action: WorkerAction
+    hostname: str
+    n: int | None = None  # pool grow / shrink
+    max: int | None = None  # autoscale
+    min: int | None = None
+    queue: str | None = None  # add / cancel consumer
+    task: str | None = None  # rate limit, time limit
+    rate: str | None = None
+    soft: float | None = None  # time limit, seconds
+    hard: float | None = None
+
+    def describe(self) -> str:
+        """What it does, in words, for the dialog and the action log."""
+        a = WorkerAction
+        match self.action:
+            case a.POOL_GROW:
+                return f"grow the pool by {self.n} process{'es' if self.n != 1 else ''}"
+            case a.POOL_SHRINK:
+                return f"shrink the pool by {self.n} process{'es' if self.n != 1 else ''}"
+            case a.AUTOSCALE:
+                return f"autoscale between min {self.min} and max {self.max} processes"
+            case a.ADD_CONSUMER:
+                return f"start consuming from queue {self.queue}"
+            case a.CANCEL_CONSUMER:
+                return f"stop consuming from queue {self.queue}"
+            case a.RATE_LIMIT:
+                lifted = " (no limit)" if _no_rate(self.rate) else ""
+                return f"rate limit {self.task} to {self.rate}{lifted}"
+            case a.TIME_LIMIT:
+                return (
+                    f"time limits of {self.task}: soft {_seconds(self.soft)}, "
+                    f"hard {_seconds(self.hard)}"
+                )
+            case _:
+                return "shut the worker down (warm: running jobs finish first)"
+
+
+def _no_rate(rate: str | None) -> bool:
+    return rate is not None and float(rate.split("/")[0]) == 0
+
+
+def _seconds(value: float | None) -> str:
+    return "none" if value is None else f"{value:g} s"
+
+
+def worker_command(action: WorkerAction, hostname: str, **fields: str) -> WorkerCommand:
+    """A command from what the user typed; ActionRefused says what is wrong.
+
+    Empty fields take the defaults (1 process; no soft or hard limit).
+    """
+    a = WorkerAction
+    typed = {key: value.strip() for key, value in fields.items()}
+
+    def count(key: str, default: int | None = None, least: int = 1) -> int:
+        text = typed.get(key, "")
+        if not text and default is not None:
+            return default
+        if not text.isdigit() or int(text) < least:
+            raise ActionRefused(f"{key} must be a whole number of at least {least}")
+        return int(text)
+
+    def seconds(key: str) -> float | None:
+        text = typed.get(key, "")
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not value >= 0 or value == float("inf"):
+            raise ActionRefused(f"{key} must be a number of seconds (or empty for none)")
+        return value
+
+    def name(key: str, what: str) -> str:
+        text = typed.get(key, "")
+        if not text or any(c.isspace() for c in text):
+            raise ActionRefused(f"type the {what} (one word, no spaces)")
+        return text
+
+    if action in (a.POOL_GROW, a.POOL_SHRINK):
+        return WorkerCommand(action, hostname, n=count("n", 1))
+    if action is a.AUTOSCALE:
+        high, low = count("max"), count("min", least=0)
+        if low > high:
+            raise ActionRefused("min must not be more than max")
+        return WorkerCommand(action, hostname, max=high, min=low)
+    if action in (a.ADD_CONSUMER, a.CANCEL_CONSUMER):
+        return WorkerCommand(action, hostname, queue=name("queue", "queue's name"))
+    if action is a.RATE_LIMIT:
+        task, rate = name("task", "task's name"), typed.get("rate", "")
+        if not RATE_LIMIT.match(rate):
+            raise ActionRefused("rate must read like 10/m, 2/s, 100/h or 5 (0 lifts the limit)")
+        return WorkerCommand(action, hostname, task=task, rate=rate)
+    if action is a.TIME_LIMIT:
+        task, soft, hard = name("task", "task's name"), seconds("soft"), seconds("hard")
+        if soft is not None and hard is not None and soft > hard:
+            raise ActionRefused("the soft limit must not be longer than the hard one")
+        return WorkerCommand(action, hostname, task=task, soft=soft, hard=hard)
+    if typed.get("confirm", "") != hostname:
+        raise ActionRefused(f"type the worker's name, {hostname}, to shut it down")
+    return WorkerCommand(action, hostname)
+
+
+@dataclass(frozen=True)
+class WorkerReply:
+    """One worker's answer to a control: ``ok`` False when it refused."""
+
+    worker: str
+    ok: bool
+    text: str
+
+
 @dataclass(frozen=True)
 class ActionRecord:
     time: float
-    action: Action
-    job_id: str
+    action: Action | WorkerAction
+    job_id: str  # empty for a worker control
     ok: bool
     outcome: str
     new_job_id: str | None = None
+    worker: str | None = None  # the worker a control was sent to
+
+    @property
+    def target(self) -> str:
+        """What the action was sent about: a job's id, or a worker."""
+        return f"worker {self.worker}" if self.worker else self.job_id
 
 
 @dataclass(frozen=True)
@@ -181,6 +325,18 @@ class ClusterControl(Protocol):
 
     def revoke(self, job_id: str, *, terminate: bool, signal: str) -> list[str]:
         """Broadcast a revoke; return the workers' replies, one line each."""
+
+    def worker_control(self, command: WorkerCommand) -> list[WorkerReply]:
+        """Send a control to its one worker; return its reply (none: it timed out).
+
+        Shutdown gets no reply: the worker stops instead of answering.
+        """
+
+    def worker_figures(self, destination: list[str] | None = None) -> list[WorkerFigures]:
+        """Ask workers (all, or ``destination``) for their figures; call off the UI thread."""
+
+    def held_jobs(self, hostname: str) -> HeldJobs:
+        """Ask one worker which jobs it holds; call off the UI thread."""
 
 
 class ActionsGate:
@@ -328,6 +484,91 @@ class ActionsGate:
         answered = "; ".join(replies) if replies else "no worker replied"
         self._record(Action.REVOKE, job_id, True, f"{how} sent: {answered}")
         return replies
+
+    # -- workers: asking them, and controlling them ---------------------------
+
+    @property
+    def workers(self) -> WorkerBoard:
+        """Where the workers' figures and held jobs are kept (the store's board)."""
+        board = getattr(self.store, "worker_info", None)  # TEMP until the store has one
+        if board is None:
+            board = self.store.worker_info = WorkerBoard()
+        return board
+
+    def check_worker_control(self, action: WorkerAction) -> None:
+        """Refuse what ``--read-only`` forbids before any dialog is opened."""
+        if self.read_only:
+            raise ActionRefused(
+                f"read-only mode: {action.value} is disabled "
+                "(start sluice-tui without --read-only to change the cluster)"
+            )
+
+    def control_worker(self, command: WorkerCommand) -> str:
+        """Send a confirmed control; return the worker's reply in words.
+
+        A worker that refuses, or does not reply in time, raises ActionRefused
+        with what it said (or that it said nothing); every outcome is logged.
+        """
+        what = command.describe()
+        try:
+            self.check_worker_control(command.action)
+            replies = self.control.worker_control(command)
+        except Exception as exc:
+            self._record_worker(command, False, f"{what}: {_reason(exc)}")
+            raise
+        if command.action is WorkerAction.SHUTDOWN:
+            outcome = (
+                f"{what}: sent (a worker shutting down sends no reply; "
+                "it shows offline once it has stopped)"
+            )
+            self._record_worker(command, True, outcome)
+            return outcome
+        if not replies:
+            outcome = (
+                f"{what}: timed out, no reply from {command.hostname}; "
+                "it may be busy, gone, or not have done it"
+            )
+            self._record_worker(command, False, outcome)
+            raise ActionRefused(outcome)
+        said = "; ".join(f"{reply.worker}: {reply.text}" for reply in replies)
+        if not all(reply.ok for reply in replies):
+            outcome = f"{what}: refused by the worker ({said})"
+            self._record_worker(command, False, outcome)
+            raise ActionRefused(outcome)
+        outcome = f"{what}: {said}"
+        self._record_worker(command, True, outcome)
+        return outcome
+
+    def refresh_workers(self, destination: list[str] | None = None) -> list[WorkerFigures]:
+        """Ask the workers for their figures and keep the replies on the board."""
+        if self.read_only:
+            reason = "workers not asked (--read-only: an inspect request is a published message)"
+            self.workers.record_failure(reason)
+            raise ActionRefused(reason)
+        self.workers.asking()
+        try:
+            figures = self.control.worker_figures(destination)
+        except Exception as exc:
+            self.workers.record_failure(f"asking the workers failed: {_reason(exc)}")
+            raise
+        self.workers.record_figures(figures, at=self.clock())
+        return figures
+
+    def refresh_held(self, hostname: str) -> HeldJobs:
+        """Ask one worker which jobs it holds and keep the reply on the board."""
+        if self.read_only:
+            raise ActionRefused(
+                "workers not asked (--read-only: an inspect request is a published message)"
+            )
+        held = self.control.held_jobs(hostname)
+        self.workers.record_held(held)
+        return held
+
+    def _record_worker(self, command: WorkerCommand, ok: bool, outcome: str) -> None:
+        record = ActionRecord(
+            self.clock(), command.action, "", ok, outcome, worker=command.hostname
+        )
+        self.log.append(record)
 
     def _record(
         self, action: Action, job_id: str, ok: bool, outcome: str, new_id: str | None = None

@@ -1,4 +1,4 @@
-"""Retry and revoke through Celery: the ClusterControl the actions gate talks to."""
+"""Retry, revoke and worker controls through Celery: the ClusterControl the gate talks to."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ from typing import Any
 from celery import Celery, uuid
 from celery.backends.base import DisabledBackend
 
-from sluice_tui.actions import NEVER_KNOWN, ActionRefused, RetryCall
+from sluice_tui.actions import (
+    NEVER_KNOWN,
+    ActionRefused,
+    RetryCall,
+    WorkerAction,
+    WorkerCommand,
+    WorkerReply,
+)
+from sluice_tui.celery_adapter.inspect import ask_figures, ask_held
 from sluice_tui.model.job import JobSnapshot
 from sluice_tui.model.states import JobState
+from sluice_tui.model.worker_info import HeldJobs, WorkerFigures
 
 # Celery cuts argsrepr/kwargsrepr at this many characters (Task.apply_async).
 REPR_LIMIT = 1024
@@ -264,3 +273,51 @@ class CeleryControl:
                     answer = answer.get("ok") or answer.get("error") or answer
                 lines.append(f"{worker}: {answer}")
         return lines
+
+    def worker_control(self, command: WorkerCommand) -> list[WorkerReply]:
+        """One of Celery's broadcast controls, to the command's worker only."""
+        a, control = WorkerAction, self.app.control
+        to = {"destination": [command.hostname], "reply": True, "timeout": REPLY_TIMEOUT}
+        match command.action:
+            case a.POOL_GROW:
+                replies = control.pool_grow(n=command.n, **to)
+            case a.POOL_SHRINK:
+                replies = control.pool_shrink(n=command.n, **to)
+            case a.AUTOSCALE:
+                replies = control.autoscale(command.max, command.min, **to)
+            case a.ADD_CONSUMER:
+                replies = control.add_consumer(command.queue, **to)
+            case a.CANCEL_CONSUMER:
+                replies = control.cancel_consumer(command.queue, **to)
+            case a.RATE_LIMIT:
+                replies = control.rate_limit(command.task, command.rate, **to)
+            case a.TIME_LIMIT:
+                replies = control.time_limit(
+                    command.task, soft=command.soft, hard=command.hard, **to
+                )
+            case _:  # shutdown: the worker stops instead of replying
+                control.shutdown(destination=[command.hostname])
+                return []
+        return worker_replies(replies)
+
+    def worker_figures(self, destination: list[str] | None = None) -> list[WorkerFigures]:
+        return ask_figures(self.app, destination=destination, timeout=self.inspect_timeout)
+
+    def held_jobs(self, hostname: str) -> HeldJobs:
+        return ask_held(self.app, hostname, timeout=self.inspect_timeout)
+
+
+def worker_replies(replies: Any) -> list[WorkerReply]:
+    """Celery's ``[{worker: {"ok": text} or {"error": text}}]``, one line per worker."""
+    out = []
+    for reply in replies or ():
+        if not isinstance(reply, dict):
+            continue
+        for worker, answer in reply.items():
+            if isinstance(answer, dict) and "error" in answer:
+                out.append(WorkerReply(str(worker), False, str(answer["error"])))
+            elif isinstance(answer, dict) and "ok" in answer:
+                out.append(WorkerReply(str(worker), True, str(answer["ok"])))
+            else:
+                out.append(WorkerReply(str(worker), False, f"unexpected reply {answer!r}"))
+    return out
