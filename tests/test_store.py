@@ -50,16 +50,19 @@ def test_eviction_takes_finished_jobs_oldest_first_and_keeps_unfinished(clock):
     assert store.counts() == recount(store)
 
 
-def test_unfinished_jobs_are_never_evicted_even_over_budget(clock):
+def test_running_jobs_are_never_evicted_and_do_not_push_out_a_fresh_result(clock):
     store = JobStore(max_jobs=2, clock=clock)
     feed = EventAdapter(store, clock=clock)
     for i in range(5):
         feed(ev.started(f"r{i}", T + i))
     assert len(store) == 5
     finish(feed, "done", T + 10)
-    # Over budget with only one finished job: that one goes, the running ones stay.
-    assert "done" not in store
+    # Over budget with running jobs: they stay, and so does the job that just finished.
+    assert "done" in store
     assert all(f"r{i}" in store for i in range(5))
+    finish(feed, "done-2", T + 11)
+    assert "done" not in store and "done-2" in store
+    assert store.stats().evicted == 1
 
 
 def test_eviction_order_is_by_finish_time_not_first_sight(clock):
@@ -121,9 +124,10 @@ def test_change_feed_tells_a_reader_that_fell_behind_to_reload(clock):
 
 
 def test_change_feed_reports_evictions(clock):
-    store = JobStore(max_jobs=1, clock=clock)
+    store = JobStore(max_jobs=2, clock=clock)
     feed = EventAdapter(store, clock=clock)
     finish(feed, "a", T)
+    finish(feed, "b0", T)
     version = store.version
     feed(ev.received("b", T + 1))
     assert "a" in store.changes_since(version).job_ids

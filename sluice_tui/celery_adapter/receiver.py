@@ -29,7 +29,7 @@ ENABLE_EVENTS_INTERVAL = 5.0
 POLL_INTERVAL = 0.25
 BACKOFF_START = 0.5
 BACKOFF_MAX = 15.0
-# How often silent workers are checked for being gone.
+# How often silent workers are checked for being gone, and stale jobs for ageing out.
 SWEEP_INTERVAL = 0.5
 
 
@@ -245,6 +245,7 @@ class ReceiverThread:
         self.adapter.check_sent_events(now)
         if now - self._last_sweep >= SWEEP_INTERVAL and self._connected_at is not None:
             self._last_sweep = now
+            self.store.age_out(now)  # also the time it stamps each job's last event with
             for hostname, jobs in self.store.sweep_workers(now, self._connected_at).items():
                 if jobs:
                     self.store.add_notice(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, KeysView, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +26,25 @@ from sluice_tui.model.job import (
     Step,
 )
 from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
+from sluice_tui.model.times import iso_epoch
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
 DEFAULT_MAX_JOBS = 100_000
+# An unfinished job with no event for this long is aged out (see age_out): a
+# purged queue, or a task sent where no worker listens, would otherwise leave
+# jobs queued for ever.  A day is longer than any backlog a person still watches.
+DEFAULT_STALE_AFTER = 24 * 3600.0
+# Workers offline for this long are forgotten (autoscaled pods come and go).
+DEFAULT_FORGET_WORKERS_AFTER = 24 * 3600.0
+# How often age_out looks through the jobs, at most (it is one pass over all
+# of them), and at least a hundred times per stale_after.
+AGE_SCAN_EVERY = 60.0
+# Bad-event reasons counted apart; any further kind shares one count.
+MAX_BAD_REASONS = 100
+MAX_REASON_LENGTH = 200
+OTHER_BAD_REASONS = "other reasons (too many kinds to count apart)"
+# Unfinished jobs that wait without a worker: the ones room can be made from.
+WAITING_STATES = frozenset({JobState.UNKNOWN, JobState.QUEUED, JobState.RETRYING})
 ACTOR = "sluice-tui"  # the hostname on history entries for our own actions
 # A job running on a worker that stopped heartbeating is no longer known to
 # run: it may be lost, redelivered (acks_late) or still running on a worker
@@ -42,7 +58,7 @@ MAX_GAPS = 100
 class Gap:
     """A stretch of time in which events may have been lost."""
 
-    start: float  # local clock: the last moment the stream was known good
+    start: float  # epoch seconds: the last moment the stream was known good
     end: float  # when events flowed again
     reason: str
     resync: str = "resync pending"  # what was done to make up for it
@@ -63,10 +79,15 @@ class StoreStats:
     events: int  # every event the store accepted, jobs and workers
     bad_events: int
     bad_by_reason: dict[str, int]
-    evicted: int
+    evicted: int  # finished jobs forgotten to make room
     dropped_late: int  # events for jobs already evicted
     jobs: int
     max_jobs: int
+    crowded_out: int = 0  # unfinished jobs forgotten to make room (see JobStore)
+    aged_out: int = 0  # unfinished jobs dropped after stale_after with no event
+    workers_forgotten: int = 0  # offline for longer than forget_workers_after
+    stale_after: float = DEFAULT_STALE_AFTER
+    forget_workers_after: float = DEFAULT_FORGET_WORKERS_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +99,34 @@ class Changes:
     workers_changed: bool
 
 
+class _StoredJob(Job):
+    """A job as the store holds it: with the time it last had an event."""
+
+    __slots__ = ("touched",)
+
+
 class JobStore:
+    """Jobs and workers, kept bounded and fresh.
+
+    Every time is epoch seconds: the events' own timestamps (Celery takes them
+    from ``time.time()``, whatever the sender's zone) and the store's ``clock``
+    for what the monitor dates itself.  Zones matter only when a time is shown.
+
+    How jobs leave, so that neither old unfinished jobs nor a flood of new ones
+    can hide a job that just finished:
+
+    * Room.  Past ``max_jobs``, finished jobs go first, the first finished
+      first, but the newest tenth of ``max_jobs`` finished jobs always stay.
+      Then unfinished jobs waiting without a worker (queued, unknown,
+      retrying) go, the first to wait first.  Running and scheduled jobs never
+      go to make room.  A forgotten finished job ignores late events; a
+      forgotten unfinished one comes back with its next event.
+    * Age.  :meth:`age_out`, called every few seconds, drops unfinished jobs
+      with no event for ``stale_after`` seconds, except a scheduled job until
+      ``stale_after`` past its ETA and a running job while its worker is
+      online.  It also forgets workers offline for ``forget_workers_after``.
+    """
+
     def __init__(
         self,
         max_jobs: int = DEFAULT_MAX_JOBS,
@@ -86,10 +134,16 @@ class JobStore:
         clock: Callable[[], float] = time.time,
         feed_limit: int | None = None,
         history_cap: int = HISTORY_CAP,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        forget_workers_after: float = DEFAULT_FORGET_WORKERS_AFTER,
     ) -> None:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
+        if stale_after <= 0 or forget_workers_after <= 0:
+            raise ValueError("stale_after and forget_workers_after must be positive")
         self.max_jobs = max_jobs
+        self.stale_after = stale_after
+        self.forget_workers_after = forget_workers_after
         self.history_cap = history_cap  # entries per job; see Job._trim
         self._clock = clock
         self._lock = threading.Lock()
@@ -97,9 +151,21 @@ class JobStore:
         self._counts: dict[JobState, int] = dict.fromkeys(ALL_STATES, 0)
         self._children: dict[str, list[str]] = {}
         # Jobs in the order they finished: eviction pops from the left, so it
-        # never scans past the unfinished jobs it must keep.
-        self._finished: deque[Job] = deque()
-        self._evicted: dict[str, None] = {}
+        # never scans past the unfinished jobs it keeps.  An entry whose job
+        # has since left or moved on is skipped.
+        self._finished: deque[_StoredJob] = deque()
+        self._min_finished = max(1, max_jobs // 10)
+        # The jobs that were waiting at the last look (_look_for_waiting), oldest
+        # first.  Not kept up to date per event (that cost ingest 3 %): it is
+        # refilled by age_out's pass, or by eviction when it runs dry, and
+        # the jobs that waited longest are in it anyway.
+        self._waiting: deque[_StoredJob] = deque()
+        self._created_since_look = 0
+        # The store's idea of now, set by age_out: every event stamps its job
+        # with it, which costs less than reading a clock per event.
+        self._now = clock()
+        self._next_scan = self._now
+        self._evicted: OrderedDict[str, None] = OrderedDict()
         self._evicted_limit = max(1_000, max_jobs // 10)
         self._feed: list[str] = []
         self._feed_base = 0
@@ -110,6 +176,9 @@ class JobStore:
         self._worker_version = 0
         self._events = 0
         self._evicted_total = 0
+        self._crowded_out = 0
+        self._aged_out = 0
+        self._workers_forgotten = 0
         self._dropped_late = 0
         self._bad = Counter[str]()
         self._bad_samples: deque[tuple[float, str, str]] = deque(maxlen=200)
@@ -146,8 +215,10 @@ class JobStore:
                 if job_id in self._evicted:
                     self._dropped_late += 1
                     return
-                job = jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
+                job = jobs[job_id] = _StoredJob(job_id, self._clock(), self.history_cap)
                 self._counts[JobState.UNKNOWN] += 1
+                self._created_since_look += 1
+            job.touched = self._now
             old_state = job.state
             old_parent = job.parent_id
             if job.apply(step, timestamp, hostname, data, plan):
@@ -156,8 +227,6 @@ class JobStore:
                 counts[job.state] += 1
                 if job.state in FINISHED_STATES and old_state not in FINISHED_STATES:
                     self._finished.append(job)
-                    if len(jobs) > self.max_jobs:
-                        self._evict()
             if job.parent_id is not old_parent and job.parent_id != old_parent:
                 self._link_child(job.parent_id, job_id, old_parent)
             feed = self._feed
@@ -166,7 +235,7 @@ class JobStore:
                 half = len(feed) // 2
                 del feed[:half]
                 self._feed_base += half
-            elif len(jobs) > self.max_jobs and self._finished:
+            if len(jobs) > self.max_jobs:
                 self._evict()
 
     def annotate(self, job_id: str, key: str, value: Any) -> None:
@@ -202,8 +271,12 @@ class JobStore:
             if job is None:
                 if not create:
                     return False
-                job = self._jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
+                job = self._jobs[job_id] = _StoredJob(job_id, self._clock(), self.history_cap)
+                job.touched = self._now
                 self._counts[JobState.UNKNOWN] += 1
+                self._created_since_look += 1
+                if len(self._jobs) > self.max_jobs:
+                    self._evict()
             step = Step(job.state, event, 7, passive=True, precedes=frozenset(precedes))
             job.record(step, self._clock() if at is None else at, ACTOR)
             if name is not None and job.name is None:
@@ -301,9 +374,19 @@ class JobStore:
                 self._gaps[index] = Gap(gap.start, gap.end, gap.reason, outcome)
 
     def record_bad_event(self, reason: str, sample: str = "") -> None:
-        """Count an event that could not be used; keep a short sample for diagnostics."""
+        """Count an event that could not be used; keep a short sample for diagnostics.
+
+        Reasons may quote the event (its type, say), so they are cut, and past
+        MAX_BAD_REASONS kinds the rest share one count: made-up event types
+        cannot grow the counters without bound.  Samples are a bounded deque.
+        """
+        reason = reason[:MAX_REASON_LENGTH]
         with self._lock:
-            self._bad[reason] += 1
+            bad = self._bad
+            key = reason
+            if key not in bad and len(bad) >= MAX_BAD_REASONS:
+                key = OTHER_BAD_REASONS
+            bad[key] += 1
             self._bad_samples.append((self._clock(), reason, sample[:500]))
 
     def add_notice(self, text: str) -> None:
@@ -333,21 +416,116 @@ class JobStore:
             del self._children[parent_id]
 
     def _evict(self) -> None:
+        """Make room: finished jobs, then waiting ones (see the class docstring)."""
         jobs = self._jobs
         finished = self._finished
-        while len(jobs) > self.max_jobs and finished:
-            job = finished.popleft()
-            if jobs.get(job.id) is not job:
-                continue  # already gone
-            del jobs[job.id]
-            self._counts[job.state] -= 1
-            self._evicted_total += 1
-            if job.parent_id is not None:
-                self._unlink_child(job.parent_id, job.id)
+        while len(jobs) > self.max_jobs:
+            if len(finished) > self._min_finished:
+                job = finished.popleft()
+                job_id = job.id
+                if jobs.get(job_id) is job and job.state in FINISHED_STATES:
+                    # _drop(job, remember=True), inlined: once per job in a full store.
+                    del jobs[job_id]
+                    self._counts[job.state] -= 1
+                    if job.parent_id is not None:
+                        self._unlink_child(job.parent_id, job_id)
+                    evicted = self._evicted
+                    evicted[job_id] = None
+                    if len(evicted) > self._evicted_limit:
+                        evicted.popitem(last=False)
+                    self._feed.append(job_id)
+                    self._evicted_total += 1
+            elif self._waiting or self._look_for_waiting():
+                job = self._waiting.popleft()
+                if jobs.get(job.id) is job and job.state in WAITING_STATES:
+                    self._drop(job, remember=False)
+                    self._crowded_out += 1
+            else:
+                return  # running or scheduled, or the newest finished: all kept
+
+    def _look_for_waiting(self) -> bool:
+        """Refill the waiting jobs for eviction; whether there are any.
+
+        One pass over all jobs, so done only once a tenth of ``max_jobs`` new
+        jobs came since the last look: until then the store may hold that many
+        more jobs than ``max_jobs``.
+        """
+        if self._created_since_look < self._min_finished:
+            return False
+        self._refill_waiting()
+        return bool(self._waiting)
+
+    def _refill_waiting(self) -> None:
+        self._waiting = deque(j for j in self._jobs.values() if j.state in WAITING_STATES)
+        self._created_since_look = 0
+
+    def _drop(self, job: Job, *, remember: bool) -> None:
+        """Forget a job.
+
+        A finished job is remembered, so that a late event (a producer's
+        task-sent) does not bring it back as queued.  An unfinished one is not:
+        its next event is news, and shows it again.
+        """
+        del self._jobs[job.id]
+        self._counts[job.state] -= 1
+        if job.parent_id is not None:
+            self._unlink_child(job.parent_id, job.id)
+        if remember:
             self._evicted[job.id] = None
             if len(self._evicted) > self._evicted_limit:
-                del self._evicted[next(iter(self._evicted))]
-            self._feed.append(job.id)
+                self._evicted.popitem(last=False)
+        self._feed.append(job.id)
+
+    def age_out(self, now: float) -> tuple[int, int]:
+        """Drop unfinished jobs and workers that have been quiet too long.
+
+        Call it every few seconds (the receiver does): it sets the time that
+        events stamp their jobs with, and about once a minute (at most every
+        hundredth of ``stale_after``) it looks through the jobs and workers.
+        Returns (jobs aged out, workers forgotten) by this call.
+        """
+        with self._lock:
+            self._now = now
+            if now < self._next_scan:
+                return 0, 0
+            self._next_scan = now + min(AGE_SCAN_EVERY, self.stale_after / 100)
+            stale = [
+                job
+                for job in self._jobs.values()
+                if job.state not in FINISHED_STATES
+                and now - job.touched > self.stale_after
+                and not self._still_expected(job, now)
+            ]
+            for job in stale:
+                self._drop(job, remember=False)
+            self._aged_out += len(stale)
+            self._refill_waiting()
+            return len(stale), self._forget_workers(now)
+
+    def _still_expected(self, job: Job, now: float) -> bool:
+        """Whether a quiet unfinished job is quiet for a good reason."""
+        if job.state is JobState.SCHEDULED:
+            # A countdown of three days is scheduled for three days.
+            eta = iso_epoch(job.eta)
+            return eta is not None and now - eta <= self.stale_after
+        if job.state is JobState.ACTIVE:
+            # A long task says nothing while it runs; its worker's heartbeats do.
+            worker = self._workers.get(job.worker) if job.worker is not None else None
+            return worker is not None and worker.is_online(now)
+        return False
+
+    def _forget_workers(self, now: float) -> int:
+        gone = [
+            hostname
+            for hostname, worker in self._workers.items()
+            if now - worker.last_sign_of_life() > self.forget_workers_after
+        ]
+        for hostname in gone:
+            del self._workers[hostname]
+        if gone:
+            self._worker_version += 1
+            self._workers_forgotten += len(gone)
+        return len(gone)
 
     # -- reader side -----------------------------------------------------
 
@@ -449,6 +627,11 @@ class JobStore:
                 dropped_late=self._dropped_late,
                 jobs=len(self._jobs),
                 max_jobs=self.max_jobs,
+                crowded_out=self._crowded_out,
+                aged_out=self._aged_out,
+                workers_forgotten=self._workers_forgotten,
+                stale_after=self.stale_after,
+                forget_workers_after=self.forget_workers_after,
             )
 
     def notices(self) -> list[tuple[float, str]]:

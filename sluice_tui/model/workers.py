@@ -16,7 +16,7 @@ class WorkerSnapshot:
     hostname: str
     online: bool
     freq: float
-    last_heartbeat: float | None  # local clock, when the last heartbeat arrived
+    last_heartbeat: float | None  # epoch seconds, when the last heartbeat arrived
     active: int | None
     processed: int | None
     loadavg: tuple[float, ...] | None
@@ -89,6 +89,14 @@ class Worker:
         if self.offline or self.last_heartbeat is None:
             return False
         return now < self.last_heartbeat + EXPIRE_WINDOW * self.freq
+
+    def last_sign_of_life(self) -> float:
+        """When the worker was last known alive: its offline event, or its last heartbeat."""
+        if self.offline and self.offline_at is not None:
+            return self.offline_at
+        if self.last_heartbeat is not None:
+            return self.last_heartbeat
+        return float("-inf")  # never heard from (cannot happen: apply sets one)
 
     def gone_since(self, now: float, watched_since: float) -> float | None:
         """When the worker stopped, if it has: its offline event, or heartbeats overdue.

@@ -100,11 +100,32 @@ def _store(store: JobStore) -> RenderableType:
     table = _table("", "")
     table.show_header = False
     table.add_row("events taken in", f"{stats.events:,}")
-    table.add_row("jobs held", f"{stats.jobs:,} of at most {stats.max_jobs:,} (unfinished kept)")
-    table.add_row("finished jobs forgotten", f"{stats.evicted:,}")
+    table.add_row(
+        "jobs held", f"{stats.jobs:,} of at most {stats.max_jobs:,} (running and scheduled kept)"
+    )
+    table.add_row("finished jobs forgotten to make room", f"{stats.evicted:,}")
+    table.add_row("unfinished jobs forgotten to make room", f"{stats.crowded_out:,}")
+    table.add_row(
+        f"unfinished jobs aged out (no event for {_period(stats.stale_after)})",
+        f"{stats.aged_out:,}",
+    )
     table.add_row("late events for forgotten jobs", f"{stats.dropped_late:,}")
     table.add_row("workers online", f"{online} of {known}")
+    table.add_row(
+        f"workers forgotten (offline for {_period(stats.forget_workers_after)})",
+        f"{stats.workers_forgotten:,}",
+    )
     return table
+
+
+def _period(seconds: float) -> str:
+    """A configured length of time, as it was most likely given: 24 h, 90 min, 45 s."""
+    whole = round(seconds)
+    if whole >= 3600 and whole % 3600 == 0:
+        return f"{whole // 3600} h"
+    if whole >= 60 and whole % 60 == 0:
+        return f"{whole // 60} min"
+    return f"{seconds:g} s"
 
 
 def _notices(store: JobStore) -> RenderableType:
