@@ -318,3 +318,15 @@ class WorkerBoard:
     @property
     def status(self) -> BoardStatus:
         return self._status
+
+
+def board_of(store: Any) -> WorkerBoard:
+    """The store's board of worker figures, made on first use.
+
+    Screens call this on the UI thread before any asking starts, so only one
+    board is ever made.
+    """
+    board = getattr(store, "worker_info", None)
+    if board is None:
+        board = store.worker_info = WorkerBoard()
+    return board

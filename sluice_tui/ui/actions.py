@@ -1,26 +1,38 @@
-"""Retry and revoke from the UI: plan off the UI thread, confirm, then send.
+"""Retry, revoke and worker controls from the UI: off the UI thread, confirmed.
 
 Planning may read the result backend and sending talks to the broker, so both
 run in thread workers; their results come back as worker events on the UI
-thread.  Every rule is the gate's: this module only asks and shows.
+thread.  Asking workers for their figures (inspect) runs the same way.  Every
+rule is the gate's: this module only asks and shows.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from textual.worker import Worker, WorkerState
 
-from sluice_tui.actions import ActionRefused, ActionsGate, RetryPlan, RevokePlan
+from sluice_tui.actions import (
+    ActionRefused,
+    ActionsGate,
+    RetryPlan,
+    RevokePlan,
+    WorkerAction,
+    WorkerCommand,
+)
 from sluice_tui.model.states import Action, ActionNotAllowed
 from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen, RevokeChoice
+from sluice_tui.ui.screens.worker_control import WorkerControlScreen
 
 if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
 
 PLAN = "sluice-action-plan"
 SEND = "sluice-action-send"
+ASK = "sluice-ask-workers"  # inspect asked for by a key: its failure is said
+ASK_QUIETLY = "sluice-ask-workers-quietly"  # asked on opening a screen: the board says
 OK, REFUSED, FAILED = "ok", "refused", "failed"  # how a planned or sent action ended
 
 
@@ -44,7 +56,14 @@ class UIActions:
         """Handle our workers' results; return whether the event was ours."""
         worker = event.worker
         # event.state, not worker.state: earlier state messages may be read late.
-        if worker.group not in (PLAN, SEND) or event.state is not WorkerState.SUCCESS:
+        if event.state is not WorkerState.SUCCESS:
+            return False
+        if worker.group in (ASK, ASK_QUIETLY):
+            outcome, value = worker.result
+            if outcome is not OK and worker.group == ASK:
+                app.notify(value, title="Workers not asked", severity="warning", timeout=8)
+            return True
+        if worker.group not in (PLAN, SEND):
             return False
         outcome, value = worker.result
         if outcome is not OK:
@@ -85,6 +104,67 @@ class UIActions:
                 name=f"revoke {plan.job.id}",
                 exit_on_error=False,
             )
+
+    # -- workers ---------------------------------------------------------------
+
+    def ask_workers(
+        self, app: SluiceApp, hostname: str | None = None, *, quietly: bool = False
+    ) -> None:
+        """Ask the workers (or one, with its held jobs) for their figures, off the UI thread."""
+
+        def ask(_: object) -> str:
+            self.gate.refresh_workers([hostname] if hostname else None)
+            if hostname:
+                self.gate.refresh_held(hostname)
+            return "asked"
+
+        app.run_worker(
+            lambda: _outcome(ask, None),
+            thread=True,
+            group=ASK_QUIETLY if quietly else ASK,
+            name=f"ask {hostname or 'all workers'}",
+            exit_on_error=False,
+        )
+
+    def request_worker_control(
+        self, app: SluiceApp, action: WorkerAction, hostname: str | None
+    ) -> None:
+        """Open the control's dialog; what it returns is sent off the UI thread."""
+        if hostname is None:
+            app.notify("No worker is selected.", severity="warning")
+            return
+        try:
+            self.gate.check_worker_control(action)
+        except ActionRefused as exc:
+            app.notify(str(exc), title="Refused", severity="warning", timeout=8)
+            return
+        figures = self.gate.workers.figures(hostname)
+        app.clear_notifications()
+        app.push_screen(
+            WorkerControlScreen(action, hostname, figures),
+            lambda command: self._send_control(app, command),
+        )
+
+    def _send_control(self, app: SluiceApp, command: WorkerCommand | None) -> None:
+        if command is None:
+            return
+
+        def send(c: WorkerCommand) -> str:
+            said = self.gate.control_worker(c)
+            if c.action is not WorkerAction.SHUTDOWN:
+                # Show the change (pool size, queues, limits); if asking
+                # fails, the reply was still shown and the figures stay.
+                with contextlib.suppress(Exception):
+                    self.gate.refresh_workers([c.hostname])
+            return said
+
+        app.run_worker(
+            lambda: _outcome(send, command),
+            thread=True,
+            group=SEND,
+            name=f"{command.action.value} {command.hostname}",
+            exit_on_error=False,
+        )
 
 
 def _retry_message(gate: ActionsGate, plan: RetryPlan) -> str:

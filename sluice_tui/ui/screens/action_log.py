@@ -1,4 +1,4 @@
-"""Every retry and revoke sent from this session, with its outcome."""
+"""Every retry, revoke and worker control sent from this session, with its outcome."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ class ActionLogScreen(ReportScreen):
         if not records:
             return Text("No action has been sent in this session.", "grey50")
         table = Table(box=None, padding=(0, 1), header_style="bold")
-        for label in ("time", "action", "job", "result", "outcome"):
+        for label in ("time", "action", "target", "result", "outcome"):
             table.add_column(label, no_wrap=label != "outcome")
         for record in reversed(records):
             table.add_row(
                 full_time(record.time),
                 record.action.value,
-                record.job_id,
+                Text(inert(record.target)),
                 Text("ok", "green") if record.ok else Text("failed", "red"),
                 inert(record.outcome),
             )

@@ -1,71 +1,184 @@
-"""Workers: who is online, how busy, and how long since each last spoke."""
+"""Workers: who is online, how busy, their pools and queues, and the worker controls.
+
+Heartbeats give liveness, activity and throughput; the figures (pool, prefetch,
+queues) come from asking the workers (inspect), off the UI thread, when the
+screen first opens and on ``i``.  Every control acts on the selected worker
+through the actions gate, after its dialog.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.renderables.sparkline import Sparkline
 from textual.widgets import DataTable, Static
 
+from sluice_tui.actions import WorkerAction
+from sluice_tui.model.worker_info import WorkerFigures, board_of
 from sluice_tui.model.workers import WorkerSnapshot
 from sluice_tui.ui.screens.live import LiveScreen
+from sluice_tui.ui.screens.worker_control import CONTROL_BINDINGS, CONTROL_KEYS, request_control
+from sluice_tui.ui.screens.worker_detail import WorkerDetailScreen, board_line
 from sluice_tui.ui.text import duration, inert
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
     from sluice_tui.ui.app import SluiceApp
 
-# Whether a worker is alive comes first: at 80 columns only VERSION is cut.
-COLUMNS = ("HOSTNAME", "STATUS", "LAST HEARTBEAT", "ACTIVE", "PROCESSED", "LOAD", "VERSION")
+TREND_WIDTH = 12  # heartbeats shown in a row's sparkline (about 24 s at 2 s)
 
 
-def worker_cells(worker: WorkerSnapshot, now: float) -> tuple:
+class WorkerColumn(NamedTuple):
+    label: str
+    rank: int  # lower joins first when the screen is narrow
+
+
+# Left to right as shown; at 80 columns the lowest ranks are what remain.
+COLUMNS: tuple[WorkerColumn, ...] = (
+    WorkerColumn("HOSTNAME", 0),
+    WorkerColumn("STATUS", 1),
+    WorkerColumn("HEARTBEAT", 3),
+    WorkerColumn("ACTIVE", 2),
+    WorkerColumn("TASKS/S", 4),
+    WorkerColumn("TREND", 7),
+    WorkerColumn("POOL", 5),
+    WorkerColumn("PREFETCH", 8),
+    WorkerColumn("QUEUES", 6),
+    WorkerColumn("PROCESSED", 9),
+    WorkerColumn("LOAD", 10),
+    WorkerColumn("VERSION", 11),
+)
+CELL_PADDING = 2  # DataTable pads each cell by one on either side
+
+
+def cell_width(cell: object) -> int:
+    if isinstance(cell, Sparkline):
+        return TREND_WIDTH
+    return cell_len(cell.plain if isinstance(cell, Text) else str(cell))
+
+
+def choose_columns(width: int, rows: list[tuple]) -> list[int]:
+    """Indexes of the columns with something to show that fit ``width`` cells, in order."""
+    chosen: list[int] = []
+    used = 0
+    for i in sorted(range(len(COLUMNS)), key=lambda i: COLUMNS[i].rank):
+        widest = max((cell_width(row[i]) for row in rows), default=0)
+        if widest == 0 and i > 1:
+            continue  # nothing to show there (figures not asked yet): no room taken
+        need = max(len(COLUMNS[i].label), widest) + CELL_PADDING
+        if i == 0 or used + need <= width:
+            chosen.append(i)
+            used += need
+    return sorted(chosen)
+
+
+def pool_text(figures: WorkerFigures | None) -> str:
+    if figures is None:
+        return ""
+    size = "" if figures.pool_size is None else str(figures.pool_size)
+    text = f"{inert(figures.pool) or '?'} {size}".strip()
+    if figures.autoscale:
+        text += f" ({figures.autoscale[1]}-{figures.autoscale[0]})"
+    return text
+
+
+def rates_of(worker: WorkerSnapshot) -> tuple[float, ...]:
+    return tuple(getattr(worker, "rates", ()) or ())
+
+
+def worker_cells(worker: WorkerSnapshot, figures: WorkerFigures | None, now: float) -> tuple:
     status = Text("online", "bold green") if worker.online else Text("offline", "bold red")
     load = " ".join(f"{x:.2f}" for x in worker.loadavg) if worker.loadavg else ""
     version = " ".join(inert(part) for part in (worker.sw_ident, worker.sw_ver) if part)
     since = worker.seconds_since_heartbeat(now)
+    rates = rates_of(worker)
+    queues = ", ".join(inert(q) for q in figures.queues or ()) if figures else ""
     return (
-        inert(worker.hostname),
+        Text(inert(worker.hostname)),
         status,
         "never" if since is None else f"{duration(since)} ago",
         "" if worker.active is None else str(worker.active),
+        f"{rates[-1]:.1f}" if rates else "",
+        Sparkline(rates[-TREND_WIDTH:], width=TREND_WIDTH) if len(rates) > 1 else "",
+        Text(pool_text(figures)),
+        "" if figures is None or figures.prefetch is None else str(figures.prefetch),
+        Text(queues),
         "" if worker.processed is None else f"{worker.processed:,}",
         load,
-        version,
+        Text(version),
     )
 
 
 class WorkersScreen(LiveScreen):
+    DEFAULT_CSS = """
+    WorkersScreen #workers-title { height: 1; }
+    WorkersScreen #workers-keys { height: 1; color: $text-muted; padding: 0 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="workers.close"),
+        Binding("enter", "open", "Detail", id="workers.open"),
+        *CONTROL_BINDINGS,
     ]
 
     app: SluiceApp
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._columns: list[int] = []
+
     def compose(self) -> ComposeResult:
-        yield Static("Workers", id="workers-title")
-        table: DataTable = DataTable(id="workers", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
-        yield table
+        yield Static(id="workers-title")
+        yield Static(CONTROL_KEYS, id="workers-keys", markup=False)
+        yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
         yield Static(id="workers-empty")
         yield FittingFooter()
 
     def on_mount(self) -> None:
+        board = board_of(self.app.store)
+        if board.status.asked_at is None and not board.status.asking:
+            self._ask(quietly=True)
         self.refresh_from_store(changed=True)
         self.query_one(DataTable).focus()
 
+    def on_resize(self) -> None:
+        if self.live:
+            self.refresh_from_store(changed=True)
+
+    def selected_hostname(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return key.value
+
     def refresh_from_store(self, changed: bool) -> None:
         now = self.app.clock()
-        workers = self.app.store.workers(now)
+        store = self.app.store
+        board = board_of(store)
+        workers = store.workers(now)
+        figures = board.all_figures()
+        title = Text.assemble(("Workers", "bold"), "  ", board_line(board, self.app.read_only))
+        self.query_one("#workers-title", Static).update(title)
         table = self.query_one(DataTable)
+        rows = [worker_cells(w, figures.get(w.hostname), now) for w in workers]
+        # The scrollbar may take two columns; leave them, so nothing is cut.
+        columns = choose_columns((self.size.width or 80) - 2, rows)
         cursor = table.cursor_row
-        rows = [worker_cells(worker, now) for worker in workers]
         with self.app.batch_update():
-            table.clear()
+            if columns != self._columns:
+                table.clear(columns=True)
+                for i in columns:
+                    table.add_column(COLUMNS[i].label, key=COLUMNS[i].label)
+                self._columns = columns
+            else:
+                table.clear()
             for worker, cells in zip(workers, rows, strict=True):
-                table.add_row(*cells, key=worker.hostname)
+                table.add_row(*(cells[i] for i in columns), key=worker.hostname)
             if rows:
                 table.move_cursor(row=min(cursor, len(rows) - 1))
         empty = self.query_one("#workers-empty", Static)
@@ -74,6 +187,26 @@ class WorkersScreen(LiveScreen):
             "No worker has been heard from yet. Workers send heartbeats every few seconds "
             "once they are connected to this broker."
         )
+
+    @on(DataTable.RowSelected)
+    def action_open(self) -> None:
+        hostname = self.selected_hostname()
+        if hostname is not None:
+            self.app.push_screen(WorkerDetailScreen(hostname))
+
+    def _ask(self, *, quietly: bool = False, hostname: str | None = None) -> None:
+        actions = self.app.actions
+        if actions is None:
+            if not quietly:
+                self.app.notify("Asking workers is not available here.", severity="warning")
+            return
+        actions.ask_workers(self.app, hostname, quietly=quietly)  # type: ignore[attr-defined]
+
+    def action_ask(self) -> None:
+        self._ask()
+
+    def action_control(self, action: str) -> None:
+        request_control(self.app, WorkerAction(action), self.selected_hostname())
 
     def action_close(self) -> None:
         self.app.pop_screen()
