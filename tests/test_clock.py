@@ -20,10 +20,12 @@ import pytest
 from celery import Celery
 
 from sluice_tui.celery_adapter.receiver import ReceiverThread, _Receiver
+from sluice_tui.celery_adapter.resync import Resync
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from tests import events as ev
 from tests.conftest import FakeClock
+from tests.test_resync import cluster_answering, request
 
 # Celery's utcoffset is hours west of UTC (time.timezone / 3600).
 UTC_WORKER = 0.0
@@ -113,3 +115,20 @@ def test_a_retry_sent_after_a_failure_is_listed_after_it(zone):
     assert monitor.store.record_action("a", "retry sent", {})
     events = [entry.event for entry in monitor.store.get("a").history]
     assert events == ["task-received", "task-failed", "retry sent"]
+
+
+@pytest.mark.usefixtures("monitor_in_new_york")
+@pytest.mark.parametrize("zone", [UTC_WORKER, TOKYO_WORKER], ids=["utc", "tokyo"])
+def test_a_resync_after_a_gap_is_listed_after_what_came_before_it(zone):
+    monitor = Monitor()
+    worker_now = monitor.clock.now - WORKER_LAG
+    monitor.deliver(worker_event(ev.received, "a", worker_now, utcoffset=zone))
+    # The stream broke; asked afterwards, the worker says the job started meanwhile.
+    monitor.clock.advance(30)
+    running = {**request("a"), "time_start": worker_now + 20}
+    Resync(
+        cluster_answering(active={"w1@host": [running]}), monitor.store, clock=monitor.clock
+    ).run()
+    job = monitor.store.get("a")
+    assert [entry.event for entry in job.history] == ["task-received", "resync: running on worker"]
+    assert job.state is JobState.ACTIVE

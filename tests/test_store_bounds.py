@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import MAX_BAD_REASONS, OTHER_BAD_REASONS, JobStore
 from sluice_tui.ui.screens.diagnostics import render_diagnostics
 from tests import events as ev
+from tests.cluster import Cluster, wait_for
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -148,3 +150,20 @@ def test_diagnostics_show_what_was_aged_out_crowded_out_and_forgotten(clock):
     assert lines["unfinished jobs aged out (no event for 1 h)"] == "2"
     assert lines["unfinished jobs forgotten to make room"] == "1"
     assert lines["workers forgotten (offline for 1 h)"] == "1"
+
+
+def test_a_live_monitor_ages_out_a_job_sent_where_no_worker_listens(tmp_path):
+    cluster = Cluster("filesystem", tmp_path)  # no worker at all
+    store = JobStore(stale_after=1.0)
+    receiver = ReceiverThread(cluster.app, store, resync=False, broadcasts=False)
+    receiver.start()
+    try:
+        wait_for(lambda: store.status.state == "connected", 10, "the connection")
+        job = cluster.send("demo.add", 1, 2)
+        wait_for(lambda: job.id in store, 10, "the task-sent event")
+        assert store.get(job.id).state is JobState.QUEUED
+        wait_for(lambda: job.id not in store, 10, "the job to age out")
+        assert store.stats().aged_out == 1
+    finally:
+        receiver.stop()
+        cluster.close()
