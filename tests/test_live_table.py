@@ -290,8 +290,8 @@ async def test_a_key_acts_on_the_row_drawn_not_on_one_a_tick_just_moved_in():
         newer = arrive(app, 0, 1)[0]  # a tick moves the cursor; no repaint yet
         assert table_of(app).cursor_id == newer
         app.screen.action_retry()  # the key lands before the repaint
+        await pilot.pause()  # the screen's request reaches the app as a message
         assert asked == [seen]
-        await pilot.pause()
         assert not table_of(app).following  # acting pins: the job stays put
         assert assert_selection_on_screen(app) == seen
         arrive(app, 10, 3)

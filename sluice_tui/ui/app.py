@@ -22,6 +22,14 @@ from sluice_tui.actions import ActionRecord, ActionsGate
 from sluice_tui.model.states import ALL_STATES, Action
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.job_index import JobIndex
+from sluice_tui.ui.messages import (
+    AskGoto,
+    OpenJob,
+    OpenWorkers,
+    RunAction,
+    ShowTaskJobs,
+    TogglePause,
+)
 from sluice_tui.ui.screens.action_log import ActionLogScreen
 from sluice_tui.ui.screens.diagnostics import DiagnosticsScreen
 from sluice_tui.ui.screens.goto import GotoScreen
@@ -130,10 +138,39 @@ class SluiceApp(App):
             self.events_per_second = (events - count) / (now - started)
             self._rate_window = (now, events)
 
+    # -- what screens ask for (see sluice_tui.ui.messages) -------------------
+
+    def on_open_job(self, message: OpenJob) -> None:
+        self.open_job(message.job_id)
+
+    def on_run_action(self, message: RunAction) -> None:
+        self.request_action(message.action, message.job_id)
+
+    def on_show_task_jobs(self, message: ShowTaskJobs) -> None:
+        self.show_task_jobs(message.task_name)
+
+    def on_open_workers(self, _message: OpenWorkers) -> None:
+        self.action_workers()
+
+    def on_ask_goto(self, _message: AskGoto) -> None:
+        self.action_goto()
+
+    def on_toggle_pause(self, _message: TogglePause) -> None:
+        self.toggle_pause()
+
     # -- navigation --------------------------------------------------------
 
     def open_job(self, job_id: str) -> None:
         self.push_screen(JobDetailScreen(job_id))
+
+    def show_task_jobs(self, task_name: str | None) -> None:
+        """Back to the job table (the first screen), filtered to one task name."""
+        self.index.set_task_filter(task_name)
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        screen = self.screen_stack[0]
+        if isinstance(screen, JobsScreen):
+            screen.view_changed()
 
     def action_workers(self) -> None:
         if not isinstance(self.screen, WorkersScreen):

@@ -61,6 +61,7 @@ class JobIndex:
         self.store = store
         self.version = -1  # nothing read yet
         self.state_filter: JobState | None = None
+        self.task_filter: str | None = None  # one task name, from the task types screen
         self.search = ""
         self.sort = SortColumn.SEEN
         # Newest first by default: what a monitor user looks at.
@@ -119,6 +120,12 @@ class JobIndex:
     def set_state_filter(self, state: JobState | None) -> None:
         if state is not self.state_filter:
             self.state_filter = state
+            self._rebuild()
+
+    def set_task_filter(self, name: str | None) -> None:
+        """Keep only jobs of one task name (exact), on top of the state filter."""
+        if name != self.task_filter:
+            self.task_filter = name
             self._rebuild()
 
     def set_search(self, text: str) -> None:
@@ -226,7 +233,7 @@ class JobIndex:
         # the candidates are already sorted by seq, and a stable sort on the
         # primary alone finishes the job.
         rows = self._rows
-        if self.search:
+        if self.search or self.task_filter is not None:
             visible = [i for i, row in rows.items() if self._matches(row)]
         elif self.state_filter is None:
             visible = list(rows)
@@ -248,6 +255,8 @@ class JobIndex:
 
     def _matches(self, row: JobRow) -> bool:
         if self.state_filter is not None and row.state is not self.state_filter:
+            return False
+        if self.task_filter is not None and row.name != self.task_filter:
             return False
         if not self.search:
             return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.syntax import Syntax
@@ -24,13 +24,11 @@ from sluice_tui.model.job import (
 )
 from sluice_tui.model.states import Action, JobState
 from sluice_tui.model.times import iso_epoch
+from sluice_tui.ui.messages import Host, OpenJob, RunAction
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import duration, full_time, inert, span, state_style
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 from sluice_tui.ui.widgets.history_view import HistoryView
-
-if TYPE_CHECKING:
-    from sluice_tui.ui.app import SluiceApp
 
 MAX_RELATED = 200
 LINK_KEYS = {RETRY_OF, RETRIED_AS}
@@ -215,7 +213,7 @@ class JobDetailScreen(LiveScreen):
         Binding("x", "revoke", "Revoke", id="detail.revoke"),
     ]
 
-    app: SluiceApp
+    app: Host  # type: ignore[assignment]  # what this screen reads; it asks by Messages
 
     def __init__(self, job_id: str) -> None:
         super().__init__()
@@ -304,7 +302,7 @@ class JobDetailScreen(LiveScreen):
     @on(OptionList.OptionSelected, "#related")
     def _open_related(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
-            self.app.open_job(event.option.id)
+            self.post_message(OpenJob(event.option.id))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open_related":
@@ -315,13 +313,13 @@ class JobDetailScreen(LiveScreen):
         """Enter anywhere on the screen opens the highlighted related job."""
         option = self.query_one("#related", OptionList).highlighted_option
         if option is not None and option.id:
-            self.app.open_job(option.id)
+            self.post_message(OpenJob(option.id))
 
     def action_close(self) -> None:
         self.app.pop_screen()
 
     def action_retry(self) -> None:
-        self.app.request_action(Action.RETRY, self.job_id)
+        self.post_message(RunAction(Action.RETRY, self.job_id))
 
     def action_revoke(self) -> None:
-        self.app.request_action(Action.REVOKE, self.job_id)
+        self.post_message(RunAction(Action.REVOKE, self.job_id))

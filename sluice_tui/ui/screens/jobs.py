@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from sluice_tui.model.states import ALL_STATES, Action
+from sluice_tui.ui.messages import AskGoto, Host, OpenJob, RunAction, ShowTaskJobs, TogglePause
 from sluice_tui.ui.screens.live import LiveScreen
+from sluice_tui.ui.text import inert
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 from sluice_tui.ui.widgets.job_table import JobTable
 from sluice_tui.ui.widgets.status_bar import StatusBar, StatusView
-
-if TYPE_CHECKING:
-    from sluice_tui.ui.app import SluiceApp
 
 FILTER_BINDINGS = [
     Binding("0", "filter(0)", "All states", id="jobs.filter.all", show=False),
@@ -46,16 +46,18 @@ class JobsScreen(LiveScreen):
         Binding("x", "revoke", "Revoke", id="jobs.revoke"),
     ]
 
-    app: SluiceApp
+    app: Host  # type: ignore[assignment]  # what this screen reads; it asks by Messages
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield Static(id="task-filter")
         yield JobTable(self.app.index, clock=self.app.clock, id="jobs")
         yield Input(placeholder="search id, name, worker, args, kwargs", id="search")
         yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#search").display = False
+        self._show_task_filter()
         self.table.focus()
         self.refresh_from_store(changed=True)
 
@@ -135,12 +137,15 @@ class JobsScreen(LiveScreen):
             self.app.index.set_search("")
             self._view_changed()
             self.table.focus()
+        elif self.app.index.task_filter is not None:
+            # A second escape (or the first, with no search) drops the task filter.
+            self.post_message(ShowTaskJobs(None))
 
     def action_goto(self) -> None:
-        self.app.action_goto()
+        self.post_message(AskGoto())
 
     def action_pause(self) -> None:
-        self.app.toggle_pause()
+        self.post_message(TogglePause())
 
     def action_retry(self) -> None:
         self._act(Action.RETRY)
@@ -153,7 +158,7 @@ class JobsScreen(LiveScreen):
         if row is None:
             self.notify("No job is selected.", severity="warning")
             return
-        self.app.request_action(action, row.id)
+        self.post_message(RunAction(action, row.id))
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -169,12 +174,30 @@ class JobsScreen(LiveScreen):
 
     @on(JobTable.Chosen)
     def _open(self, event: JobTable.Chosen) -> None:
-        self.app.open_job(event.job_id)
+        self.post_message(OpenJob(event.job_id))
 
     @on(JobTable.FollowChanged)
     def _follow_changed(self) -> None:
         self._show_status()
 
+    def view_changed(self) -> None:
+        """The index's filter or order moved: redraw the list and the header."""
+        self._show_task_filter()
+        self._view_changed()
+
     def _view_changed(self) -> None:
         self.table.view_changed()
         self._show_status()
+
+    def _show_task_filter(self) -> None:
+        name = self.app.index.task_filter
+        line = self.query_one("#task-filter", Static)
+        line.display = name is not None
+        if name is not None:
+            line.update(
+                Text.assemble(
+                    ("task: ", "grey62"),
+                    (inert(name), "bold"),
+                    ("  (escape shows all tasks)", "grey50"),
+                )
+            )
