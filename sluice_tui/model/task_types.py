@@ -1,0 +1,231 @@
+"""Figures per task name: jobs held by state, lifetime totals, runtimes, throughput.
+
+Pure Python.  The store calls :meth:`TaskTypes.moved` under its own lock
+whenever a job changes state or name, and :meth:`TaskTypes.forgot` when it
+drops a job, so the per-state counts always agree with the jobs the store
+holds (and the job table shows).  Lifetime totals (completed, failed,
+retries since the monitor started) are kept apart and never go down.
+
+Runtimes go into a fixed log-scale histogram per type (buckets a factor
+``GROWTH`` wide), so a percentile costs a walk over a few dozen buckets, not a
+sort of all runtimes.  A percentile is reported as its bucket's geometric
+middle, within ``RELATIVE_ERROR`` of a true runtime of that rank; max is exact.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sluice_tui.model.states import ALL_STATES, JobState
+
+GROWTH = 1.02  # each histogram bucket is 2 % wider than the last
+RELATIVE_ERROR = (GROWTH - 1) / (GROWTH + 1)  # about 1 %: middle to either edge
+SMALLEST = 1e-6  # runtimes below a microsecond share the first bucket
+MINUTES = 10  # the sparkline's span, in one-minute buckets
+_LOG_GROWTH = math.log(GROWTH)
+_STATE_INDEX = {state: i for i, state in enumerate(ALL_STATES)}
+_COMPLETED = _STATE_INDEX[JobState.COMPLETED]
+_FAILED = _STATE_INDEX[JobState.FAILED]
+_RETRYING = _STATE_INDEX[JobState.RETRYING]
+
+
+def bucket_of(seconds: float) -> int:
+    if seconds <= SMALLEST:
+        return 0
+    return 1 + int(math.log(seconds / SMALLEST) / _LOG_GROWTH)
+
+
+def bucket_value(bucket: int) -> float:
+    """The geometric middle of a bucket: within RELATIVE_ERROR of anything in it."""
+    if bucket == 0:
+        return SMALLEST
+    low = SMALLEST * GROWTH ** (bucket - 1)
+    return low * math.sqrt(GROWTH)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTypeSnapshot:
+    name: str
+    counts: dict[JobState, int]  # jobs held now, by state (agrees with the job table)
+    held: int
+    completed: int  # lifetime: completed since the monitor started
+    failed: int  # lifetime: failed since the monitor started
+    retries: int  # lifetime: retries seen
+    p50: float | None  # seconds, over finished jobs since start
+    p95: float | None
+    max: float | None
+    per_minute: float  # finished jobs per minute over the last 10 minutes (or since first)
+    completions: tuple[int, ...]  # per minute, oldest first, the last one is this minute
+    failures: tuple[int, ...]
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed over finished (lifetime); None when nothing has finished."""
+        return self.failed / self.finished if self.finished else None
+
+
+class _Type:
+    __slots__ = (
+        "cached",
+        "completed",
+        "counts",
+        "failed",
+        "first_finish",
+        "histogram",
+        "max",
+        "minutes",
+        "retries",
+        "runtimes",
+    )
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(ALL_STATES)
+        self.completed = self.failed = self.retries = self.runtimes = 0
+        self.histogram: dict[int, int] = {}
+        self.max: float | None = None
+        # minute number -> [completed, failed]; only the last MINUTES kept
+        self.minutes: dict[int, list[int]] = {}
+        self.first_finish: float | None = None
+        self.cached: tuple[float | None, float | None] | None = None  # (p50, p95)
+
+    def percentiles(self) -> tuple[float | None, float | None]:
+        if self.cached is None:
+            self.cached = (self.quantile(0.5), self.quantile(0.95))
+        return self.cached
+
+    def quantile(self, q: float) -> float | None:
+        if not self.runtimes:
+            return None
+        # The nearest-rank runtime: the ceil(q * n)-th smallest.
+        rank = max(1, math.ceil(q * self.runtimes))
+        seen = 0
+        for bucket in sorted(self.histogram):
+            seen += self.histogram[bucket]
+            if seen >= rank:
+                return bucket_value(bucket)
+        return None  # not reached: the buckets add up to runtimes
+
+
+class TaskTypes:
+    """Thread-safe figures per task name; written by the store, read by screens."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._types: dict[str, _Type] = {}
+        self.version = 0  # moves with every change: readers skip work when still
+
+    # -- writer side (the store, under its lock) --------------------------
+
+    def moved(
+        self,
+        old_name: str | None,
+        old_state: JobState | None,
+        name: str | None,
+        state: JobState,
+        timestamp: float,
+        runtime: float | None,
+    ) -> None:
+        """A job changed state or name.  ``old_state`` None: it is new to the store."""
+        with self._lock:
+            self.version += 1
+            if old_name is not None and old_state is not None:
+                self._types[old_name].counts[_STATE_INDEX[old_state]] -= 1
+            if name is None:
+                return
+            kind = self._types.get(name)
+            if kind is None:
+                kind = self._types[name] = _Type()
+            index = _STATE_INDEX[state]
+            kind.counts[index] += 1
+            if state is old_state:
+                return  # only the name came
+            if index == _RETRYING:
+                kind.retries += 1
+            elif index in (_COMPLETED, _FAILED):
+                self._finish(kind, index == _FAILED, timestamp, runtime)
+
+    def forgot(self, name: str | None, state: JobState) -> None:
+        """The store dropped a job: it leaves the counts of jobs held, not the totals."""
+        if name is None:
+            return
+        with self._lock:
+            self.version += 1
+            self._types[name].counts[_STATE_INDEX[state]] -= 1
+
+    def _finish(self, kind: _Type, failed: bool, timestamp: float, runtime: float | None) -> None:
+        if failed:
+            kind.failed += 1
+        else:
+            kind.completed += 1
+        if kind.first_finish is None:
+            kind.first_finish = timestamp
+        minute = int(timestamp // 60)
+        buckets = kind.minutes
+        slot = buckets.get(minute)
+        if slot is None:
+            slot = buckets[minute] = [0, 0]
+            if len(buckets) > MINUTES + 1:
+                for old in sorted(buckets)[: len(buckets) - MINUTES - 1]:
+                    del buckets[old]
+        slot[failed] += 1
+        if runtime is not None and runtime >= 0:
+            bucket = bucket_of(runtime)
+            kind.histogram[bucket] = kind.histogram.get(bucket, 0) + 1
+            kind.runtimes += 1
+            if kind.max is None or runtime > kind.max:
+                kind.max = runtime
+            kind.cached = None
+
+    # -- reader side --------------------------------------------------------
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._types)
+
+    def snapshot(self, now: float, names: Iterable[str] | None = None) -> list[TaskTypeSnapshot]:
+        """Every task type seen (or those in ``names``), in first-seen order."""
+        this_minute = int(now // 60)
+        minutes = range(this_minute - MINUTES + 1, this_minute + 1)
+        result = []
+        with self._lock:
+            types = self._types
+            wanted = types if names is None else [n for n in names if n in types]
+            for name in wanted:
+                kind = types[name]
+                p50, p95 = kind.percentiles()
+                empty = (0, 0)
+                per = [kind.minutes.get(m, empty) for m in minutes]
+                done = tuple(p[0] for p in per)
+                bad = tuple(p[1] for p in per)
+                result.append(
+                    TaskTypeSnapshot(
+                        name=name,
+                        counts=dict(zip(ALL_STATES, kind.counts, strict=True)),
+                        held=sum(kind.counts),
+                        completed=kind.completed,
+                        failed=kind.failed,
+                        retries=kind.retries,
+                        p50=p50,
+                        p95=p95,
+                        max=kind.max,
+                        per_minute=_per_minute(sum(done) + sum(bad), kind.first_finish, now),
+                        completions=done,
+                        failures=bad,
+                    )
+                )
+        return result
+
+
+def _per_minute(finished: int, first: float | None, now: float) -> float:
+    """Finished jobs per minute over the last 10 minutes, or since the first finish."""
+    if first is None or not finished:
+        return 0.0
+    span = min(MINUTES * 60.0, max(60.0, now - first))
+    return finished * 60.0 / span

@@ -1,0 +1,38 @@
+"""The queue board: depth, rate of change, history and the no-consumer flag."""
+
+from __future__ import annotations
+
+from sluice_tui.model.queues import HISTORY_SECONDS, QueueBoard, QueueSample
+
+T = 1_700_000_000.0
+
+
+def test_rate_says_filling_or_draining_and_history_keeps_ten_minutes():
+    board = QueueBoard()
+    board.watch(["celery", "slow"], "app")
+    for n in range(400):  # 800 s of polls, 2 s apart
+        board.record("celery", QueueSample(T + 2 * n, 10 + n, 1))
+        board.record("slow", QueueSample(T + 2 * n, 1000 - n, 2))
+    celery, slow = board.snapshot()
+    assert celery.messages == 409 and celery.rate == 0.5
+    assert slow.rate == -0.5
+    assert len(celery.history) == HISTORY_SECONDS // 2 + 1
+    assert celery.history[-1] == 409.0
+
+
+def test_a_backlog_without_consumers_is_flagged_from_the_workers_word():
+    board = QueueBoard()
+    board.watch(["orphans", "celery"], "option")
+    board.record("orphans", QueueSample(T, 5, None))
+    board.record("celery", QueueSample(T, 5, None))
+    assert board.get("orphans").consumers is None  # nobody said yet
+    board.set_worker_consumers({"celery": 2})
+    assert board.get("orphans").stuck and board.get("orphans").consumers == 0
+    assert not board.get("celery").stuck
+
+
+def test_a_missing_queue_reads_missing_with_no_count():
+    board = QueueBoard()
+    board.record("gone", QueueSample(T, None, None, missing=True))
+    (gone,) = board.snapshot()
+    assert gone.missing and gone.messages is None and not gone.stuck and gone.rate is None
