@@ -53,6 +53,7 @@ class QueueBoard:
         self._samples: dict[str, deque[QueueSample]] = {}
         self._sources: dict[str, set[str]] = {}
         self._consumers_known: dict[str, int] = {}
+        self._seen: set[str] = set()
         self.version = 0
 
     # -- which queues ---------------------------------------------------
@@ -66,6 +67,15 @@ class QueueBoard:
                     if source not in sources:
                         sources.add(source)
                         self.version += 1
+
+    def saw(self, name: str) -> None:
+        """A job's queue, from an event: called by the store on ingest, so cheap when known."""
+        if name in self._seen:  # a set read needs no lock; adding takes it
+            return
+        with self._lock:
+            self._seen.add(name)
+            self._sources.setdefault(name, set()).add("event")
+            self.version += 1
 
     def watched(self) -> list[str]:
         with self._lock:
