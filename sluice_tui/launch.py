@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,15 +37,41 @@ def mask_passwords(text: str) -> str:
     return _URL_PASSWORD.sub(r"\1**@", text)
 
 
+class Sources:
+    """Several feeds of the store started and stopped as one (the receiver, the queue poller)."""
+
+    def __init__(self, *sources) -> None:
+        self.sources = sources
+
+    def start(self) -> None:
+        for source in self.sources:
+            source.start()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        deadline = time.monotonic() + timeout
+        stopped = True
+        for source in self.sources:
+            stopped = source.stop(max(0.1, deadline - time.monotonic())) and stopped
+        return stopped
+
+
 def build_app(
     celery_app: Celery,
     *,
     max_jobs: int = DEFAULT_MAX_JOBS,
     read_only: bool = False,
     enable_events: bool = True,
+    queues: Iterable[str] = (),
+    queue_interval: float = 2.0,
 ) -> SluiceApp:
+    """The TUI over a new store, fed by the event receiver and the queue poller.
+
+    The poller only reads queue depths, so it runs in ``--read-only`` too.
+    ``queues`` are extra queue names to watch (``--queue``).
+    """
     from sluice_tui.actions import ActionsGate
     from sluice_tui.celery_adapter.control import CeleryControl
+    from sluice_tui.celery_adapter.queues import QueuePoller
     from sluice_tui.celery_adapter.receiver import ReceiverThread
     from sluice_tui.model.store import JobStore
     from sluice_tui.ui.actions import UIActions
@@ -52,8 +79,11 @@ def build_app(
 
     store = JobStore(max_jobs=max_jobs)
     receiver = ReceiverThread(celery_app, store, enable_events=enable_events, read_only=read_only)
+    poller = QueuePoller(celery_app, store, interval=queue_interval, extra_queues=queues)
     gate = ActionsGate(store, CeleryControl(celery_app), read_only=read_only)
-    return SluiceApp(store, source=receiver, actions=UIActions(gate), read_only=read_only)
+    return SluiceApp(
+        store, source=Sources(receiver, poller), actions=UIActions(gate), read_only=read_only
+    )
 
 
 def open_tui(celery_app: Celery, **options) -> int:
