@@ -27,7 +27,7 @@ from typing import Any
 
 from celery import Celery
 
-from sluice_tui.model.queues import QueueBoard, QueueSample
+from sluice_tui.model.queues import QueueSample, queues_of
 from sluice_tui.model.worker_info import board_of
 
 POLL_SECONDS = 2.0
@@ -38,14 +38,6 @@ def app_queue_names(app: Celery) -> list[str]:
     configured = app.conf.task_queues
     names = [getattr(q, "name", None) or str(q) for q in (configured or ())]
     return names or [app.conf.task_default_queue or "celery"]
-
-
-def queues_of(store: Any) -> QueueBoard:
-    """The store's queue board (``store.queues``), made on first use."""
-    board = getattr(store, "queues", None)
-    if board is None:
-        board = store.queues = QueueBoard()
-    return board
 
 
 class QueuePoller:

@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 HISTORY_SECONDS = 600.0  # the sparkline's span
 RATE_WINDOW = 30.0  # the rate is the depth change over about this long
@@ -144,3 +145,11 @@ def _rate(samples: Iterable[QueueSample]) -> float | None:
     if elapsed <= 0:
         return None
     return (last.messages - first.messages) / elapsed  # type: ignore[operator]
+
+
+def queues_of(store: Any) -> QueueBoard:
+    """The store's queue board (``store.queues``), made on first use for a bare store."""
+    board = getattr(store, "queues", None)
+    if board is None:
+        board = store.queues = QueueBoard()
+    return board

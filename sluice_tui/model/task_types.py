@@ -18,6 +18,7 @@ import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sluice_tui.model.states import ALL_STATES, JobState
 
@@ -229,3 +230,11 @@ def _per_minute(finished: int, first: float | None, now: float) -> float:
         return 0.0
     span = min(MINUTES * 60.0, max(60.0, now - first))
     return finished * 60.0 / span
+
+
+def task_types_of(store: Any) -> TaskTypes:
+    """The store's task types (``store.task_types``), made on first use for a bare store."""
+    types = getattr(store, "task_types", None)
+    if types is None:
+        types = store.task_types = TaskTypes()
+    return types

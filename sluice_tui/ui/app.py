@@ -25,6 +25,8 @@ from sluice_tui.ui.job_index import JobIndex
 from sluice_tui.ui.messages import (
     AskGoto,
     OpenJob,
+    OpenQueues,
+    OpenTaskTypes,
     OpenWorkers,
     RunAction,
     ShowTaskJobs,
@@ -37,6 +39,8 @@ from sluice_tui.ui.screens.help import HelpScreen
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
 from sluice_tui.ui.screens.jobs import FILTER_BINDINGS, JobsScreen
 from sluice_tui.ui.screens.live import LiveScreen
+from sluice_tui.ui.screens.queues import QueueDetailScreen, QueuesScreen
+from sluice_tui.ui.screens.task_types import TaskTypesScreen
 from sluice_tui.ui.screens.workers import WorkersScreen
 from sluice_tui.ui.widgets.job_table import JobTable
 
@@ -67,6 +71,8 @@ class SluiceApp(App):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("w", "workers", "Workers", id="app.workers"),
+        Binding("b", "queues", "Queues", id="app.queues"),
+        Binding("t", "task_types", "Task types", id="app.task_types"),
         Binding("l", "action_log", "Action log", id="app.action_log", show=False),
         Binding("d", "diagnostics", "Diagnostics", id="app.diagnostics", show=False),
         Binding("question_mark", "help", "Help", id="app.help"),
@@ -152,6 +158,12 @@ class SluiceApp(App):
     def on_open_workers(self, _message: OpenWorkers) -> None:
         self.action_workers()
 
+    def on_open_queues(self, _message: OpenQueues) -> None:
+        self.action_queues()
+
+    def on_open_task_types(self, _message: OpenTaskTypes) -> None:
+        self.action_task_types()
+
     def on_ask_goto(self, _message: AskGoto) -> None:
         self.action_goto()
 
@@ -175,6 +187,14 @@ class SluiceApp(App):
     def action_workers(self) -> None:
         if not isinstance(self.screen, WorkersScreen):
             self.push_screen(WorkersScreen())
+
+    def action_queues(self) -> None:
+        if not isinstance(self.screen, QueuesScreen):
+            self.push_screen(QueuesScreen())
+
+    def action_task_types(self) -> None:
+        if not isinstance(self.screen, TaskTypesScreen):
+            self.push_screen(TaskTypesScreen())
 
     def action_action_log(self) -> None:
         if not isinstance(self.screen, ActionLogScreen):
@@ -255,12 +275,19 @@ class SluiceApp(App):
         return [
             ("Jobs", jobs),
             ("Job detail", describe(JobDetailScreen.BINDINGS)),
+            ("Queues", describe(QueuesScreen.BINDINGS)),
+            ("Queue detail", describe(QueueDetailScreen.BINDINGS)),
+            ("Task types", describe(TaskTypesScreen.BINDINGS)),
             ("Everywhere", describe(self.BINDINGS)),
         ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Workers", "Show the workers screen", self.action_workers)
+        yield SystemCommand("Queues", "Broker queue depths and rates", self.action_queues)
+        yield SystemCommand(
+            "Task types", "Counts, failure rate, runtimes per task name", self.action_task_types
+        )
         yield SystemCommand("Help", "List every key", self.action_help)
         yield SystemCommand("Action log", "Every retry and revoke sent", self.action_action_log)
         yield SystemCommand(

@@ -1,0 +1,275 @@
+"""Task types: one row per task name, with counts, failure rate, runtimes and throughput.
+
+Counts by state are of the jobs the store holds, so they agree with the job
+table; the lifetime totals (since sluice-tui started) are labelled apart.
+The screen redraws only when the figures moved (or the minute turned, for the
+sparklines), so a busy cluster costs one snapshot of the types per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+from rich.cells import cell_len
+from rich.color import Color
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.renderables.sparkline import Sparkline
+from textual.widgets import DataTable, Input, Static
+
+from sluice_tui.model.states import JobState
+from sluice_tui.model.task_types import MINUTES, RELATIVE_ERROR, TaskTypeSnapshot, task_types_of
+from sluice_tui.ui.messages import Host, ShowTaskJobs
+from sluice_tui.ui.screens.live import LiveScreen
+from sluice_tui.ui.text import duration, inert
+from sluice_tui.ui.widgets.fitting_footer import FittingFooter
+
+SPARK_WIDTH = MINUTES
+DONE_COLOURS = (Color.parse("#005f00"), Color.parse("#5fff5f"))
+FAIL_COLOURS = (Color.parse("#5f0000"), Color.parse("#ff5f5f"))
+CELL_PADDING = 2  # DataTable pads each cell by one on either side
+
+
+class Column(NamedTuple):
+    label: str
+    rank: int  # lower joins first when the screen is narrow
+    key: Callable[[TaskTypeSnapshot], Any] | None  # how the column sorts; None: not sortable
+    cell: Callable[[TaskTypeSnapshot], Any]
+
+
+def _count(state: JobState) -> Callable[[TaskTypeSnapshot], int]:
+    return lambda t: t.counts[state]
+
+
+def _number(value: int) -> str:
+    return f"{value:,}" if value else ""
+
+
+def _rate(t: TaskTypeSnapshot) -> Text:
+    rate = t.failure_rate
+    if rate is None:
+        return Text("")
+    style = "bold red" if rate >= 0.2 else "red" if rate > 0 else "green"
+    return Text(f"{rate * 100:.1f}%", style)
+
+
+def _missing_last(value: float | None) -> float:
+    return -1.0 if value is None else value
+
+
+def _spark(values: tuple[int, ...], fail: bool) -> Sparkline | str:
+    if not any(values):
+        return ""
+    low, high = FAIL_COLOURS if fail else DONE_COLOURS
+    return Sparkline(values, width=SPARK_WIDTH, min_color=low, max_color=high)
+
+
+def _state_column(state: JobState, rank: int) -> Column:
+    count = _count(state)
+    return Column(state.value.upper(), rank, count, lambda t: _number(count(t)))
+
+
+# Left to right as shown; at 80 columns the lowest ranks are what remain.
+COLUMNS: tuple[Column, ...] = (
+    Column("TASK", 0, lambda t: t.name, lambda t: Text(inert(t.name))),
+    _state_column(JobState.UNKNOWN, 16),
+    _state_column(JobState.QUEUED, 5),
+    _state_column(JobState.SCHEDULED, 14),
+    _state_column(JobState.ACTIVE, 4),
+    _state_column(JobState.COMPLETED, 10),
+    _state_column(JobState.FAILED, 6),
+    _state_column(JobState.RETRYING, 13),
+    _state_column(JobState.CANCELLED, 15),
+    Column("FAIL%", 1, lambda t: _missing_last(t.failure_rate), _rate),
+    Column("RETRIES", 11, lambda t: t.retries, lambda t: _number(t.retries)),
+    Column("P50", 8, lambda t: _missing_last(t.p50), lambda t: duration(t.p50)),
+    Column("P95", 2, lambda t: _missing_last(t.p95), lambda t: duration(t.p95)),
+    Column("MAX", 9, lambda t: _missing_last(t.max), lambda t: duration(t.max)),
+    Column("/MIN", 3, lambda t: t.per_minute, lambda t: f"{t.per_minute:.1f}"),
+    Column("DONE 10M", 7, None, lambda t: _spark(t.completions, False)),
+    Column("FAILS 10M", 12, None, lambda t: _spark(t.failures, True)),
+    Column("OK TOTAL", 17, lambda t: t.completed, lambda t: _number(t.completed)),
+    Column("FAILED TOTAL", 18, lambda t: t.failed, lambda t: _number(t.failed)),
+)
+SORTABLE = tuple(i for i, column in enumerate(COLUMNS) if column.key is not None)
+
+
+def cell_width(cell: object) -> int:
+    if isinstance(cell, Sparkline):
+        return SPARK_WIDTH
+    return cell_len(cell.plain if isinstance(cell, Text) else str(cell))
+
+
+def choose_columns(width: int, labels: list[str], ranks: list[int], rows: list[tuple]) -> list[int]:
+    """Indexes of the columns that fit ``width`` cells, by rank, shown in order."""
+    chosen: list[int] = []
+    used = 0
+    for i in sorted(range(len(labels)), key=ranks.__getitem__):
+        widest = max((cell_width(row[i]) for row in rows), default=0)
+        need = max(len(labels[i]), widest) + CELL_PADDING
+        if i == 0 or used + need <= width:
+            chosen.append(i)
+            used += need
+    return sorted(chosen)
+
+
+class TaskTypesScreen(LiveScreen):
+    DEFAULT_CSS = """
+    TaskTypesScreen #types-title { height: 1; padding: 0 1; }
+    TaskTypesScreen #types-empty { padding: 1 2; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="types.back"),
+        Binding("enter", "open", "Its jobs", id="types.open"),
+        Binding("slash", "search", "Filter", id="types.search"),
+        Binding("s", "sort", "Sort", id="types.sort"),
+        Binding("S", "reverse", "Reverse sort", id="types.reverse", show=False),
+    ]
+
+    app: Host  # type: ignore[assignment]  # what this screen reads; it asks by Messages
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sort = COLUMNS.index(next(c for c in COLUMNS if c.label == "/MIN"))
+        self.reverse = True  # busiest first
+        self.filter = ""
+        self._columns: list[int] = []
+        self._shown: tuple | None = None  # what the table last drew from
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="types-title")
+        yield DataTable(id="types", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="filter task names", id="types-search")
+        yield Static(id="types-empty")
+        yield FittingFooter()
+
+    def on_mount(self) -> None:
+        self.query_one("#types-search").display = False
+        self.refresh_from_store(changed=True)
+        self.query_one(DataTable).focus()
+
+    def on_resize(self) -> None:
+        if self.live:
+            self._shown = None
+            self.refresh_from_store(changed=True)
+
+    def selected_name(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    # -- drawing --------------------------------------------------------------
+
+    def rows(self, now: float) -> list[TaskTypeSnapshot]:
+        """The task types shown: filtered, then sorted by the chosen column."""
+        types = task_types_of(self.app.store).snapshot(now)
+        if self.filter:
+            types = [t for t in types if self.filter in t.name.lower()]
+        key = COLUMNS[self.sort].key
+        assert key is not None
+        types.sort(key=key, reverse=self.reverse)
+        return types
+
+    def refresh_from_store(self, changed: bool) -> None:
+        now = self.app.clock()
+        types = task_types_of(self.app.store)
+        state = (types.version, int(now // 60), self.sort, self.reverse, self.filter)
+        if state == self._shown:
+            return  # nothing moved: no snapshot, no redraw
+        self._shown = state
+        rows = self.rows(now)
+        cells = [tuple(column.cell(t) for column in COLUMNS) for t in rows]
+        labels = [self._label(i) for i in range(len(COLUMNS))]
+        ranks = [column.rank for column in COLUMNS]
+        columns = choose_columns((self.size.width or 80) - 2, labels, ranks, cells)
+        table = self.query_one(DataTable)
+        selected = self.selected_name()
+        if columns != self._columns or (table.columns and self._labels_moved(labels)):
+            table.clear(columns=True)
+            for i in columns:
+                table.add_column(labels[i], key=str(i))
+            self._columns = columns
+        else:
+            table.clear()
+        for t, row in zip(rows, cells, strict=True):
+            table.add_row(*(row[i] for i in columns), key=t.name)
+        if rows:
+            names = [t.name for t in rows]
+            table.move_cursor(row=names.index(selected) if selected in names else 0)
+        self._show_title(len(rows), len(types.names()))
+        empty = self.query_one("#types-empty", Static)
+        empty.display = not rows
+        empty.update(
+            "No task matches the filter."
+            if self.filter
+            else "No task has been seen yet: task types appear as their jobs' events arrive."
+        )
+
+    def _label(self, i: int) -> str:
+        if i != self.sort:
+            return COLUMNS[i].label
+        return COLUMNS[i].label + (" \u25bc" if self.reverse else " \u25b2")
+
+    def _labels_moved(self, labels: list[str]) -> bool:
+        table = self.query_one(DataTable)
+        shown = [str(column.label) for column in table.columns.values()]
+        return shown != [labels[i] for i in self._columns]
+
+    def _show_title(self, shown: int, total: int) -> None:
+        parts: list[Any] = [("Task types", "bold"), f"  {shown} of {total}"]
+        if self.filter:
+            parts += ["  filter: ", (inert(self.filter), "bold")]
+        parts.append(
+            (
+                f"  counts: jobs held now; FAIL%, runtimes, /MIN and TOTAL: since start "
+                f"(runtimes within {RELATIVE_ERROR:.0%})",
+                "grey50",
+            )
+        )
+        self.query_one("#types-title", Static).update(Text.assemble(*parts))
+
+    # -- keys ------------------------------------------------------------------
+
+    def action_sort(self) -> None:
+        self.sort = SORTABLE[(SORTABLE.index(self.sort) + 1) % len(SORTABLE)]
+        self.refresh_from_store(changed=True)
+
+    def action_reverse(self) -> None:
+        self.reverse = not self.reverse
+        self.refresh_from_store(changed=True)
+
+    def action_search(self) -> None:
+        search = self.query_one("#types-search", Input)
+        search.display = True
+        search.focus()
+
+    def action_back(self) -> None:
+        search = self.query_one("#types-search", Input)
+        if search.display or search.value:
+            search.value = ""
+            search.display = False
+            self.query_one(DataTable).focus()
+            return
+        self.dismiss()
+
+    @on(DataTable.RowSelected)
+    def action_open(self) -> None:
+        name = self.selected_name()
+        if name is not None:
+            self.post_message(ShowTaskJobs(name))
+
+    @on(Input.Changed, "#types-search")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter = event.value.strip().lower()
+        self.refresh_from_store(changed=True)
+
+    @on(Input.Submitted, "#types-search")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.action_back()
+        else:
+            self.query_one(DataTable).focus()
