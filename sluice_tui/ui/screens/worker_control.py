@@ -7,7 +7,7 @@ has been typed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -20,9 +20,6 @@ from textual.widgets import Button, Input, Label, Static
 from sluice_tui.actions import ActionRefused, WorkerAction, WorkerCommand, worker_command
 from sluice_tui.model.worker_info import WorkerFigures
 from sluice_tui.ui.text import inert
-
-if TYPE_CHECKING:
-    from sluice_tui.ui.app import SluiceApp
 
 A = WorkerAction
 
@@ -193,7 +190,7 @@ class WorkerControlScreen(ModalScreen[WorkerCommand | None]):
         self.dismiss(None)
 
 
-def request_control(app: SluiceApp, action: WorkerAction, hostname: str | None) -> None:
+def request_control(app: Any, action: WorkerAction, hostname: str | None) -> None:
     """Open a control's dialog for ``hostname`` through the app's actions."""
     if app.actions is None:
         app.notify(f"{action.value} is not available here.", severity="warning")

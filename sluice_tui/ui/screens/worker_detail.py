@@ -7,7 +7,7 @@ for an ETA) and, where the store lacks them, what the worker said when asked
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -22,13 +22,11 @@ from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import JobState
 from sluice_tui.model.worker_info import HeldJob, WorkerBoard, WorkerFigures, board_of
 from sluice_tui.model.workers import WorkerSnapshot
+from sluice_tui.ui.messages import Host, OpenJob
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.screens.worker_control import CONTROL_BINDINGS, CONTROL_KEYS, request_control
 from sluice_tui.ui.text import clock_time, duration, inert, short_id, state_style
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
-
-if TYPE_CHECKING:
-    from sluice_tui.ui.app import SluiceApp
 
 # What each state of a job on a worker means there, in Celery's words.
 KIND_OF = {JobState.ACTIVE: "active", JobState.QUEUED: "reserved", JobState.SCHEDULED: "scheduled"}
@@ -140,7 +138,7 @@ class WorkerDetailScreen(LiveScreen):
         *CONTROL_BINDINGS,
     ]
 
-    app: SluiceApp
+    app: Host  # type: ignore[assignment]  # what this screen reads; it asks by Messages
 
     def __init__(self, hostname: str) -> None:
         super().__init__()
@@ -225,7 +223,7 @@ class WorkerDetailScreen(LiveScreen):
     def _open_job(self, event: DataTable.RowSelected) -> None:
         job_id = event.row_key.value
         if job_id:
-            self.app.open_job(job_id)
+            self.post_message(OpenJob(job_id))
 
     def _ask(self, *, quietly: bool = False) -> None:
         actions = self.app.actions

@@ -8,7 +8,7 @@ through the actions gate, after its dialog.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -21,14 +21,12 @@ from textual.widgets import DataTable, Static
 from sluice_tui.actions import WorkerAction
 from sluice_tui.model.worker_info import WorkerFigures, board_of
 from sluice_tui.model.workers import WorkerSnapshot
+from sluice_tui.ui.messages import Host
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.screens.worker_control import CONTROL_BINDINGS, CONTROL_KEYS, request_control
 from sluice_tui.ui.screens.worker_detail import WorkerDetailScreen, board_line
 from sluice_tui.ui.text import duration, inert
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
-
-if TYPE_CHECKING:
-    from sluice_tui.ui.app import SluiceApp
 
 TREND_WIDTH = 12  # heartbeats shown in a row's sparkline (about 24 s at 2 s)
 
@@ -125,7 +123,7 @@ class WorkersScreen(LiveScreen):
         *CONTROL_BINDINGS,
     ]
 
-    app: SluiceApp
+    app: Host  # type: ignore[assignment]  # what this screen reads; it asks by Messages
 
     def __init__(self) -> None:
         super().__init__()
