@@ -1,11 +1,23 @@
-"""Reduced benchmarks with their targets: `pytest -m bench` (not in the default run).
+"""The README's speed targets, at the README's sizes: `pytest -m bench` (not in the default run).
 
-Noise margins, from repeated runs on the 2-core development machine:
-- ingest ratio: CPU-time best of three still moved between 4.5x and 5.2x from
-  run to run (the machine is shared), so a fall of more than 25 % fails;
-- memory: tracemalloc counts are deterministic to within a few percent: 10 %;
-- end to end: the drain ratio moved by about 10 % between runs: 15 %;
-- UI: key-to-redraw CPU times vary by about a third between runs: 50 % over.
+Each floor is the target in the README's "Speed" table, loosened only by the
+noise measured on the 2-core development machine (shared with other work).
+Each margin is the spread (largest / smallest - 1) of the figure over five
+runs of this module on the same code, 2026-11-23:
+
+- ingest ratio, 400k events: 4.37-4.59x without eviction (5 %), 5.20-5.75x
+  evicting at 10 000 jobs (11 %);
+- memory ratio at 100k jobs: 0.1996 in every run (tracemalloc is exact): none;
+- end-to-end drain ratio: RabbitMQ 50k backlog 0.93-0.99x (6 %), Redis 10k
+  burst 0.87-0.94x (8 %): below the 1.0x target in every run, so these fail
+  or pass by the margin alone;
+- UI at 100k jobs and 5k events/s (medians, ms): filter 27-65, sort 49-87,
+  tick 8.6-12.5, cursor 4.8-31.  The highs all came from one run made while
+  other tests loaded the machine; the spread is too wide to be a margin, so
+  the UI has none, and a cursor move over one frame on a loaded machine fails;
+- scaling, max_jobs 10 000: the 10k-event time per event moved 2.67-3.10 us
+  (16 %), the 1M / 10k ratio was 0.92-1.08; memory at 1M events was below
+  the 100k figure in every run: none.
 """
 
 from __future__ import annotations
@@ -15,36 +27,74 @@ import asyncio
 import pytest
 
 from bench import end_to_end, ingest, memory, scaling, ui
-from tests.cluster import RABBITMQ_URL, require_broker
+from tests.cluster import RABBITMQ_URL, REDIS_URL, require_broker
 
 pytestmark = pytest.mark.bench
 
+# Targets, as the README states them.
+INGEST_RATIO = 4.0  # x Celery's State, 400k events, with and without eviction
+MEMORY_RATIO = 0.30  # bytes per job / State's, at 100k jobs
+DRAIN_RATIO = 1.0  # x Celery's bare Receiver: 50k RabbitMQ backlog, 10k Redis burst
+SWITCH_MS = 100.0  # filter or sort switch, key to redraw, 100k jobs, 5k events/s
+TICK_MS = 20.0  # one refresh tick, main-thread CPU
+FRAME_MS = 1000 / 60  # a cursor move redraws within one frame
 
-def test_ingest_is_four_times_celery_state():
-    result = ingest.measure(40_000, repeat=2)
-    assert result["ratio"] >= 4.0 * 0.75, result
+# Noise margins: the spread measured over repeated runs (see the docstring).
+INGEST_NOISE = {"full": 0.05, "evicting": 0.11}
+MEMORY_NOISE = 0.0
+DRAIN_NOISE = {"rabbitmq": 0.06, "redis": 0.08}
+UI_NOISE = 0.0
+TIME_PER_EVENT_NOISE = 0.16
+MEMORY_FLAT_NOISE = 0.0
+
+
+@pytest.mark.parametrize(
+    ("case", "max_jobs"),
+    [("full", ingest.UNBOUNDED), ("evicting", 10_000)],
+    ids=["full", "evicting"],
+)
+def test_ingest_is_four_times_celery_state(case, max_jobs):
+    result = ingest.measure(400_000, repeat=3, max_jobs=max_jobs)
+    print(result)
+    assert result["ratio"] >= INGEST_RATIO * (1 - INGEST_NOISE[case]), result
 
 
 def test_memory_per_job_is_under_a_third_of_celery_state():
-    result = memory.measure(5_000)
-    assert result["ratio"] <= 0.30 * 1.10, result
+    result = memory.measure(100_000)
+    print(result)
+    assert result["ratio"] <= MEMORY_RATIO * (1 + MEMORY_NOISE), result
 
 
-def test_end_to_end_drain_costs_no_more_than_the_bare_receiver():
-    require_broker(RABBITMQ_URL)
-    result = end_to_end.measure(end_to_end.RABBITMQ, 5_000, repeat=2)
-    assert result["ratio"] >= 1.0 * 0.85, result
+@pytest.mark.parametrize(
+    ("case", "url", "broker", "events"),
+    [
+        ("rabbitmq", RABBITMQ_URL, end_to_end.RABBITMQ, 50_000),
+        ("redis", REDIS_URL, end_to_end.REDIS, 10_000),
+    ],
+    ids=["rabbitmq", "redis"],
+)
+def test_end_to_end_drain_costs_no_more_than_the_bare_receiver(case, url, broker, events):
+    require_broker(url)
+    result = end_to_end.measure(broker, events, repeat=3)
+    print(result)
+    assert result["ratio"] >= DRAIN_RATIO * (1 - DRAIN_NOISE[case]), result
 
 
 def test_ui_switches_and_ticks_within_budget():
-    store = ui.filled_store(10_000)
-    figures = asyncio.run(ui.sluice_figures(store, rate=5_000, rounds=1))
-    assert figures["filter"] < 100 * 1.5, figures
-    assert figures["sort"] < 100 * 1.5, figures
-    assert figures["tick"] < 20 * 1.5, figures
+    store = ui.filled_store(100_000)
+    figures = asyncio.run(ui.sluice_figures(store, rate=5_000, rounds=3))
+    print(figures)
+    over = 1 + UI_NOISE
+    budgets = {"filter": SWITCH_MS, "sort": SWITCH_MS, "tick": TICK_MS, "cursor": FRAME_MS}
+    missed = {name: figures[name] for name, ms in budgets.items() if figures[name] >= ms * over}
+    assert not missed, figures
 
 
-def test_ingest_grows_linearly_with_eviction():
-    rows = scaling.measure((10_000, 60_000), max_jobs=2_000)
-    assert rows[1]["us_per_event"] <= rows[0]["us_per_event"] * 1.5, rows
-    assert rows[1]["mb"] <= rows[0]["mb"] * 3 + 1, rows  # bounded by max_jobs, not events
+def test_ingest_stays_linear_and_memory_flat_with_eviction():
+    # README: time per event flat from 10k to 1M events; memory the same at
+    # 100k and at 1M events once max_jobs (10 000) is reached.
+    rows = scaling.measure((10_000, 100_000, 1_000_000), max_jobs=10_000)
+    print(rows)
+    small, mid, large = rows
+    assert large["us_per_event"] <= small["us_per_event"] * (1 + TIME_PER_EVENT_NOISE), rows
+    assert large["mb"] <= mid["mb"] * (1 + MEMORY_FLAT_NOISE), rows
