@@ -79,6 +79,14 @@ def test_demo_reaches_six_states_within_30_seconds_and_leaves_nothing(tmp_path):
     states = {job["state"] for job in jobs}
     assert len(states) >= 6, states
     assert {"completed", "failed", "active", "scheduled"} <= states
+    # The demo's shape: jobs wait on the archive queue, which no worker reads,
+    # while the reports queue has a worker of its own.
+    by_queue = {}
+    for job in jobs:
+        by_queue.setdefault((job["queue"] or "").rsplit(".", 1)[-1], set()).add(job["state"])
+    assert by_queue["archive"] == {"queued"}, by_queue
+    assert "completed" in by_queue["reports"], by_queue
+    assert len({job["name"] for job in jobs if job["state"] == "failed"}) >= 3, jobs
     assert alive(children | descendants(demo.pid)) == set()
     assert left_in(tmp_path) == []  # the demo's directory, and the pool's pymp-* in it
 

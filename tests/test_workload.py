@@ -1,9 +1,12 @@
-"""The demo workload app can be imported without leaving anything on disk."""
+"""The demo workload: importing it leaves nothing on disk, and its mix has the demo's shape."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
+import statistics
 import subprocess
 import sys
 
@@ -38,3 +41,35 @@ def test_importing_the_workload_without_a_broker_writes_nothing(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_the_demo_keeps_one_queue_filling_one_unread_and_failure_rates_apart(tmp_path):
+    """The generator's mix against the demo's workers: what the queue views will show."""
+    from sluice_tui.demo.runner import SEND_INTERVAL, WORKERS, _workload
+    from sluice_tui.demo.workload import demo_queues
+
+    queues = demo_queues("ns")
+    rng = random.Random(12)
+    jobs = list(itertools.islice(_workload(rng, tmp_path, queues), 20_000))
+    seconds = len(jobs) * SEND_INTERVAL
+
+    def consumers(role):
+        return [w for w in WORKERS if w[1] == role]
+
+    # Reports arrive faster than their workers' slots can run them.
+    reports = [args for name, args, options in jobs if options.get("queue") == queues["reports"]]
+    slots = sum(size for _, _, size in consumers("reports"))
+    assert slots and len(reports) / seconds > 1.2 * slots / statistics.mean(a[1] for a in reports)
+    # Jobs go to the archive queue, and no worker reads it.
+    assert any(options.get("queue") == queues["archive"] for _, _, options in jobs)
+    assert consumers("archive") == []
+    # Task types fail in different measures and take different times.
+    declined = [args[2] for name, args, _ in jobs if name == "demo.charge"]
+    corrupt = [args[2] for name, args, _ in jobs if name == "demo.resize"]
+    assert 0.15 < statistics.mean(declined) < 0.25
+    assert 0.02 < statistics.mean(corrupt) < 0.06
+    runtime = {
+        name: statistics.mean(args[1] for n, args, _ in jobs if n == name)
+        for name in ("demo.charge", "demo.resize", "demo.report")
+    }
+    assert runtime["demo.charge"] < runtime["demo.resize"] < runtime["demo.report"]

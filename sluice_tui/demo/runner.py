@@ -2,7 +2,10 @@
 
 Celery's filesystem:// transport and a file result backend live in a temporary
 directory; real prefork workers run as subprocesses; a generator thread keeps
-sending jobs that reach every state.  Everything is torn down on the way out,
+sending jobs that reach every state.  The cluster has a shape worth watching:
+two workers keep up with the default queue, the reports queue gets jobs faster
+than its one slow worker runs them, the archive queue has no worker at all, and
+the task types fail and take time in different measures.  Everything is torn down on the way out,
 whether the user quits, presses Ctrl+C, or the process is terminated; a stop
 the user asked for is the demo's normal end, so it exits with status 0.
 """
@@ -20,13 +23,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from sluice_tui.celery_adapter.connect import SetupError
+from sluice_tui.demo.workload import demo_queues
 
-WORKERS = 2
-CONCURRENCY = 2  # few enough slots that long jobs leave others queued
+# (node name, queue role, pool size): few enough slots that long jobs leave
+# others queued.  The archive queue is left without a worker on purpose.
+WORKERS = (("demo1", "tasks", 2), ("demo2", "tasks", 2), ("reports", "reports", 1))
 SEND_INTERVAL = 0.4  # seconds between jobs: a steady, readable trickle
 READY_TIMEOUT = 30.0
 # SIGTERM and SIGHUP (the terminal went away) unwind like Ctrl+C.
@@ -34,9 +39,12 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 STOPPING = "sluice-tui demo: stopping workers..."
 
 
-def worker_argv(node_name: str, concurrency: int) -> list[str]:
-    """A prefork worker for the workload app, started without -E like many in production."""
-    return [
+def worker_argv(node_name: str, concurrency: int, queues: Sequence[str] = ()) -> list[str]:
+    """A prefork worker for the workload app, started without -E like many in production.
+
+    Without ``queues`` it consumes the app's default queue.
+    """
+    argv = [
         sys.executable,
         "-m",
         "celery",
@@ -52,6 +60,9 @@ def worker_argv(node_name: str, concurrency: int) -> list[str]:
         "-l",
         "INFO",
     ]
+    if queues:
+        argv += ["-Q", ",".join(queues)]
+    return argv
 
 
 def _die_with_parent() -> None:
@@ -70,6 +81,7 @@ class DemoCluster:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.namespace = f"sluice-demo-{uuid.uuid4().hex[:8]}"
+        self.queues = demo_queues(self.namespace)
         self.env = {
             **os.environ,
             "SLUICE_BROKER": str(root),
@@ -85,11 +97,12 @@ class DemoCluster:
 
     def start_workers(self) -> None:
         (self.root / "tmp").mkdir(exist_ok=True)
-        for n in range(1, WORKERS + 1):
+        for n, (node, role, concurrency) in enumerate(WORKERS, 1):
             log = open(self.root / f"worker{n}.log", "w")  # noqa: SIM115 - closed with the process
+            argv = worker_argv(f"{node}@{self.namespace}", concurrency, [self.queues[role]])
             self.workers.append(
                 subprocess.Popen(
-                    worker_argv(f"demo{n}@{self.namespace}", CONCURRENCY),
+                    argv,
                     env=self.env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -120,7 +133,7 @@ class DemoCluster:
         rng = random.Random()
         marker_dir = self.root / "markers"
         marker_dir.mkdir(exist_ok=True)
-        for job in _workload(rng, marker_dir):
+        for job in _workload(rng, marker_dir, self.queues):
             if self._stop.wait(SEND_INTERVAL):
                 return
             name, args, options = job
@@ -149,15 +162,22 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _opening(marker_dir: Path) -> list[tuple[str, tuple, dict]]:
-    """One of each kind first, so every state shows within seconds of starting."""
+Job = tuple[str, tuple, dict]
+
+
+def _opening(marker_dir: Path, queues: dict[str, str]) -> list[Job]:
+    """One of each kind first, so every state and queue shows within seconds of starting."""
     return [
         ("demo.fail", ("order 1001 could not be charged",), {}),
         ("demo.slow", (40.0,), {}),
+        ("demo.report", ("weekly sales", 4.0), {"queue": queues["reports"]}),
         ("demo.add", (1, 1), {"countdown": 90}),  # scheduled through the first minutes
+        ("demo.archive", (1,), {"queue": queues["archive"]}),
         ("demo.add", (2, 2), {"countdown": 3, "expires": 1}),  # expires: revoked
+        ("demo.charge", (1002, 0.3, True), {}),
         ("demo.flaky", (2, 2.0), {}),
         ("demo.reject", (), {}),
+        ("demo.resize", ("cat.png", 1.5, False), {}),
         ("demo.slow", (45.0,), {}),
         ("demo.spawn", (3,), {}),
         ("demo.measure", ("x" * 3000,), {}),
@@ -166,41 +186,74 @@ def _opening(marker_dir: Path) -> list[tuple[str, tuple, dict]]:
     ]
 
 
-def _workload(rng: random.Random, marker_dir: Path) -> Iterator[tuple[str, tuple, dict]]:
+# How often each kind of job is sent (weights add up to 1), and how to make one.
+# The reports queue gets 0.14 / SEND_INTERVAL = 0.35 jobs/s and its one slot runs
+# 0.25/s (4 s each): it fills by about 6 a minute.  The default queue's two
+# workers have 4 slots for about 1.6 slots of work, so they keep up once the
+# opening's long jobs end.
+Maker = Callable[[random.Random, int, Path, dict[str, str]], Job]
+MIX: tuple[tuple[float, Maker], ...] = (
+    (0.14, lambda r, n, m, q: ("demo.add", (r.randint(1, 99), r.randint(1, 99)), {})),
+    (
+        0.14,
+        # Payments: quick, one in five declined.
+        lambda r, n, m, q: ("demo.charge", (1000 + n, r.uniform(0.1, 0.6), r.random() < 0.2), {}),
+    ),
+    (
+        0.10,
+        # Images: a second or two, one in twenty-five corrupt.
+        lambda r, n, m, q: (
+            "demo.resize",
+            (f"img{n}.jpg", r.uniform(0.5, 2.5), r.random() < 0.04),
+            {},
+        ),
+    ),
+    (
+        0.14,
+        lambda r, n, m, q: (
+            "demo.report",
+            (f"report {n}", r.uniform(3, 5)),
+            {"queue": q["reports"]},
+        ),
+    ),
+    (0.06, lambda r, n, m, q: ("demo.archive", (n,), {"queue": q["archive"]})),
+    (
+        0.05,
+        lambda r, n, m, q: (
+            "demo.fail",
+            (f"order {r.randint(1000, 9999)} could not be charged",),
+            {},
+        ),
+    ),
+    (0.06, lambda r, n, m, q: ("demo.flaky", (r.randint(1, 3), 2.0), {})),
+    (0.05, lambda r, n, m, q: ("demo.add", (n, 1), {"countdown": r.uniform(8, 30)})),
+    # Long jobs, to revoke; rare enough that the workers keep up.
+    (
+        0.05,
+        lambda r, n, m, q: (
+            ("demo.slow", (r.uniform(5, 20),), {}) if r.random() < 0.5 else ("demo.add", (n, 3), {})
+        ),
+    ),
+    (0.04, lambda r, n, m, q: ("demo.measure", ("x" * r.randint(2000, 6000),), {})),
+    # Expires before its countdown: the worker revokes it on arrival.
+    (0.04, lambda r, n, m, q: ("demo.add", (n, 2), {"countdown": 4, "expires": 2})),
+    (0.03, lambda r, n, m, q: ("demo.reject", (), {})),
+    (0.04, lambda r, n, m, q: ("demo.spawn", (r.randint(2, 4),), {})),
+    (0.03, lambda r, n, m, q: ("demo.fail_once", (str(m / f"m{n}"),), {})),
+    (0.03, lambda r, n, m, q: ("demo.slow", (r.uniform(1, 5),), {})),
+)
+
+
+def _workload(rng: random.Random, marker_dir: Path, queues: dict[str, str]) -> Iterator[Job]:
     """An endless, varied stream of jobs that between them reach every state."""
-    yield from _opening(marker_dir)
+    yield from _opening(marker_dir, queues)
+    weights = [weight for weight, _ in MIX]
+    makers = [make for _, make in MIX]
     count = 0
     while True:
         count += 1
-        roll = rng.random()
-        if roll < 0.30:
-            yield "demo.add", (rng.randint(1, 99), rng.randint(1, 99)), {}
-        elif roll < 0.42:
-            yield "demo.fail", (f"order {rng.randint(1000, 9999)} could not be charged",), {}
-        elif roll < 0.52:
-            yield "demo.flaky", (rng.randint(1, 3), 2.0), {}
-        elif roll < 0.60:
-            yield "demo.add", (count, 1), {"countdown": rng.uniform(8, 30)}
-        elif roll < 0.68:
-            # Long jobs, to revoke; kept short and rare enough that the
-            # workers keep up and the backlog does not grow without end.
-            if rng.random() < 0.5:
-                yield "demo.slow", (rng.uniform(5, 20),), {}
-            else:
-                yield "demo.add", (count, 3), {}
-        elif roll < 0.74:
-            yield "demo.measure", ("x" * rng.randint(2000, 6000),), {}
-        elif roll < 0.79:
-            # Expires before its countdown: the worker revokes it on arrival.
-            yield "demo.add", (count, 2), {"countdown": 4, "expires": 2}
-        elif roll < 0.84:
-            yield "demo.reject", (), {}
-        elif roll < 0.90:
-            yield "demo.spawn", (rng.randint(2, 4),), {}
-        elif roll < 0.95:
-            yield "demo.fail_once", (str(marker_dir / f"m{count}"),), {}
-        else:
-            yield "demo.slow", (rng.uniform(1, 5),), {}
+        (make,) = rng.choices(makers, weights)
+        yield make(rng, count, marker_dir, queues)
 
 
 def _interrupt(signum, frame) -> None:
@@ -229,7 +282,10 @@ def running_demo() -> Iterator[DemoCluster]:
         # A second Ctrl+C or SIGTERM must not cut the clean-up short.
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
-        print(STOPPING, file=sys.stderr, flush=True)
+        # The terminal may be gone (SIGHUP) or stderr a closed pipe: saying so
+        # must not skip stopping the workers.
+        with contextlib.suppress(OSError, ValueError):
+            print(STOPPING, file=sys.stderr, flush=True)
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
         for sig, handler in previous.items():

@@ -23,6 +23,19 @@ from celery import Celery
 from celery.exceptions import Reject
 
 
+def demo_queues(namespace: str) -> dict[str, str]:
+    """The demo's queues by role: one its workers keep up with, one they cannot, one unread.
+
+    Only the demo routes jobs to the last two; other users of the workload
+    (the tests' clusters) see the default queue alone.
+    """
+    return {
+        "tasks": f"{namespace}.tasks",  # the default queue; two workers keep up with it
+        "reports": f"{namespace}.reports",  # one slow consumer: fills faster than it drains
+        "archive": f"{namespace}.archive",  # no worker consumes it: a backlog that only grows
+    }
+
+
 def config_from_env(env: Mapping[str, str] = os.environ) -> dict:
     """Celery settings for the workload, from SLUICE_* variables in ``env``."""
     broker = env.get("SLUICE_BROKER", "")
@@ -32,7 +45,7 @@ def config_from_env(env: Mapping[str, str] = os.environ) -> dict:
         "task_send_sent_event": True,
         "task_track_started": True,
         "result_extended": True,
-        "task_default_queue": f"{namespace}.tasks",
+        "task_default_queue": demo_queues(namespace)["tasks"],
         "event_exchange": f"{namespace}.ev",
         "control_exchange": f"{namespace}.ctl",
         "broker_connection_retry_on_startup": True,
@@ -105,12 +118,52 @@ def progress(self, steps: int) -> int:
     return steps
 
 
-@app.task(name="demo.slow")
-def slow(seconds: float) -> float:
+def _work_for(seconds: float) -> None:
+    """Stand in for real work, in short sleeps so that a terminate lands at once."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+@app.task(name="demo.slow")
+def slow(seconds: float) -> float:
+    _work_for(seconds)
     return seconds
+
+
+class PaymentDeclined(Exception):
+    pass
+
+
+@app.task(name="demo.charge")
+def charge(order: int, seconds: float, declined: bool = False) -> str:
+    """A card payment: quick, and declined when the sender says so (about one in five)."""
+    _work_for(seconds)
+    if declined:
+        raise PaymentDeclined(f"card for order {order} declined (insufficient funds)")
+    return f"order {order} charged"
+
+
+@app.task(name="demo.resize")
+def resize(image: str, seconds: float, corrupt: bool = False) -> str:
+    """An image job: slower than a payment, and seldom failing."""
+    _work_for(seconds)
+    if corrupt:
+        raise OSError(f"cannot identify image file {image!r}")
+    return f"{image} resized"
+
+
+@app.task(name="demo.report")
+def report(title: str, seconds: float) -> str:
+    """A long job on the demo's reports queue, sent faster than its one slot can run them."""
+    _work_for(seconds)
+    return f"report {title!r} written"
+
+
+@app.task(name="demo.archive")
+def archive(batch: int) -> int:
+    """Sent to the demo's archive queue, which no worker consumes: it never runs there."""
+    return batch
 
 
 @app.task(name="demo.reject", acks_late=True)
