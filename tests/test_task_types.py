@@ -3,62 +3,54 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice_tui.model.states import JobState
-from sluice_tui.model.task_types import RELATIVE_ERROR, TaskTypes
+from sluice_tui.model.task_types import RELATIVE_ERROR, TaskTypes, held_counts
 
 NOW = 1_700_000_000.0
 
 
 def run(types: TaskTypes, name: str, runtime: float, *, fail: bool = False, at: float = NOW):
-    """One job's life: queued, active, then finished."""
-    types.moved(None, None, name, JobState.QUEUED, at, None)
-    types.moved(name, JobState.QUEUED, name, JobState.ACTIVE, at, None)
+    """One job finishing, as the store reports it."""
     end = JobState.FAILED if fail else JobState.COMPLETED
-    types.moved(name, JobState.ACTIVE, name, end, at + runtime, runtime)
+    types.record(name, end, at + runtime, runtime)
 
 
-def test_counts_and_failure_rate_follow_a_known_workload():
+class Row(NamedTuple):
+    name: str | None
+    state: JobState
+
+
+def test_lifetime_totals_and_failure_rate_follow_a_known_workload():
     types = TaskTypes()
     for n in range(10):
         run(types, "proj.add", 0.1, fail=n < 3)
-    types.moved(None, None, "proj.add", JobState.QUEUED, NOW, None)
-    types.moved("proj.add", JobState.QUEUED, "proj.add", JobState.RETRYING, NOW, None)
+    types.record("proj.add", JobState.RETRYING, NOW, None)
     run(types, "proj.mul", 1.0)
     add, mul = types.snapshot(NOW + 5)
     assert (add.name, add.completed, add.failed, add.retries) == ("proj.add", 7, 3, 1)
     assert add.failure_rate == 0.3
-    assert add.counts[JobState.COMPLETED] == 7 and add.counts[JobState.FAILED] == 3
-    assert add.counts[JobState.RETRYING] == 1 and add.held == 11
-    assert mul.failure_rate == 0.0 and mul.counts[JobState.COMPLETED] == 1
+    assert mul.failure_rate == 0.0 and mul.completed == 1
     assert add.completions[-1] == 7 and add.failures[-1] == 3
 
 
-def test_forgetting_a_job_leaves_the_held_counts_not_the_lifetime_totals():
+def test_held_counts_come_from_the_rows_held_and_add_types_not_finished_yet():
     types = TaskTypes()
     run(types, "proj.add", 0.5, fail=True)
-    types.forgot("proj.add", JobState.FAILED)
-    (add,) = types.snapshot(NOW)
-    assert add.counts[JobState.FAILED] == 0 and add.held == 0
+    rows = [
+        Row("proj.add", JobState.ACTIVE),
+        Row("proj.slow", JobState.QUEUED),
+        Row(None, JobState.UNKNOWN),
+    ]
+    add, slow = types.snapshot(NOW, held_counts(rows))
+    # The failed job was evicted: it left the held counts, not the lifetime totals.
+    assert add.counts[JobState.FAILED] == 0 and add.counts[JobState.ACTIVE] == 1
     assert add.failed == 1 and add.failure_rate == 1.0
-
-
-def test_a_name_learned_late_moves_the_job_under_it():
-    types = TaskTypes()
-    types.moved(None, None, None, JobState.ACTIVE, NOW, None)  # started came first
-    types.moved(None, JobState.ACTIVE, "proj.add", JobState.ACTIVE, NOW, None)  # then received
-    (add,) = types.snapshot(NOW)
-    assert add.counts[JobState.ACTIVE] == 1 and add.completed == 0
-
-
-def test_nothing_finished_has_no_failure_rate_and_no_percentiles():
-    types = TaskTypes()
-    types.moved(None, None, "proj.slow", JobState.ACTIVE, NOW, None)
-    (slow,) = types.snapshot(NOW)
-    assert slow.failure_rate is None and slow.p50 is None and slow.max is None
+    assert slow.held == 1 and slow.failure_rate is None and slow.p50 is None and slow.max is None
 
 
 def test_the_sparkline_keeps_ten_minutes_per_minute():

@@ -39,7 +39,7 @@ def feed_workload(store: JobStore, clock: FakeClock) -> None:
             feed(ev.failed(job, T + n + 2.1))
     if not types.names():  # the store does not feed task types yet: do what it will
         for row in store.all_rows()[1]:
-            types.moved(None, None, row.name, row.state, T + 10, row.runtime)
+            types.record(row.name, row.state, T + 10, row.runtime)
 
 
 def make_app(size_clock: float = T + 30) -> SluiceApp:
@@ -79,7 +79,7 @@ async def test_task_types_sort_by_each_column_and_fit_80_columns():
         for label in ("TASK", "FAIL%", "P95", "/MIN"):
             assert label in header
         table = screen.query_one(DataTable)
-        figures = task_types_of(app.store).snapshot(app.clock())
+        figures = task_types_of(app.store).snapshot(app.clock(), app.index.type_counts)
         for _ in SORTABLE:
             await pilot.press("s")
             key = COLUMNS[screen.sort].key

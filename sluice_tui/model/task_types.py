@@ -1,22 +1,26 @@
-"""Figures per task name: jobs held by state, lifetime totals, runtimes, throughput.
+"""Figures per task name: lifetime totals, runtimes and throughput; held counts by state.
 
-Pure Python.  The store calls :meth:`TaskTypes.moved` under its own lock
-whenever a job changes state or name, and :meth:`TaskTypes.forgot` when it
-drops a job, so the per-state counts always agree with the jobs the store
-holds (and the job table shows).  Lifetime totals (completed, failed,
-retries since the monitor started) are kept apart and never go down.
+Pure Python.  Two halves, so that ingest stays cheap:
+
+- lifetime figures (completed, failed, retries since the monitor started, the
+  runtime histogram, per-minute completions and failures): the store calls
+  :meth:`TaskTypes.record` when a job finishes or retries, about once a job;
+- jobs held now by state: counted by the reader from the jobs it holds (the
+  job table's index keeps them per name as it syncs; ``stats`` counts the
+  store's rows with :func:`held_counts`), so they agree with the job table by
+  construction, evictions included.
 
 Runtimes go into a fixed log-scale histogram per type (buckets a factor
 ``GROWTH`` wide), so a percentile costs a walk over a few dozen buckets, not a
 sort of all runtimes.  A percentile is reported as its bucket's geometric
-middle, within ``RELATIVE_ERROR`` of a true runtime of that rank; max is exact.
+middle, within ``RELATIVE_ERROR`` of the true runtime of that rank; max is exact.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +32,6 @@ SMALLEST = 1e-6  # runtimes below a microsecond share the first bucket
 MINUTES = 10  # the sparkline's span, in one-minute buckets
 _LOG_GROWTH = math.log(GROWTH)
 _STATE_INDEX = {state: i for i, state in enumerate(ALL_STATES)}
-_COMPLETED = _STATE_INDEX[JobState.COMPLETED]
-_FAILED = _STATE_INDEX[JobState.FAILED]
-_RETRYING = _STATE_INDEX[JobState.RETRYING]
 
 
 def bucket_of(seconds: float) -> int:
@@ -114,51 +115,45 @@ class _Type:
         return None  # not reached: the buckets add up to runtimes
 
 
+def held_counts(rows: Iterable[Any]) -> dict[str, list[int]]:
+    """Jobs per task name and state (in ALL_STATES order), from rows with .name and .state."""
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        if row.name is not None:
+            per = counts.get(row.name)
+            if per is None:
+                per = counts[row.name] = [0] * len(ALL_STATES)
+            per[_STATE_INDEX[row.state]] += 1
+    return counts
+
+
+_NOBODY = _Type()  # the figures of a type with nothing finished yet (never written)
+
+
 class TaskTypes:
-    """Thread-safe figures per task name; written by the store, read by screens."""
+    """Thread-safe lifetime figures per task name; written by the store, read by screens."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._types: dict[str, _Type] = {}
         self.version = 0  # moves with every change: readers skip work when still
 
-    # -- writer side (the store, under its lock) --------------------------
+    # -- writer side (the store, on a job's move into completed, failed, retrying) --
 
-    def moved(
-        self,
-        old_name: str | None,
-        old_state: JobState | None,
-        name: str | None,
-        state: JobState,
-        timestamp: float,
-        runtime: float | None,
+    def record(
+        self, name: str | None, state: JobState, timestamp: float, runtime: float | None
     ) -> None:
-        """A job changed state or name.  ``old_state`` None: it is new to the store."""
-        with self._lock:
-            self.version += 1
-            if old_name is not None and old_state is not None:
-                self._types[old_name].counts[_STATE_INDEX[old_state]] -= 1
-            if name is None:
-                return
-            kind = self._types.get(name)
-            if kind is None:
-                kind = self._types[name] = _Type()
-            index = _STATE_INDEX[state]
-            kind.counts[index] += 1
-            if state is old_state:
-                return  # only the name came
-            if index == _RETRYING:
-                kind.retries += 1
-            elif index in (_COMPLETED, _FAILED):
-                self._finish(kind, index == _FAILED, timestamp, runtime)
-
-    def forgot(self, name: str | None, state: JobState) -> None:
-        """The store dropped a job: it leaves the counts of jobs held, not the totals."""
         if name is None:
             return
         with self._lock:
             self.version += 1
-            self._types[name].counts[_STATE_INDEX[state]] -= 1
+            kind = self._types.get(name)
+            if kind is None:
+                kind = self._types[name] = _Type()
+            if state is JobState.RETRYING:
+                kind.retries += 1
+            elif state is JobState.COMPLETED or state is JobState.FAILED:
+                self._finish(kind, state is JobState.FAILED, timestamp, runtime)
 
     def _finish(self, kind: _Type, failed: bool, timestamp: float, runtime: float | None) -> None:
         if failed:
@@ -190,26 +185,32 @@ class TaskTypes:
         with self._lock:
             return list(self._types)
 
-    def snapshot(self, now: float, names: Iterable[str] | None = None) -> list[TaskTypeSnapshot]:
-        """Every task type seen (or those in ``names``), in first-seen order."""
+    def snapshot(
+        self, now: float, held: Mapping[str, Sequence[int]] | None = None
+    ) -> list[TaskTypeSnapshot]:
+        """Every task type seen: those with lifetime figures, then any only held now."""
         this_minute = int(now // 60)
         minutes = range(this_minute - MINUTES + 1, this_minute + 1)
+        held = held or {}
+        nothing = (0,) * len(ALL_STATES)
+        empty = (0, 0)
         result = []
         with self._lock:
             types = self._types
-            wanted = types if names is None else [n for n in names if n in types]
-            for name in wanted:
-                kind = types[name]
+            names = list(types)
+            names += [name for name in held if name not in types]
+            for name in names:
+                kind = types.get(name) or _NOBODY
                 p50, p95 = kind.percentiles()
-                empty = (0, 0)
                 per = [kind.minutes.get(m, empty) for m in minutes]
                 done = tuple(p[0] for p in per)
                 bad = tuple(p[1] for p in per)
+                counts = held.get(name, nothing)
                 result.append(
                     TaskTypeSnapshot(
                         name=name,
-                        counts=dict(zip(ALL_STATES, kind.counts, strict=True)),
-                        held=sum(kind.counts),
+                        counts=dict(zip(ALL_STATES, counts, strict=True)),
+                        held=sum(counts),
                         completed=kind.completed,
                         failed=kind.failed,
                         retries=kind.retries,

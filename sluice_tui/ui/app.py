@@ -71,8 +71,8 @@ class SluiceApp(App):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("w", "workers", "Workers", id="app.workers"),
-        Binding("b", "queues", "Queues", id="app.queues"),
-        Binding("t", "task_types", "Task types", id="app.task_types"),
+        Binding("b", "queues", "Queues", id="app.queues", show=False),
+        Binding("t", "task_types", "Task types", id="app.task_types", show=False),
         Binding("l", "action_log", "Action log", id="app.action_log", show=False),
         Binding("d", "diagnostics", "Diagnostics", id="app.diagnostics", show=False),
         Binding("question_mark", "help", "Help", id="app.help"),

@@ -19,6 +19,7 @@ from typing import Any
 from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
+from sluice_tui.model.task_types import held_counts
 
 _STATE_ORDER = {state: i for i, state in enumerate(ALL_STATES)}
 # A tick with more changes than max(BULK_MIN, rows / BULK_SHARE) rebuilds the
@@ -81,6 +82,9 @@ class JobIndex:
         # What the list holds, as of the last sync: the header shows these, so a
         # paused list and its counts stay still together.
         self.state_counts: Counter[JobState] = Counter()
+        # The same per task name (counts in ALL_STATES order), for the task
+        # types screen: it agrees with this list because it is this list's.
+        self.type_counts: dict[str, list[int]] = {}
         # How many rows have each text length, per text column: the table sizes
         # its columns to their content without measuring every row each tick.
         self._lengths: dict[str, Counter[int]] = {field: Counter() for field in MEASURED}
@@ -184,9 +188,16 @@ class JobIndex:
             self._haystacks.pop(job_id, None)
             self.state_counts[old.state] -= 1
             self._measure(old, -1)
+            if old.name is not None:
+                self.type_counts[old.name][_STATE_ORDER[old.state]] -= 1
         if new is not None:
             self.state_counts[new.state] += 1
             self._measure(new, 1)
+            if new.name is not None:
+                per = self.type_counts.get(new.name)
+                if per is None:
+                    per = self.type_counts[new.name] = [0] * len(ALL_STATES)
+                per[_STATE_ORDER[new.state]] += 1
         if new is None:
             self._rows.pop(job_id, None)
             self._primaries.pop(job_id, None)
@@ -217,6 +228,7 @@ class JobIndex:
         self._next_seq = len(self._seq)
         self.noted = sum(1 for row in rows if row.note is not None)
         self.state_counts = Counter(row.state for row in rows)
+        self.type_counts = held_counts(rows)
         self._lengths = {field: Counter() for field in MEASURED}
         for row in rows:
             self._measure(row, 1)

@@ -55,7 +55,7 @@ def rate_text(rate: float | None) -> Text:
 
 def note_text(queue: QueueSnapshot) -> Text:
     if queue.missing:
-        return Text("missing: the broker has no such queue", "bold red")
+        return Text("missing (not created)", "bold red")
     if queue.error:
         return Text(f"unreadable: {inert(queue.error)}", "red")
     if queue.stuck:
@@ -131,7 +131,9 @@ class QueuesScreen(LiveScreen):
         if columns != self._columns:
             table.clear(columns=True)
             for i in columns:
-                table.add_column(labels[i], key=labels[i])
+                # A sparkline has no measure of its own: give its column one.
+                width = SPARK_WIDTH if labels[i] == "DEPTH 10M" else None
+                table.add_column(labels[i], key=labels[i], width=width)
             self._columns = columns
         else:
             table.clear()

@@ -138,6 +138,7 @@ class TaskTypesScreen(LiveScreen):
         self.filter = ""
         self._columns: list[int] = []
         self._shown: tuple | None = None  # what the table last drew from
+        self._seen = self._total = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="types-title")
@@ -166,9 +167,10 @@ class TaskTypesScreen(LiveScreen):
 
     def rows(self, now: float) -> list[TaskTypeSnapshot]:
         """The task types shown: filtered, then sorted by the chosen column."""
-        types = task_types_of(self.app.store).snapshot(now)
+        types = task_types_of(self.app.store).snapshot(now, self.app.index.type_counts)
         if self.filter:
             types = [t for t in types if self.filter in t.name.lower()]
+        self._seen = len(types)
         key = COLUMNS[self.sort].key
         assert key is not None
         types.sort(key=key, reverse=self.reverse)
@@ -177,11 +179,19 @@ class TaskTypesScreen(LiveScreen):
     def refresh_from_store(self, changed: bool) -> None:
         now = self.app.clock()
         types = task_types_of(self.app.store)
-        state = (types.version, int(now // 60), self.sort, self.reverse, self.filter)
+        state = (
+            types.version,
+            self.app.index.version,
+            int(now // 60),
+            self.sort,
+            self.reverse,
+            self.filter,
+        )
         if state == self._shown:
             return  # nothing moved: no snapshot, no redraw
         self._shown = state
         rows = self.rows(now)
+        self._total = self._seen
         cells = [tuple(column.cell(t) for column in COLUMNS) for t in rows]
         labels = [self._label(i) for i in range(len(COLUMNS))]
         ranks = [column.rank for column in COLUMNS]
@@ -191,7 +201,10 @@ class TaskTypesScreen(LiveScreen):
         if columns != self._columns or (table.columns and self._labels_moved(labels)):
             table.clear(columns=True)
             for i in columns:
-                table.add_column(labels[i], key=str(i))
+                # A sparkline has no measure of its own: give its column one.
+                spark = COLUMNS[i].key is None
+                width = max(SPARK_WIDTH, len(labels[i])) if spark else None
+                table.add_column(labels[i], key=str(i), width=width)
             self._columns = columns
         else:
             table.clear()
@@ -200,7 +213,7 @@ class TaskTypesScreen(LiveScreen):
         if rows:
             names = [t.name for t in rows]
             table.move_cursor(row=names.index(selected) if selected in names else 0)
-        self._show_title(len(rows), len(types.names()))
+        self._show_title(len(rows), self._total)
         empty = self.query_one("#types-empty", Static)
         empty.display = not rows
         empty.update(
