@@ -45,6 +45,7 @@ examples:
   sluice-tui -A proj                               use proj's Celery app and config
   sluice-tui dump -A proj --seconds 10 --state failed
                                                    print failed jobs as JSON
+  sluice-tui stats -A proj --json                  queue depths, task types, workers
   celery -A proj sluice retry 7513d231             the same commands under celery
 """
 
@@ -83,16 +84,40 @@ WATCH_OPTIONS = (
     ),
 )
 _SECONDS = click.FloatRange(min=0, min_open=True)
-DUMP_OPTIONS = (
+LISTEN_SECONDS = click.option(
+    "--seconds", type=_SECONDS, default=5.0, metavar="N", help="How long to listen (default 5)."
+)
+# Which broker queues to watch besides the app's own, the workers' and the jobs'.
+QUEUE_OPTIONS = (
     click.option(
-        "--seconds", type=_SECONDS, default=5.0, metavar="N", help="How long to listen (default 5)."
+        "--queue",
+        "queues",
+        multiple=True,
+        metavar="NAME",
+        help="Also watch this queue's depth (repeatable).",
     ),
+)
+TUI_OPTIONS = (
     click.option(
-        "--until-idle",
-        type=_SECONDS,
+        "--queue-interval",
+        type=click.FloatRange(min=0.2),
+        default=2.0,
         metavar="S",
-        help="Stop early once every job seen has finished and no event came for S seconds.",
+        help="Seconds between queue depth polls (default 2).",
     ),
+)
+UNTIL_IDLE = click.option(
+    "--until-idle",
+    type=_SECONDS,
+    metavar="S",
+    help="Stop early once every job seen has finished and no event came for S seconds.",
+)
+VERBOSE = click.option(
+    "-v", "--verbose", is_flag=True, help="Report connection and worker changes on stderr."
+)
+DUMP_OPTIONS = (
+    LISTEN_SECONDS,
+    UNTIL_IDLE,
     click.option(
         "--state",
         "states",
@@ -100,9 +125,13 @@ DUMP_OPTIONS = (
         type=click.Choice([s.value for s in JobState]),
         help="Keep only jobs in this state (repeatable).",
     ),
-    click.option(
-        "-v", "--verbose", is_flag=True, help="Report connection and worker changes on stderr."
-    ),
+    VERBOSE,
+)
+STATS_OPTIONS = (
+    LISTEN_SECONDS,
+    UNTIL_IDLE,
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object, not tables."),
+    VERBOSE,
 )
 DEMO_OPTIONS = (
     click.option(
@@ -253,6 +282,7 @@ def build_commands(
     )
     @click.version_option(__version__, prog_name="sluice-tui", message="%(prog)s %(version)s")
     @connect
+    @_options(*QUEUE_OPTIONS, *TUI_OPTIONS)
     @click.pass_context
     def group(ctx: click.Context, **_: Any) -> None:
         # Library loggers must not write to the terminal: the TUI owns it, and
@@ -264,7 +294,12 @@ def build_commands(
             def tui() -> int:
                 from sluice_tui.launch import open_tui
 
-                return open_tui(find_app(ctx, options), **_watch(options))
+                return open_tui(
+                    find_app(ctx, options),
+                    queues=options["queues"],
+                    queue_interval=options["queue_interval"],
+                    **_watch(options),
+                )
 
             _finish(ctx, tui)
 
@@ -287,6 +322,36 @@ def build_commands(
                 seconds=options["seconds"],
                 until_idle=options["until_idle"],
                 states={JobState(s) for s in options["states"]} or None,
+                verbose=options["verbose"],
+                **_watch(options),
+            )
+
+        _finish(ctx, work)
+
+    @group.command(
+        help="Listen to the cluster for N seconds, poll its queues' depths and ask its workers, "
+        "then print queues (messages, consumers), task types (jobs by state, failure rate, "
+        "retries, runtime p50/p95/max, per minute) and workers (active, processed, "
+        "concurrency, queues), as tables or one JSON object. With --read-only the workers "
+        "are not asked (that publishes a request): their figures come from heartbeats. "
+        "Exit status 1: the broker could not be reached.",
+        short_help="Listen for a while, then print queue, task type and worker figures.",
+    )
+    @connect
+    @_options(*STATS_OPTIONS, *QUEUE_OPTIONS)
+    @click.pass_context
+    def stats(ctx: click.Context, **_: Any) -> None:
+        options = _merged(ctx)
+
+        def work() -> int:
+            from sluice_tui.stats import stats_app
+
+            return stats_app(
+                find_app(ctx, options),
+                seconds=options["seconds"],
+                until_idle=options["until_idle"],
+                as_json=options["as_json"],
+                queues=options["queues"],
                 verbose=options["verbose"],
                 **_watch(options),
             )
@@ -378,7 +443,9 @@ def run_demo(dump_seconds: float | None, watch: dict[str, Any]) -> int:
             return dump_app(app, seconds=dump_seconds, max_jobs=watch["max_jobs"])
         from sluice_tui.launch import open_tui
 
-        return open_tui(app, **watch)
+        # Watched from the start, before any job names them: the archive queue
+        # has no worker, so no worker names it either.
+        return open_tui(app, queues=list(cluster.queues.values()), **watch)
 
 
 def _app_from_options(ctx: click.Context, options: Options) -> Celery:

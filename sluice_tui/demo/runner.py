@@ -170,7 +170,7 @@ def _opening(marker_dir: Path, queues: dict[str, str]) -> list[Job]:
     return [
         ("demo.fail", ("order 1001 could not be charged",), {}),
         ("demo.slow", (40.0,), {}),
-        ("demo.report", ("weekly sales", 4.0), {"queue": queues["reports"]}),
+        ("demo.report", ("weekly sales", 6.0), {"queue": queues["reports"]}),
         ("demo.add", (1, 1), {"countdown": 90}),  # scheduled through the first minutes
         ("demo.archive", (1,), {"queue": queues["archive"]}),
         ("demo.add", (2, 2), {"countdown": 3, "expires": 1}),  # expires: revoked
@@ -188,7 +188,7 @@ def _opening(marker_dir: Path, queues: dict[str, str]) -> list[Job]:
 
 # How often each kind of job is sent (weights add up to 1), and how to make one.
 # The reports queue gets 0.14 / SEND_INTERVAL = 0.35 jobs/s and its one slot runs
-# 0.25/s (4 s each): it fills by about 6 a minute.  The default queue's two
+# a sixth of one a second (6 s each): it fills by about 10 a minute.  The default queue's two
 # workers have 4 slots for about 1.6 slots of work, so they keep up once the
 # opening's long jobs end.
 Maker = Callable[[random.Random, int, Path, dict[str, str]], Job]
@@ -212,7 +212,7 @@ MIX: tuple[tuple[float, Maker], ...] = (
         0.14,
         lambda r, n, m, q: (
             "demo.report",
-            (f"report {n}", r.uniform(3, 5)),
+            (f"report {n}", r.uniform(5, 7)),
             {"queue": q["reports"]},
         ),
     ),
