@@ -53,7 +53,9 @@ def run(request, tmp_path_factory):
         else:
             stats = cluster.sluice("stats", "-A", WORKLOAD_APP, *options)
         out, err = LineReader(stats.stdout), LineReader(stats.stderr)
-        err.wait_for("connected", 30)
+        # A heartbeat heard: stats listens, and the worker (started without -E)
+        # sends events, so every job below is seen from its start.
+        err.wait_for("worker seen", 30)
         results = [cluster.send("demo.add", 1, 1) for _ in range(ADDS)]
         results += [cluster.send("demo.fail", "boom") for _ in range(FAILS)]
         cluster.send(HOSTILE)
