@@ -245,7 +245,7 @@ class ReceiverThread:
         self.adapter.check_sent_events(now)
         if now - self._last_sweep >= SWEEP_INTERVAL and self._connected_at is not None:
             self._last_sweep = now
-            self.store.age_out(now)  # also the time it stamps each job's last event with
+            self.store.age_out(now)  # it looks through the jobs about once a minute
             for hostname, jobs in self.store.sweep_workers(now, self._connected_at).items():
                 if jobs:
                     self.store.add_notice(

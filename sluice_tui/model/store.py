@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, KeysView, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,12 +99,6 @@ class Changes:
     workers_changed: bool
 
 
-class _StoredJob(Job):
-    """A job as the store holds it: with the time it last had an event."""
-
-    __slots__ = ("touched",)
-
-
 class JobStore:
     """Jobs and workers, kept bounded and fresh.
 
@@ -153,19 +147,19 @@ class JobStore:
         # Jobs in the order they finished: eviction pops from the left, so it
         # never scans past the unfinished jobs it keeps.  An entry whose job
         # has since left or moved on is skipped.
-        self._finished: deque[_StoredJob] = deque()
+        self._finished: deque[Job] = deque()
         self._min_finished = max(1, max_jobs // 10)
         # The jobs that were waiting at the last look (_look_for_waiting), oldest
         # first.  Not kept up to date per event (that cost ingest 3 %): it is
         # refilled by age_out's pass, or by eviction when it runs dry, and
         # the jobs that waited longest are in it anyway.
-        self._waiting: deque[_StoredJob] = deque()
+        self._waiting: deque[Job] = deque()
         self._created_since_look = 0
-        # The store's idea of now, set by age_out: every event stamps its job
-        # with it, which costs less than reading a clock per event.
-        self._now = clock()
-        self._next_scan = self._now
-        self._evicted: OrderedDict[str, None] = OrderedDict()
+        self._next_scan = clock()  # when age_out next looks through the jobs
+        # Ids of the last evicted finished jobs, to drop their late events: a
+        # set to look in, and the order to forget them in.
+        self._evicted: set[str] = set()
+        self._evicted_order: deque[str] = deque()
         self._evicted_limit = max(1_000, max_jobs // 10)
         self._feed: list[str] = []
         self._feed_base = 0
@@ -215,10 +209,9 @@ class JobStore:
                 if job_id in self._evicted:
                     self._dropped_late += 1
                     return
-                job = jobs[job_id] = _StoredJob(job_id, self._clock(), self.history_cap)
+                job = jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
                 self._counts[JobState.UNKNOWN] += 1
                 self._created_since_look += 1
-            job.touched = self._now
             old_state = job.state
             old_parent = job.parent_id
             if job.apply(step, timestamp, hostname, data, plan):
@@ -271,8 +264,7 @@ class JobStore:
             if job is None:
                 if not create:
                     return False
-                job = self._jobs[job_id] = _StoredJob(job_id, self._clock(), self.history_cap)
-                job.touched = self._now
+                job = self._jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
                 self._counts[JobState.UNKNOWN] += 1
                 self._created_since_look += 1
                 if len(self._jobs) > self.max_jobs:
@@ -429,10 +421,10 @@ class JobStore:
                     self._counts[job.state] -= 1
                     if job.parent_id is not None:
                         self._unlink_child(job.parent_id, job_id)
-                    evicted = self._evicted
-                    evicted[job_id] = None
-                    if len(evicted) > self._evicted_limit:
-                        evicted.popitem(last=False)
+                    self._evicted.add(job_id)
+                    self._evicted_order.append(job_id)
+                    if len(self._evicted_order) > self._evicted_limit:
+                        self._evicted.discard(self._evicted_order.popleft())
                     self._feed.append(job_id)
                     self._evicted_total += 1
             elif self._waiting or self._look_for_waiting():
@@ -471,30 +463,34 @@ class JobStore:
         if job.parent_id is not None:
             self._unlink_child(job.parent_id, job.id)
         if remember:
-            self._evicted[job.id] = None
-            if len(self._evicted) > self._evicted_limit:
-                self._evicted.popitem(last=False)
+            self._evicted.add(job.id)
+            self._evicted_order.append(job.id)
+            if len(self._evicted_order) > self._evicted_limit:
+                self._evicted.discard(self._evicted_order.popleft())
         self._feed.append(job.id)
 
     def age_out(self, now: float) -> tuple[int, int]:
         """Drop unfinished jobs and workers that have been quiet too long.
 
-        Call it every few seconds (the receiver does): it sets the time that
-        events stamp their jobs with, and about once a minute (at most every
-        hundredth of ``stale_after``) it looks through the jobs and workers.
-        Returns (jobs aged out, workers forgotten) by this call.
+        The receiver calls it every few seconds; it looks through the jobs and
+        workers about once a minute (at most every hundredth of
+        ``stale_after``).  Nothing is stamped per event, which would cost
+        ingest: a job is judged by its history, read only for the few
+        unfinished jobs first seen longer than ``stale_after`` ago and not
+        quiet for a good reason.  Returns (jobs aged out, workers forgotten).
         """
         with self._lock:
-            self._now = now
             if now < self._next_scan:
                 return 0, 0
             self._next_scan = now + min(AGE_SCAN_EVERY, self.stale_after / 100)
+            cutoff = now - self.stale_after
             stale = [
                 job
                 for job in self._jobs.values()
-                if job.state not in FINISHED_STATES
-                and now - job.touched > self.stale_after
+                if job.first_seen < cutoff
+                and job.state not in FINISHED_STATES
                 and not self._still_expected(job, now)
+                and _last_heard(job) < cutoff
             ]
             for job in stale:
                 self._drop(job, remember=False)
@@ -667,6 +663,17 @@ class JobStore:
     def bad_event_samples(self) -> list[tuple[float, str, str]]:
         with self._lock:
             return list(self._bad_samples)
+
+
+def _last_heard(job: Job) -> float:
+    """The time of the job's latest history entry: its last event, or an action on it.
+
+    Event times are the senders' epoch seconds, on the same base as the
+    monitor's clock; a sender's clock a little off hardly matters at the scale
+    of stale_after.
+    """
+    history = job.transitions()
+    return history[-1].timestamp if history else job.first_seen
 
 
 def _hostname(worker: Worker) -> str:
