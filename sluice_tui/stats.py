@@ -269,17 +269,18 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 
 # -- tables -----------------------------------------------------------------
 
-# The states shown as columns, headed short so that names keep their room;
-# the rest (unknown, cancelled) add up in "other".
-_STATE_COLUMNS = {
+# Every state, headed short so that task names keep their room at 80 columns.
+_STATE_HEADERS = {
+    JobState.UNKNOWN: "unknown",
     JobState.QUEUED: "queued",
     JobState.SCHEDULED: "sched",
     JobState.ACTIVE: "active",
     JobState.COMPLETED: "done",
     JobState.FAILED: "failed",
     JobState.RETRYING: "retry",
+    JobState.CANCELLED: "cancel",
 }
-NAME_ROOM = 40  # a task name column this wide at most before names fold
+NAME_ROOM = 24  # a name column at least this wide (if names need it) before names fold
 NOT_SAID = "-"
 
 
@@ -287,13 +288,42 @@ def print_tables(report: Report, out: IO[str], width: int | None = None) -> None
     """The report as Rich tables; every text from the cluster shown inert.
 
     ``width`` None: the terminal's (or ``COLUMNS``, or 80); long names fold.
+    An empty table is one line saying so.
     """
     from rich.console import Console
 
     console = Console(file=out, width=width, highlight=False, emoji=False, markup=False)
-    console.print(_queue_table(report.queues))
-    console.print(_task_type_table(report.task_types))
-    console.print(_worker_table(report.workers, report.workers_asked))
+    for table, empty in (
+        (_queue_table(report.queues), "Queues: none known"),
+        (_held_table(report.task_types), "Task types: no job seen"),
+        (_lifetime_table(report.task_types), None),
+        (_worker_table(report.workers), "Workers: none seen or replied"),
+    ):
+        if table.row_count:
+            console.print(table)
+        elif empty:
+            console.print(empty)
+    console.print(f"workers asked: {inert(report.workers_asked)}")
+
+
+def _table(title: str):
+    from rich import box
+    from rich.table import Table
+
+    # No lines between columns and one space apart: room for names and figures.
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=0,
+        pad_edge=False,
+    )
+
+
+def _name_column(table, header: str, names: Iterable[str]) -> None:
+    """A column for names: as wide as the longest up to NAME_ROOM, folded past the room left."""
+    longest = max((len(inert(name)) for name in names), default=len(header))
+    table.add_column(header, overflow="fold", min_width=min(NAME_ROOM, longest), ratio=1)
 
 
 def _text(value: object):
@@ -303,25 +333,23 @@ def _text(value: object):
     return Text(inert(value))
 
 
-def _number(value: int | float | None, unit: str = "") -> str:
+def _number(value: int | float | None) -> str:
     if value is None:
         return NOT_SAID
     if isinstance(value, float):
-        return f"{value:.3g}{unit}"
-    return f"{value}{unit}"
+        return f"{value:.3g}"
+    return str(value)
 
 
 def _seconds(value: float | None) -> str:
     if value is None:
         return NOT_SAID
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
 
 
 def _queue_table(queues: list[QueueSnapshot]):
-    from rich.table import Table
-
-    table = Table(title="Queues", title_justify="left")
-    table.add_column("queue", overflow="fold")
+    table = _table("Queues")
+    _name_column(table, "queue", (q.name for q in queues))
     table.add_column("messages", justify="right")
     table.add_column("consumers", justify="right")
     table.add_column("note")
@@ -335,33 +363,30 @@ def _queue_table(queues: list[QueueSnapshot]):
         else:
             note = ""
         table.add_row(_text(q.name), _number(q.messages), _number(q.consumers), _text(note))
-    if not queues:
-        table.caption = "no queue known"
     return table
 
 
-def _task_type_table(types: list[TaskTypeSnapshot]):
-    from rich.table import Table
-
-    table = Table(title="Task types (jobs held now, by state)", title_justify="left")
-    longest = max((len(inert(t.name)) for t in types), default=4)
-    table.add_column("task", overflow="fold", min_width=min(NAME_ROOM, longest))
-    for header in _STATE_COLUMNS.values():
+def _held_table(types: list[TaskTypeSnapshot]):
+    table = _table("Task types: jobs held now, by state")
+    _name_column(table, "task", (t.name for t in types))
+    for header in _STATE_HEADERS.values():
         table.add_column(header, justify="right")
-    table.add_column("other", justify="right")
-    table.add_column("fail %", justify="right")
-    table.add_column("retries", justify="right")
-    table.add_column("p50", justify="right")
-    table.add_column("p95", justify="right")
-    table.add_column("max", justify="right")
-    table.add_column("/min", justify="right")
     for t in types:
-        shown = [t.counts.get(state, 0) for state in _STATE_COLUMNS]
+        table.add_row(_text(t.name), *(str(t.counts.get(state, 0)) for state in _STATE_HEADERS))
+    return table
+
+
+def _lifetime_table(types: list[TaskTypeSnapshot]):
+    table = _table("Task types: since listening began (runtimes of finished jobs)")
+    _name_column(table, "task", (t.name for t in types))
+    for header in ("done", "failed", "fail %", "retries", "p50", "p95", "max", "/min"):
+        table.add_column(header, justify="right")
+    for t in types:
         rate = None if t.failure_rate is None else t.failure_rate * 100
         table.add_row(
             _text(t.name),
-            *(str(n) for n in shown),
-            str(t.held - sum(shown)),
+            str(t.completed),
+            str(t.failed),
             _number(rate),
             str(t.retries),
             _seconds(t.p50),
@@ -369,16 +394,12 @@ def _task_type_table(types: list[TaskTypeSnapshot]):
             _seconds(t.max),
             _number(t.per_minute),
         )
-    if not types:
-        table.caption = "no job seen"
     return table
 
 
-def _worker_table(workers: list[WorkerLine], asked: str):
-    from rich.table import Table
-
-    table = Table(title="Workers", title_justify="left", caption=f"workers asked: {asked}")
-    table.add_column("worker", overflow="fold")
+def _worker_table(workers: list[WorkerLine]):
+    table = _table("Workers")
+    _name_column(table, "worker", (w.hostname for w in workers))
     table.add_column("online")
     table.add_column("active", justify="right")
     table.add_column("processed", justify="right")
