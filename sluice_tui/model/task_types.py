@@ -31,13 +31,17 @@ RELATIVE_ERROR = (GROWTH - 1) / (GROWTH + 1)  # about 1 %: middle to either edge
 SMALLEST = 1e-6  # runtimes below a microsecond share the first bucket
 MINUTES = 10  # the sparkline's span, in one-minute buckets
 _LOG_GROWTH = math.log(GROWTH)
+_PER_LOG = 1 / _LOG_GROWTH
+_PER_SMALLEST = 1 / SMALLEST
+_log = math.log
+_COMPLETED, _FAILED, _RETRYING = JobState.COMPLETED, JobState.FAILED, JobState.RETRYING
 _STATE_INDEX = {state: i for i, state in enumerate(ALL_STATES)}
 
 
 def bucket_of(seconds: float) -> int:
     if seconds <= SMALLEST:
         return 0
-    return 1 + int(math.log(seconds / SMALLEST) / _LOG_GROWTH)
+    return 1 + int(_log(seconds * _PER_SMALLEST) * _PER_LOG)
 
 
 def bucket_value(bucket: int) -> float:
@@ -77,23 +81,25 @@ class _Type:
     __slots__ = (
         "cached",
         "completed",
-        "counts",
         "failed",
         "first_finish",
         "histogram",
         "max",
+        "minute",
         "minutes",
         "retries",
         "runtimes",
+        "slot",
     )
 
     def __init__(self) -> None:
-        self.counts = [0] * len(ALL_STATES)
         self.completed = self.failed = self.retries = self.runtimes = 0
         self.histogram: dict[int, int] = {}
         self.max: float | None = None
         # minute number -> [completed, failed]; only the last MINUTES kept
         self.minutes: dict[int, list[int]] = {}
+        self.minute = -1  # the minute of the latest finish, and its [completed, failed]
+        self.slot = [0, 0]
         self.first_finish: float | None = None
         self.cached: tuple[float | None, float | None] | None = None  # (p50, p95)
 
@@ -133,51 +139,63 @@ _NOBODY = _Type()  # the figures of a type with nothing finished yet (never writ
 class TaskTypes:
     """Thread-safe lifetime figures per task name; written by the store, read by screens."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, lock: threading.Lock | None = None) -> None:
+        # The store passes its own lock: it calls record() holding it, so the
+        # hot path takes no second lock, and readers take that one.
+        self._lock = lock or threading.Lock()
         self._types: dict[str, _Type] = {}
         self.version = 0  # moves with every change: readers skip work when still
 
-    # -- writer side (the store, on a job's move into completed, failed, retrying) --
+    # -- writer side ------------------------------------------------------------
 
     def record(
         self, name: str | None, state: JobState, timestamp: float, runtime: float | None
     ) -> None:
+        """A job moved into completed, failed or retrying.  The caller holds ``lock``.
+
+        Called once or twice a job on the store's ingest path, so kept lean.
+        """
         if name is None:
             return
-        with self._lock:
-            self.version += 1
-            kind = self._types.get(name)
-            if kind is None:
-                kind = self._types[name] = _Type()
-            if state is JobState.RETRYING:
-                kind.retries += 1
-            elif state is JobState.COMPLETED or state is JobState.FAILED:
-                self._finish(kind, state is JobState.FAILED, timestamp, runtime)
-
-    def _finish(self, kind: _Type, failed: bool, timestamp: float, runtime: float | None) -> None:
+        self.version += 1
+        kind = self._types.get(name)
+        if kind is None:
+            kind = self._types[name] = _Type()
+        if state is _RETRYING:
+            kind.retries += 1
+            return
+        failed = state is _FAILED
+        if not failed and state is not _COMPLETED:
+            return
         if failed:
             kind.failed += 1
         else:
             kind.completed += 1
-        if kind.first_finish is None:
-            kind.first_finish = timestamp
         minute = int(timestamp // 60)
-        buckets = kind.minutes
-        slot = buckets.get(minute)
-        if slot is None:
-            slot = buckets[minute] = [0, 0]
-            if len(buckets) > MINUTES + 1:
-                for old in sorted(buckets)[: len(buckets) - MINUTES - 1]:
-                    del buckets[old]
-        slot[failed] += 1
+        if minute != kind.minute:
+            self._new_minute(kind, minute, timestamp)
+        kind.slot[failed] += 1
         if runtime is not None and runtime >= 0:
-            bucket = bucket_of(runtime)
-            kind.histogram[bucket] = kind.histogram.get(bucket, 0) + 1
+            bucket = 1 + int(_log(runtime * _PER_SMALLEST) * _PER_LOG) if runtime > SMALLEST else 0
+            histogram = kind.histogram
+            histogram[bucket] = histogram.get(bucket, 0) + 1
             kind.runtimes += 1
             if kind.max is None or runtime > kind.max:
                 kind.max = runtime
             kind.cached = None
+
+    def _new_minute(self, kind: _Type, minute: int, timestamp: float) -> None:
+        if kind.first_finish is None:
+            kind.first_finish = timestamp
+        minutes = kind.minutes
+        slot = minutes.get(minute)
+        if slot is None:
+            slot = minutes[minute] = [0, 0]
+            if len(minutes) > MINUTES + 1:
+                for old in sorted(minutes)[: len(minutes) - MINUTES - 1]:
+                    del minutes[old]
+        kind.minute = minute
+        kind.slot = slot
 
     # -- reader side --------------------------------------------------------
 

@@ -9,11 +9,13 @@ sparklines), so a busy cluster costs one snapshot of the types per tick.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, ClassVar, NamedTuple
 
 from rich.cells import cell_len
 from rich.color import Color
-from rich.text import Text
+from rich.console import Console
+from rich.text import Span, Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -60,11 +62,15 @@ def _missing_last(value: float | None) -> float:
     return -1.0 if value is None else value
 
 
-def _spark(values: tuple[int, ...], fail: bool) -> Sparkline | str:
-    if not any(values):
-        return ""
-    low, high = FAIL_COLOURS if fail else DONE_COLOURS
-    return Sparkline(values, width=SPARK_WIDTH, min_color=low, max_color=high)
+class Spark(NamedTuple):
+    """A sparkline cell: drawn by Textual's Sparkline renderable when the row is laid out."""
+
+    values: tuple[int, ...]
+    fail: bool
+
+
+def _spark(values: tuple[int, ...], fail: bool) -> Spark | str:
+    return Spark(values, fail) if any(values) else ""
 
 
 def _state_column(state: JobState, rank: int) -> Column:
@@ -98,9 +104,10 @@ SORTABLE = tuple(i for i, column in enumerate(COLUMNS) if column.key is not None
 
 
 def cell_width(cell: object) -> int:
-    if isinstance(cell, Sparkline):
+    if isinstance(cell, Spark):
         return SPARK_WIDTH
-    return cell_len(cell.plain if isinstance(cell, Text) else str(cell))
+    plain = cell.plain if isinstance(cell, Text) else str(cell)
+    return len(plain) if plain.isascii() else cell_len(plain)
 
 
 def choose_columns(width: int, labels: list[str], ranks: list[int], rows: list[tuple]) -> list[int]:
@@ -114,6 +121,59 @@ def choose_columns(width: int, labels: list[str], ranks: list[int], rows: list[t
             chosen.append(i)
             used += need
     return sorted(chosen)
+
+
+def _line(cells: list[Any], widths: list[int], console: Console) -> Text:
+    """One row as a single Text: each cell padded to its column, two spaces apart.
+
+    Built from plain strings and spans in one go: this runs for every row on
+    every redraw, so it avoids Text.append's per-call work.
+    """
+    parts: list[str] = []
+    spans: list[Span] = []
+    at = 0
+    for n, (cell, width) in enumerate(zip(cells, widths, strict=True)):
+        if n:
+            parts.append("  ")
+            at += 2
+        if isinstance(cell, Spark):
+            cell = _spark_text(cell, console)
+        if isinstance(cell, Text):
+            plain = cell.plain
+            if cell.style:
+                spans.append(Span(at, at + len(plain), cell.style))
+            spans.extend(Span(at + span.start, at + span.end, span.style) for span in cell.spans)
+        else:
+            plain = cell
+        parts.append(plain)
+        at += len(plain)
+        pad = width - (len(plain) if plain.isascii() else cell_len(plain))
+        if pad > 0:
+            parts.append(" " * pad)
+            at += pad
+    return Text("".join(parts), spans=spans, no_wrap=True, overflow="ellipsis")
+
+
+@lru_cache(maxsize=4096)
+def _spark_segments(data: tuple[int, ...], low: Color, high: Color) -> Text:
+    return Text.assemble(*((seg.text, seg.style) for seg in _render_spark(data, low, high)))
+
+
+_CONSOLE: list[Console] = []
+
+
+def _render_spark(data: tuple[int, ...], low: Color, high: Color) -> list:
+    spark = Sparkline(data, width=SPARK_WIDTH, min_color=low, max_color=high)
+    console = _CONSOLE[0]
+    return list(console.render(spark, console.options.update_width(SPARK_WIDTH)))
+
+
+def _spark_text(spark: Spark, console: Console) -> Text:
+    """The sparkline renderable's own bars, as Text (cached: most rows repeat each tick)."""
+    if not _CONSOLE:
+        _CONSOLE.append(console)
+    low, high = FAIL_COLOURS if spark.fail else DONE_COLOURS
+    return _spark_segments(spark.values, low, high)
 
 
 class TaskTypesScreen(LiveScreen):
@@ -198,18 +258,19 @@ class TaskTypesScreen(LiveScreen):
         columns = choose_columns((self.size.width or 80) - 2, labels, ranks, cells)
         table = self.query_one(DataTable)
         selected = self.selected_name()
-        if columns != self._columns or (table.columns and self._labels_moved(labels)):
-            table.clear(columns=True)
-            for i in columns:
-                # A sparkline has no measure of its own: give its column one.
-                spark = COLUMNS[i].key is None
-                width = max(SPARK_WIDTH, len(labels[i])) if spark else None
-                table.add_column(labels[i], key=str(i), width=width)
-            self._columns = columns
-        else:
-            table.clear()
+        # One DataTable cell per row, laid out here: a DataTable renders each
+        # cell through Rich on its own, and 19 cells a row made a redraw of
+        # 200 types take a third of a second.
+        widths = [
+            max(len(labels[i]), max((cell_width(row[i]) for row in cells), default=0))
+            for i in columns
+        ]
+        header = _line([labels[i] for i in columns], widths, self.app.console)
+        table.clear(columns=True)
+        table.add_column(header, key="row")
+        self._columns = columns
         for t, row in zip(rows, cells, strict=True):
-            table.add_row(*(row[i] for i in columns), key=t.name)
+            table.add_row(_line([row[i] for i in columns], widths, self.app.console), key=t.name)
         if rows:
             names = [t.name for t in rows]
             table.move_cursor(row=names.index(selected) if selected in names else 0)
@@ -226,11 +287,6 @@ class TaskTypesScreen(LiveScreen):
         if i != self.sort:
             return COLUMNS[i].label
         return COLUMNS[i].label + (" \u25bc" if self.reverse else " \u25b2")
-
-    def _labels_moved(self, labels: list[str]) -> bool:
-        table = self.query_one(DataTable)
-        shown = [str(column.label) for column in table.columns.values()]
-        return shown != [labels[i] for i in self._columns]
 
     def _show_title(self, shown: int, total: int) -> None:
         parts: list[Any] = [("Task types", "bold"), f"  {shown} of {total}"]
