@@ -8,8 +8,12 @@ from typing import NamedTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
 from sluice_tui.model.task_types import RELATIVE_ERROR, TaskTypes, held_counts
+from sluice_tui.ui.job_index import JobIndex
+from tests import events as ev
 
 NOW = 1_700_000_000.0
 
@@ -80,3 +84,39 @@ def test_percentiles_are_within_the_stated_error_of_a_sort(runtimes):
         want = nearest_rank(runtimes, q)
         assert abs(got - want) <= RELATIVE_ERROR * want * 1.0001, (q, got, want)
     assert t.max == max(runtimes)
+
+
+def test_a_full_store_agrees_with_the_job_table_and_keeps_lifetime_totals():
+    """Through the real store and job index: evictions leave held counts, not totals."""
+    store = JobStore(max_jobs=40)
+    feed = EventAdapter(store)
+    index = JobIndex(store)
+    names = ("proj.a", "proj.b", "proj.c")
+    failed = completed = 0
+    for n in range(200):
+        job, name, at = f"job-{n}", names[n % 3], NOW + n
+        feed(ev.sent(job, at, name=name))
+        feed(ev.started(job, at + 0.1))
+        if n % 5 == 0:
+            feed(ev.failed(job, at + 0.3))
+            failed += 1
+        elif n % 7 != 0:  # a few stay running
+            feed(ev.succeeded(job, at + 0.2))
+            completed += 1
+        if n % 50 == 0:
+            index.sync()
+    index.sync()
+    snapshot = store.task_types.snapshot(NOW + 200, index.type_counts)
+    # Held: exactly what the job table holds, per name and state.
+    for t in snapshot:
+        for state in JobState:
+            want = sum(
+                1
+                for i in range(len(index))
+                if (r := index.row_at(i)).name == t.name and r.state is state
+            )
+            assert t.counts[state] == want, (t.name, state)
+    assert sum(t.held for t in snapshot) == len(index) == len(store) < 200
+    # Lifetime: every job that ever finished, evicted or not.
+    assert sum(t.failed for t in snapshot) == failed
+    assert sum(t.completed for t in snapshot) == completed

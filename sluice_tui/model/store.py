@@ -25,7 +25,9 @@ from sluice_tui.model.job import (
     JobSnapshot,
     Step,
 )
+from sluice_tui.model.queues import QueueBoard
 from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
+from sluice_tui.model.task_types import TaskTypes
 from sluice_tui.model.times import iso_epoch
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
@@ -181,6 +183,11 @@ class JobStore:
         self._notice_total = 0
         self._gaps: list[Gap] = []
         self._gap_total = 0
+        # Lifetime figures per task name (held counts come from the jobs
+        # themselves) and broker queue depths (written by the queue poller):
+        # every layer that has the store has them.
+        self.task_types = TaskTypes(self._lock)
+        self.queues = QueueBoard()
 
     # -- writer side -----------------------------------------------------
 
@@ -218,8 +225,14 @@ class JobStore:
                 counts = self._counts
                 counts[old_state] -= 1
                 counts[job.state] += 1
-                if job.state in FINISHED_STATES and old_state not in FINISHED_STATES:
+                state = job.state
+                if state in FINISHED_STATES and old_state not in FINISHED_STATES:
                     self._finished.append(job)
+                    self.task_types.record(job.name, state, timestamp, job.runtime)
+                elif state is JobState.RETRYING:
+                    self.task_types.record(job.name, state, timestamp, None)
+                elif state is JobState.QUEUED and job.queue is not None:
+                    self.queues.saw(job.queue)
             if job.parent_id is not old_parent and job.parent_id != old_parent:
                 self._link_child(job.parent_id, job_id, old_parent)
             feed = self._feed
