@@ -45,3 +45,27 @@ def test_help_screen(snap_compare):
 
 def test_diagnostics_screen(snap_compare):
     assert snapshot(snap_compare, "diagnostics.svg")
+
+
+def test_queues_screen(snap_compare):
+    assert snapshot(snap_compare, "queues.svg")
+
+
+def test_queues_screen_at_80x24(snap_compare):
+    assert snapshot(snap_compare, "queues_80x24.svg")
+
+
+def test_queue_detail_with_priority_split(snap_compare):
+    assert snapshot(snap_compare, "queue_detail.svg")
+
+
+def test_task_types_screen(snap_compare):
+    assert snapshot(snap_compare, "task_types.svg")
+
+
+def test_task_types_at_80x24(snap_compare):
+    assert snapshot(snap_compare, "task_types_80x24.svg")
+
+
+def test_task_types_at_200x50(snap_compare):
+    assert snapshot(snap_compare, "task_types_200x50.svg")

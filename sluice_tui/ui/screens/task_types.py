@@ -106,6 +106,8 @@ SORTABLE = tuple(i for i, column in enumerate(COLUMNS) if column.key is not None
 def cell_width(cell: object) -> int:
     if isinstance(cell, Spark):
         return SPARK_WIDTH
+    if not isinstance(cell, str | Text):
+        return getattr(cell, "width", 0) or 0  # a renderable sized by its own width
     plain = cell.plain if isinstance(cell, Text) else str(cell)
     return len(plain) if plain.isascii() else cell_len(plain)
 
@@ -294,8 +296,8 @@ class TaskTypesScreen(LiveScreen):
             parts += ["  filter: ", (inert(self.filter), "bold")]
         parts.append(
             (
-                f"  counts: jobs held now; FAIL%, runtimes, /MIN and TOTAL: since start "
-                f"(runtimes within {RELATIVE_ERROR:.0%})",
+                f"  state counts: jobs held; the rest: since start "
+                f"(runtimes \u00b1{RELATIVE_ERROR:.0%})",
                 "grey50",
             )
         )
