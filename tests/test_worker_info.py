@@ -134,3 +134,11 @@ def test_read_only_gate_never_reaches_the_cluster():
         gate.refresh_held("w@h")
     assert "read-only" in gate.workers.status.text
     assert [(r.action, r.ok, r.worker) for r in gate.log] == [(A.SHUTDOWN, False, "w@h")]
+
+
+def test_heartbeats_give_each_worker_a_throughput_series(store, clock):
+    for at, processed in ((0.0, 100), (2.0, 104), (4.0, 104), (6.0, 110)):
+        store.apply_worker("w1@h", "heartbeat", {"active": 1, "processed": processed}, at)
+    store.apply_worker("w2@h", "heartbeat", {"active": 0}, 6.0)  # says no count
+    rates = {w.hostname: w.rates for w in store.workers(6.0)}
+    assert rates == {"w1@h": (2.0, 0.0, 3.0), "w2@h": ()}

@@ -29,6 +29,7 @@ from sluice_tui.model.queues import QueueBoard
 from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
 from sluice_tui.model.task_types import TaskTypes
 from sluice_tui.model.times import iso_epoch
+from sluice_tui.model.worker_info import WorkerBoard
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
 DEFAULT_MAX_JOBS = 100_000
@@ -188,6 +189,7 @@ class JobStore:
         # every layer that has the store has them.
         self.task_types = TaskTypes(self._lock)
         self.queues = QueueBoard()
+        self.worker_info = WorkerBoard(clock)  # what workers said when asked (inspect)
 
     # -- writer side -----------------------------------------------------
 

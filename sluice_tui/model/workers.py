@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sluice_tui.model.worker_info import Throughput
+
 DEFAULT_HEARTBEAT_FREQ = 2.0
 # A worker is alive while now < last heartbeat + EXPIRE_WINDOW * freq, as in Celery.
 EXPIRE_WINDOW = 2.0
@@ -24,6 +26,7 @@ class WorkerSnapshot:
     sw_ver: str | None
     sw_sys: str | None
     pid: int | None
+    rates: tuple[float, ...] = ()  # tasks per second between heartbeats, oldest first
 
     def seconds_since_heartbeat(self, now: float) -> float | None:
         return None if self.last_heartbeat is None else max(0.0, now - self.last_heartbeat)
@@ -44,6 +47,7 @@ class Worker:
         "sw_ident",
         "sw_sys",
         "sw_ver",
+        "throughput",
     )
 
     def __init__(self, hostname: str) -> None:
@@ -58,6 +62,7 @@ class Worker:
         self.active = self.processed = self.pid = None
         self.loadavg: tuple[float, ...] | None = None
         self.sw_ident = self.sw_ver = self.sw_sys = None
+        self.throughput = Throughput()
 
     def apply(self, kind: str, data: Mapping[str, Any], received_at: float) -> None:
         """Merge a ``online``, ``heartbeat`` or ``offline`` event."""
@@ -81,6 +86,8 @@ class Worker:
             value = data.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, key, value)
+                if key == "processed":
+                    self.throughput.add(received_at, value)
         loadavg = data.get("loadavg")
         if isinstance(loadavg, list | tuple) and all(isinstance(x, int | float) for x in loadavg):
             self.loadavg = tuple(float(x) for x in loadavg)
@@ -126,4 +133,5 @@ class Worker:
             sw_ver=self.sw_ver,
             sw_sys=self.sw_sys,
             pid=self.pid,
+            rates=self.throughput.rates(),
         )
