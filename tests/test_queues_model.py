@@ -36,3 +36,25 @@ def test_a_missing_queue_reads_missing_with_no_count():
     board.record("gone", QueueSample(T, None, None, missing=True))
     (gone,) = board.snapshot()
     assert gone.missing and gone.messages is None and not gone.stuck and gone.rate is None
+
+
+def test_queues_come_from_events_workers_and_the_app():
+    from celery import Celery
+
+    from sluice_tui.celery_adapter.events import EventAdapter
+    from sluice_tui.celery_adapter.queues import QueuePoller
+    from sluice_tui.model.store import JobStore
+    from sluice_tui.model.worker_info import WorkerFigures, board_of
+    from tests import events as ev
+
+    store = JobStore()
+    EventAdapter(store)(ev.sent("job-1", T, queue="from-event", routing_key="from-event"))
+    board_of(store).record_figures([WorkerFigures("w1@h", T, queues=("celery", "from-worker"))])
+    app = Celery("t", set_as_current=False)
+    poller = QueuePoller(app, store, extra_queues=["from-option"])
+    poller._learn_worker_queues()  # what each poll does before asking the broker
+    board = store.queues
+    assert board.watched() == ["celery", "from-event", "from-option", "from-worker"]
+    assert board.get("from-worker").sources == ("worker",)
+    board.record("from-event", QueueSample(T, 3, None))
+    assert board.get("from-event").stuck  # the workers answered, and none consumes it
