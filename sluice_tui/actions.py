@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from sluice_tui.model.job import ATTEMPT_NUMBER, RETRIED_AS, RETRY_OF, REVOKE_REQUESTED, JobSnapshot
 from sluice_tui.model.states import ALL_STATES, Action, JobState, check_action
 from sluice_tui.model.store import JobStore
-from sluice_tui.model.worker_info import HeldJobs, WorkerBoard, WorkerFigures, board_of
+from sluice_tui.model.worker_info import HeldJobs, WorkerBoard, WorkerFigures
 
 SIGNALS = ("SIGTERM", "SIGKILL")
 # Retries sent before the newest one (``retried_as``), oldest first, as one
@@ -490,7 +490,7 @@ class ActionsGate:
     @property
     def workers(self) -> WorkerBoard:
         """Where the workers' figures and held jobs are kept (the store's board)."""
-        return board_of(self.store)
+        return self.store.worker_info
 
     def check_worker_control(self, action: WorkerAction) -> None:
         """Refuse what ``--read-only`` forbids before any dialog is opened."""

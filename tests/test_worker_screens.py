@@ -10,7 +10,7 @@ from textual.widgets import Input
 
 from sluice_tui.actions import ActionsGate, WorkerAction, WorkerCommand, WorkerReply
 from sluice_tui.demo.sample import NOW, job_id, sample_store
-from sluice_tui.model.worker_info import HeldJob, HeldJobs, TaskLimits, WorkerFigures, board_of
+from sluice_tui.model.worker_info import HeldJob, HeldJobs, TaskLimits, WorkerFigures
 from sluice_tui.ui.actions import UIActions
 from sluice_tui.ui.app import SluiceApp
 from sluice_tui.ui.screens.action_log import ActionLogScreen
@@ -132,7 +132,7 @@ async def test_pool_grow_is_confirmed_sent_to_one_worker_and_logged():
         await settle(pilot)
         assert control.sent == [WorkerCommand(A.POOL_GROW, WORKER_A, n=2)]
         assert any("pool will grow" in n for n in notes), notes
-        assert board_of(app.store).figures(WORKER_A).pool_size == 6  # asked again
+        assert app.store.worker_info.figures(WORKER_A).pool_size == 6  # asked again
         await pilot.press("l")
         await settle(pilot)
         assert isinstance(app.screen, ActionLogScreen)
@@ -205,7 +205,7 @@ async def test_hostnames_and_replies_from_workers_are_shown_inert():
     evil = "evil[bold red]x\x1b]0;owned\x07@host"
     app, _ = make_app(FakeControl())
     app.store.apply_worker(evil, "heartbeat", {"active": 0, "freq": 2.0}, NOW)
-    board_of(app.store).record_figures(
+    app.store.worker_info.record_figures(
         [WorkerFigures(evil, NOW, pool="pre\x1b[31mfork", queues=("q[/]\x1b[2J",))], at=NOW
     )
     async with app.run_test(size=(200, 50)) as pilot:
@@ -241,3 +241,15 @@ async def test_a_workers_detail_asks_that_worker_only_on_opening():
         await pilot.pause()
         text = screen_text(app)
         assert "threads: 8 processes now" in text and "min 2, max 8" in text
+
+
+async def test_tasks_per_second_and_its_sparkline_come_from_heartbeats():
+    app, _ = make_app(FakeControl())
+    for n, processed in enumerate((1300, 1310, 1330, 1331)):  # after the sample's last
+        data = {"active": 1, "processed": processed, "freq": 2.0}
+        app.store.apply_worker(WORKER_A, "heartbeat", data, NOW - 0.8 + 0.2 * n)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_workers(pilot)
+        row = next(line for line in screen_text(app).splitlines() if WORKER_A in line)
+        assert " 5.0 " in row  # 1 task in the last 0.2 s
+        assert any(bar in row for bar in "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from sluice_tui.demo.sample import NOW, sample_store
-from sluice_tui.model.worker_info import HeldJob, HeldJobs, TaskLimits, WorkerFigures, board_of
+from sluice_tui.model.worker_info import HeldJob, HeldJobs, TaskLimits, WorkerFigures
 from sluice_tui.ui.app import SluiceApp
 
 A_HOST, B_HOST = "worker-a@prod-1", "worker-b@prod-2"
@@ -19,14 +19,14 @@ A_HOST, B_HOST = "worker-a@prod-1", "worker-b@prod-2"
 def workers_app() -> SluiceApp:
     """The sample app with what asking the workers would have brought, and throughput."""
     store = sample_store()
-    # Heartbeats every 2 s up to NOW with a varying pace, for the sparklines.
-    processed = 1000
-    for n, done in enumerate((4, 6, 10, 16, 12, 8, 14, 20, 18, 9, 5, 11, 15)):
+    # Heartbeats after the sample's last one (NOW - 1), at a varying pace, for
+    # the sparklines (close together, so the clock can stay frozen at NOW).
+    processed = 1200
+    for n, done in enumerate((1, 2, 3, 3, 2, 1, 2, 3, 3, 2, 1, 1, 2)):
         processed += done
-        at = NOW - 2.0 * (13 - n)
         data = {"active": 2, "processed": processed, "freq": 2.0}
-        store.apply_worker(A_HOST, "heartbeat", data, at)
-    board = board_of(store)
+        store.apply_worker(A_HOST, "heartbeat", data, NOW - 0.9 + 0.05 * n)
+    board = store.worker_info
     board.record_figures(
         [
             WorkerFigures(
@@ -73,7 +73,7 @@ def test_time_limit_dialog_at_80x24(snap_compare):
     async def open_dialog(pilot) -> None:
         app = pilot.app
         await pilot.press("w")
-        figures = board_of(app.store).figures(A_HOST)
+        figures = app.store.worker_info.figures(A_HOST)
         await app.push_screen(WorkerControlScreen(WorkerAction.TIME_LIMIT, A_HOST, figures))
 
     app = workers_app()

@@ -321,10 +321,10 @@ class WorkerBoard:
 
 
 def board_of(store: Any) -> WorkerBoard:
-    """The store's board of worker figures, made on first use.
+    """The store's board of worker figures (``store.worker_info``).
 
-    Screens call this on the UI thread before any asking starts, so only one
-    board is ever made.
+    Kept for callers written before the store made its own board; a store
+    without one (a stand-in in a test) gets one on first use.
     """
     board = getattr(store, "worker_info", None)
     if board is None:

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Sparkline, Static
 from sluice_tui.actions import WorkerAction
 from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import JobState
-from sluice_tui.model.worker_info import HeldJob, WorkerBoard, WorkerFigures, board_of
+from sluice_tui.model.worker_info import HeldJob, WorkerBoard, WorkerFigures
 from sluice_tui.model.workers import WorkerSnapshot
 from sluice_tui.ui.messages import Host, OpenJob
 from sluice_tui.ui.screens.live import LiveScreen
@@ -186,7 +186,7 @@ class WorkerDetailScreen(LiveScreen):
         rows: dict[str, tuple[str, str, JobRow | None, HeldJob | None]] = {
             row.id: (kind, row.id, row, None) for kind, row in self._store_jobs
         }
-        held = board_of(self.app.store).held(self.hostname)
+        held = self.app.store.worker_info.held(self.hostname)
         for job in held.jobs if held else ():
             if job.id not in rows:  # the store lacks it (events off, or missed)
                 rows[job.id] = (job.kind, job.id, None, job)
@@ -194,7 +194,7 @@ class WorkerDetailScreen(LiveScreen):
 
     def refresh_from_store(self, changed: bool) -> None:
         now = self.app.clock()
-        board = board_of(self.app.store)
+        board = self.app.store.worker_info
         worker = self._worker(now)
         figures = board.figures(self.hostname)
         title = Text.assemble(
@@ -205,7 +205,7 @@ class WorkerDetailScreen(LiveScreen):
         )
         self.query_one("#worker-title", Static).update(title)
         self.query_one("#worker-figures", Static).update(figures_table(worker, figures, now))
-        rates = tuple(getattr(worker, "rates", ()) or ()) if worker else ()
+        rates = worker.rates if worker else ()
         self.query_one("#worker-trend").display = len(rates) > 1
         if len(rates) > 1:
             self.query_one("#worker-rate", Static).update(f"{rates[-1]:.1f} tasks/s")

@@ -19,7 +19,7 @@ from textual.renderables.sparkline import Sparkline
 from textual.widgets import DataTable, Static
 
 from sluice_tui.actions import WorkerAction
-from sluice_tui.model.worker_info import WorkerFigures, board_of
+from sluice_tui.model.worker_info import WorkerFigures
 from sluice_tui.model.workers import WorkerSnapshot
 from sluice_tui.ui.messages import Host
 from sluice_tui.ui.screens.live import LiveScreen
@@ -85,16 +85,12 @@ def pool_text(figures: WorkerFigures | None) -> str:
     return text
 
 
-def rates_of(worker: WorkerSnapshot) -> tuple[float, ...]:
-    return tuple(getattr(worker, "rates", ()) or ())
-
-
 def worker_cells(worker: WorkerSnapshot, figures: WorkerFigures | None, now: float) -> tuple:
     status = Text("online", "bold green") if worker.online else Text("offline", "bold red")
     load = " ".join(f"{x:.2f}" for x in worker.loadavg) if worker.loadavg else ""
     version = " ".join(inert(part) for part in (worker.sw_ident, worker.sw_ver) if part)
     since = worker.seconds_since_heartbeat(now)
-    rates = rates_of(worker)
+    rates = worker.rates
     queues = ", ".join(inert(q) for q in figures.queues or ()) if figures else ""
     return (
         Text(inert(worker.hostname)),
@@ -137,7 +133,7 @@ class WorkersScreen(LiveScreen):
         yield FittingFooter()
 
     def on_mount(self) -> None:
-        board = board_of(self.app.store)
+        board = self.app.store.worker_info
         if board.status.asked_at is None and not board.status.asking:
             self._ask(quietly=True)
         self.refresh_from_store(changed=True)
@@ -157,7 +153,7 @@ class WorkersScreen(LiveScreen):
     def refresh_from_store(self, changed: bool) -> None:
         now = self.app.clock()
         store = self.app.store
-        board = board_of(store)
+        board = store.worker_info
         workers = store.workers(now)
         figures = board.all_figures()
         title = Text.assemble(("Workers", "bold"), "  ", board_line(board, self.app.read_only))
@@ -171,7 +167,10 @@ class WorkersScreen(LiveScreen):
             if columns != self._columns:
                 table.clear(columns=True)
                 for i in columns:
-                    table.add_column(COLUMNS[i].label, key=COLUMNS[i].label)
+                    label = COLUMNS[i].label
+                    # A sparkline does not say how wide it is: give it its width.
+                    width = TREND_WIDTH if label == "TREND" else None
+                    table.add_column(label, key=label, width=width)
                 self._columns = columns
             else:
                 table.clear()
