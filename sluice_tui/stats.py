@@ -105,7 +105,7 @@ def stats_app(
             reporter.report()
         if ever_connected:
             asker.join()
-            _fresh_depths(poller.board, store)
+            _fresh_depths(poller.board)
     except KeyboardInterrupt:
         pass  # print what was seen, as dump does
     finally:
@@ -128,13 +128,12 @@ def stats_app(
     return 0
 
 
-def _fresh_depths(board: QueueBoard, store: JobStore) -> None:
+def _fresh_depths(board: QueueBoard) -> None:
     """Wait for a poll that knows every queue: those jobs went to, and the workers' own.
 
     The poller reads the workers' replies as a round begins, and a round that
     ends after this call may have begun before it: wait for the one after.
     """
-    board.watch({job.queue for job in store.snapshots()}, "event")
     since = time.time()
     deadline = time.monotonic() + 3 * POLL_SECONDS + 2
     for _ in range(2):

@@ -102,9 +102,6 @@ def test_task_type_counts_match_the_workload(run):
     assert set(types["demo.add"]["counts"]) == {s.value for s in ALL_STATES}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="JobStore.apply does not call TaskTypes.record yet (helper X's wiring)"
-)
 def test_failure_rates_runtimes_and_throughput_match_the_workload(run):
     _, _, report = run
     types = by_name(report["task_types"])
