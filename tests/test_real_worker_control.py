@@ -7,6 +7,7 @@ autoscaling 3..1).  w2 is shut down by the last test.
 from __future__ import annotations
 
 import pytest
+from celery import Celery
 
 from sluice_tui.actions import ActionRefused, ActionsGate, WorkerAction, worker_command
 from sluice_tui.celery_adapter.control import CeleryControl
@@ -134,3 +135,22 @@ def test_shutdown_stops_the_worker(cluster, gate):
     wait_for(lambda: worker.poll() is not None, 20, "w2 to exit")
     assert gate.log[-1].ok and gate.log[-1].action is A.SHUTDOWN
     assert gate.refresh_workers([w2]) == []  # it no longer answers
+
+
+def test_read_only_publishes_nothing(own_redis):
+    """Every control and every question to the workers, in --read-only: not one message."""
+    app = Celery("read-only-controls", broker=own_redis.url, set_as_current=False)
+    gate = ActionsGate(JobStore(), CeleryControl(app), read_only=True)
+    for action in A:
+        fields = {"n": "1", "max": "2", "min": "1", "queue": "q", "task": "t", "rate": "1/s"}
+        with pytest.raises(ActionRefused, match="read-only"):
+            gate.control_worker(worker_command(action, "w@h", confirm="w@h", **fields))
+    for ask in (gate.refresh_workers, lambda: gate.refresh_held("w@h")):
+        with pytest.raises(ActionRefused, match="read-only"):
+            ask()
+    assert own_redis.calls("publish") + own_redis.calls("lpush") == 0
+    # The same count sees a control that is sent (nobody answers it).
+    writable = ActionsGate(JobStore(), CeleryControl(app))
+    with pytest.raises(ActionRefused, match="timed out"):
+        writable.control_worker(worker_command(A.POOL_GROW, "w@h", n="1"))
+    assert own_redis.calls("publish") + own_redis.calls("lpush") > 0
