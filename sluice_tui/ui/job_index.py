@@ -43,6 +43,11 @@ class SortColumn(enum.Enum):
         return members[(members.index(self) + 1) % len(members)]
 
 
+def _first_seen(item: tuple[str, JobRow | None]) -> float:
+    row = item[1]
+    return row.first_seen if row is not None else 0.0
+
+
 def _primary(column: SortColumn) -> Callable[[JobRow], Any]:
     if column is SortColumn.SEEN:
         return lambda row: 0
@@ -167,7 +172,10 @@ class JobIndex:
         # pointers), so past a share of the list one rebuild is cheaper: a
         # flood costs a tick no more than a filter switch does.
         incremental = len(fresh) <= max(BULK_MIN, len(self._rows) // BULK_SHARE)
-        for job_id, new in fresh.items():
+        # New rows take their place in first-seen order, which the change feed
+        # does not keep for a job forgotten and seen again since the last sync.
+        # Nearly sorted already, so the sort is a linear pass.
+        for job_id, new in sorted(fresh.items(), key=_first_seen):
             old = self._rows.get(job_id)
             if incremental and old is not None and self._matches(old):
                 i = self._find(job_id)
@@ -203,7 +211,10 @@ class JobIndex:
             self._primaries.pop(job_id, None)
             self._seq.pop(job_id, None)
             return False
-        if old is None:
+        if old is None or new.first_seen != old.first_seen:
+            # A job forgotten and seen again between two ticks arrived anew:
+            # it goes last in seq order, and _rows keeps that order.
+            self._rows.pop(job_id, None)
             self._seq[job_id] = self._next_seq
             self._next_seq += 1
         self._rows[job_id] = new
