@@ -54,7 +54,7 @@ class QueueBoard:
         self._samples: dict[str, deque[QueueSample]] = {}
         self._sources: dict[str, set[str]] = {}
         self._consumers_known: dict[str, int] = {}
-        self._seen: set[str] = set()
+        self.seen: set[str | None] = set()  # queues named by events; the store reads it
         self.version = 0
 
     # -- which queues ---------------------------------------------------
@@ -71,10 +71,10 @@ class QueueBoard:
 
     def saw(self, name: str) -> None:
         """A job's queue, from an event: called by the store on ingest, so cheap when known."""
-        if name in self._seen:  # a set read needs no lock; adding takes it
+        if not name or name in self.seen:  # a set read needs no lock; adding takes it
             return
         with self._lock:
-            self._seen.add(name)
+            self.seen.add(name)
             self._sources.setdefault(name, set()).add("event")
             self.version += 1
 

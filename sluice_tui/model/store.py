@@ -189,6 +189,7 @@ class JobStore:
         # every layer that has the store has them.
         self.task_types = TaskTypes(self._lock)
         self.queues = QueueBoard()
+        self._queues_seen = self.queues.seen  # read inline on ingest: no call per job
         self.worker_info = WorkerBoard(clock)  # what workers said when asked (inspect)
 
     # -- writer side -----------------------------------------------------
@@ -233,7 +234,7 @@ class JobStore:
                     self.task_types.record(job.name, state, timestamp, job.runtime)
                 elif state is JobState.RETRYING:
                     self.task_types.record(job.name, state, timestamp, None)
-                elif state is JobState.QUEUED and job.queue is not None:
+                elif state is JobState.QUEUED and job.queue not in self._queues_seen:
                     self.queues.saw(job.queue)
             if job.parent_id is not old_parent and job.parent_id != old_parent:
                 self._link_child(job.parent_id, job_id, old_parent)
