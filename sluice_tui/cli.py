@@ -23,8 +23,13 @@ from click.core import ParameterSource
 
 from sluice_tui import __version__
 from sluice_tui.launch import mask_passwords, report_crash
+from sluice_tui.model.job import HISTORY_CAP, MIN_HISTORY_CAP
 from sluice_tui.model.states import JobState
-from sluice_tui.model.store import DEFAULT_MAX_JOBS
+from sluice_tui.model.store import (
+    DEFAULT_FORGET_WORKERS_AFTER,
+    DEFAULT_MAX_JOBS,
+    DEFAULT_STALE_AFTER,
+)
 from sluice_tui.terminal_text import inert
 
 if TYPE_CHECKING:
@@ -71,6 +76,29 @@ WATCH_OPTIONS = (
         default=DEFAULT_MAX_JOBS,
         metavar="N",
         help=f"Jobs kept in memory (default {DEFAULT_MAX_JOBS}); finished ones go first.",
+    ),
+    click.option(
+        "--history-per-job",
+        type=click.IntRange(min=MIN_HISTORY_CAP),
+        default=HISTORY_CAP,
+        metavar="N",
+        help=f"History entries kept per job (default {HISTORY_CAP}); a job that retries "
+        "without end keeps its first and latest attempts and counts the rest.",
+    ),
+    click.option(
+        "--stale-after",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_STALE_AFTER,
+        metavar="S",
+        help="Forget unfinished jobs with no event for S seconds "
+        f"(default {DEFAULT_STALE_AFTER:.0f}; a scheduled job counts from its ETA).",
+    ),
+    click.option(
+        "--forget-workers-after",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_FORGET_WORKERS_AFTER,
+        metavar="S",
+        help=f"Forget workers offline for S seconds (default {DEFAULT_FORGET_WORKERS_AFTER:.0f}).",
     ),
     click.option(
         "--read-only",
@@ -260,7 +288,12 @@ def _merged(ctx: click.Context) -> Options:
 def _watch(options: Options) -> dict[str, Any]:
     """What the TUI and dump take from the watch options."""
     return {
-        "max_jobs": options["max_jobs"],
+        "store_options": {
+            "max_jobs": options["max_jobs"],
+            "history_cap": options["history_per_job"],
+            "stale_after": options["stale_after"],
+            "forget_workers_after": options["forget_workers_after"],
+        },
         "read_only": options["read_only"],
         "enable_events": not options["no_enable_events"],
     }
@@ -440,7 +473,7 @@ def run_demo(dump_seconds: float | None, watch: dict[str, Any]) -> int:
         if dump_seconds:
             from sluice_tui.dump import dump_app
 
-            return dump_app(app, seconds=dump_seconds, max_jobs=watch["max_jobs"])
+            return dump_app(app, seconds=dump_seconds, store_options=watch["store_options"])
         from sluice_tui.launch import open_tui
 
         # Watched from the start, before any job names them: the archive queue

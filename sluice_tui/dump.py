@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from sluice_tui.celery_adapter.connect import load_app
 from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.export import job_to_dict
 from sluice_tui.model.states import JobState
-from sluice_tui.model.store import DEFAULT_MAX_JOBS, JobStore
+from sluice_tui.model.store import JobStore
 from sluice_tui.terminal_text import inert
 
 if TYPE_CHECKING:
@@ -21,32 +20,19 @@ if TYPE_CHECKING:
 TICK = 0.1
 
 
-def run_dump(args: argparse.Namespace) -> int:
-    return dump_app(
-        load_app(args.app, args.broker),
-        seconds=args.seconds,
-        until_idle=args.until_idle,
-        states={JobState(s) for s in args.state} if args.state else None,
-        max_jobs=args.max_jobs,
-        verbose=args.verbose,
-        enable_events=not args.no_enable_events,
-        read_only=args.read_only,
-    )
-
-
 def dump_app(
     app: Celery,
     *,
     seconds: float,
     until_idle: float | None = None,
     states: set[JobState] | None = None,
-    max_jobs: int = DEFAULT_MAX_JOBS,
+    store_options: Mapping[str, Any] | None = None,
     verbose: bool = False,
     enable_events: bool = True,
     read_only: bool = False,
 ) -> int:
     """Listen to ``app``'s events, then print the jobs as JSON; return the exit status."""
-    store = JobStore(max_jobs=max_jobs)
+    store = JobStore(**(store_options or {}))
     receiver = ReceiverThread(app, store, enable_events=enable_events, read_only=read_only)
     reporter = _Reporter(store, verbose=verbose)
     ever_connected = False

@@ -16,11 +16,9 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from sluice_tui.model.store import DEFAULT_MAX_JOBS
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -58,7 +56,7 @@ class Sources:
 def build_app(
     celery_app: Celery,
     *,
-    max_jobs: int = DEFAULT_MAX_JOBS,
+    store_options: Mapping[str, Any] | None = None,
     read_only: bool = False,
     enable_events: bool = True,
     queues: Iterable[str] = (),
@@ -77,7 +75,7 @@ def build_app(
     from sluice_tui.ui.actions import UIActions
     from sluice_tui.ui.app import SluiceApp
 
-    store = JobStore(max_jobs=max_jobs)
+    store = JobStore(**(store_options or {}))
     receiver = ReceiverThread(celery_app, store, enable_events=enable_events, read_only=read_only)
     poller = QueuePoller(celery_app, store, interval=queue_interval, extra_queues=queues)
     gate = ActionsGate(store, CeleryControl(celery_app), read_only=read_only)

@@ -18,7 +18,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.dump import _IdleWatch, _Reporter
 from sluice_tui.model.queues import QueueBoard, QueueSnapshot
 from sluice_tui.model.states import ALL_STATES, JobState
-from sluice_tui.model.store import DEFAULT_MAX_JOBS, JobStore
+from sluice_tui.model.store import JobStore
 from sluice_tui.model.task_types import TaskTypeSnapshot, held_counts, task_types_of
 from sluice_tui.model.worker_info import board_of
 from sluice_tui.terminal_text import inert
@@ -71,7 +71,7 @@ def stats_app(
     as_json: bool = False,
     queues: Iterable[str] = (),
     verbose: bool = False,
-    max_jobs: int = DEFAULT_MAX_JOBS,
+    store_options: Mapping[str, Any] | None = None,
     enable_events: bool = True,
     read_only: bool = False,
     out: IO[str] | None = None,
@@ -82,7 +82,7 @@ def stats_app(
     request): their figures then come from heartbeats alone.
     """
     out = out or sys.stdout
-    store = JobStore(max_jobs=max_jobs)
+    store = JobStore(**(store_options or {}))
     receiver = ReceiverThread(app, store, enable_events=enable_events, read_only=read_only)
     poller = QueuePoller(app, store, interval=POLL_SECONDS, extra_queues=queues)
     asker = _WorkerAsker(app, store, enabled=not read_only)

@@ -301,3 +301,28 @@ def test_app_with_broker_the_broker_wins_even_over_the_apps_transport(tmp_path):
         )
         assert result.returncode == 1, (command, result.stdout, result.stderr)
         assert f"could not connect to the broker {dead}" in result.stderr
+
+
+def test_memory_bounds_reach_the_store_before_or_after_the_command(monkeypatch):
+    """--max-jobs, --history-per-job, --stale-after and --forget-workers-after shape the store."""
+    import sluice_tui.dump
+    import sluice_tui.launch
+    from sluice_tui.cli import main
+    from sluice_tui.model.store import JobStore
+
+    monkeypatch.setenv("CELERY_BROKER_URL", "")
+    built = {}
+    monkeypatch.setattr(sluice_tui.launch, "run_app", lambda app: built.update(tui=app.store))
+
+    def fake_dump(app, **options):
+        built["dump"] = JobStore(**options["store_options"])
+        return 0
+
+    monkeypatch.setattr(sluice_tui.dump, "dump_app", fake_dump)
+    limits = ["--max-jobs", "50", "--history-per-job", "40", "--stale-after", "60"]
+    assert main(["--broker", "memory://", *limits, "--forget-workers-after", "90"]) == 0
+    assert main(["--broker", "memory://", "dump", *limits, "--forget-workers-after", "90"]) == 0
+    for store in built.values():
+        assert (store.max_jobs, store.history_cap) == (50, 40)
+        assert (store.stale_after, store.forget_workers_after) == (60.0, 90.0)
+    assert main(["--broker", "memory://", "--history-per-job", "5"]) == 2  # below the floor
