@@ -30,14 +30,15 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-# The worker screens move to Messages with their own change (helper Y's files).
-MOVED = ("jobs", "job_detail", "action_log", "goto", "help", "live", "queues", "task_types")
+# report.py (the base of the action log and diagnostics) still types its app
+# as SluiceApp; it is not a file this change owns.
+NOT_YET = {"report.py"}
 
 
 def test_no_screen_imports_the_app_even_for_types():
-    paths = [SCREENS / f"{name}.py" for name in MOVED if (SCREENS / f"{name}.py").exists()]
+    paths = [p for p in SCREENS.glob("*.py") if p.name not in NOT_YET]
     offenders = [p.name for p in paths if "sluice_tui.ui.app" in imported_modules(p)]
-    assert len(paths) >= 6 and offenders == []
+    assert len(paths) >= 10 and offenders == []
 
 
 def app_with_jobs() -> SluiceApp:
