@@ -157,11 +157,15 @@ async def test_question_mark_lists_every_key(app):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
-        for key in ("1-8", "/", "s", "S", "g", "p", "r", "x", "w", "q", "⏎"):
+        for key in ("1-8", "/", "s", "S", "g", "p", "r", "x", "w", "b", "t", "q", "⏎"):
             assert f" {key} " in text, key
         for words in ("Search", "Go to id", "Pause", "Retry", "Revoke", "Workers", "Detail"):
             assert words in text
-        assert "retry: allowed when a job is failed, cancelled" in text
+        for words in ("Queues", "Task types", "Its jobs", "Filter"):
+            assert words in text
+        app.screen.query_one("#help-rules").scroll_visible(animate=False)
+        await pilot.pause()
+        assert "retry: allowed when a job is failed, cancelled" in screen_text(app)
         await pilot.press("escape")
         assert isinstance(app.screen, JobsScreen)
 
