@@ -157,6 +157,9 @@ async def test_question_mark_lists_every_key(app):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
+        for _ in range(4):  # the sections run past one screen: read them all
+            await pilot.press("pagedown")
+            text += screen_text(app)
         for key in ("1-8", "/", "s", "S", "g", "p", "r", "x", "w", "b", "t", "q", "⏎"):
             assert f" {key} " in text, key
         for words in ("Search", "Go to id", "Pause", "Retry", "Revoke", "Workers", "Detail"):

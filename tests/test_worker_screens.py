@@ -236,7 +236,8 @@ async def test_a_workers_detail_asks_that_worker_only_on_opening():
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(WorkerDetailScreen("worker-b@prod-2"))
         await settle(pilot)
-        assert control.asked == [["worker-b@prod-2"]]
+        # Every worker once as the app starts, then this one as its detail opens.
+        assert control.asked == [None, ["worker-b@prod-2"]]
         app.screen.refresh_from_store(changed=True)
         await pilot.pause()
         text = screen_text(app)

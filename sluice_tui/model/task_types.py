@@ -105,7 +105,11 @@ class _Type:
 
     def percentiles(self) -> tuple[float | None, float | None]:
         if self.cached is None:
-            self.cached = (self.quantile(0.5), self.quantile(0.95))
+            # A bucket's middle can lie above the exact max: never show more.
+            self.cached = tuple(  # type: ignore[assignment]
+                None if value is None else min(value, self.max)
+                for value in (self.quantile(0.5), self.quantile(0.95))
+            )
         return self.cached
 
     def quantile(self, q: float) -> float | None:

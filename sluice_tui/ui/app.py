@@ -111,6 +111,11 @@ class SluiceApp(App):
         self.index.sync()
         if self.source is not None:
             self.source.start()
+        if self.actions is not None and not self.read_only:
+            # Pools, queues consumed and limits are only known by asking; the
+            # queues screen needs the consumers at once (inspect publishes, so
+            # never in --read-only).
+            self.actions.ask_workers(self, quietly=True)
         if self.tick_seconds:
             self.set_interval(self.tick_seconds, self.tick)
 
@@ -278,6 +283,7 @@ class SluiceApp(App):
             ("Queues", describe(QueuesScreen.BINDINGS)),
             ("Queue detail", describe(QueueDetailScreen.BINDINGS)),
             ("Task types", describe(TaskTypesScreen.BINDINGS)),
+            ("Workers", describe(WorkersScreen.BINDINGS)),
             ("Everywhere", describe(self.BINDINGS)),
         ]
 

@@ -34,6 +34,10 @@ class Host(Protocol):
     events_per_second: float
     actions: Any
 
+    def action_log(self) -> list[Any]:
+        """Every action sent from this app, oldest first."""
+        ...
+
 
 class OpenJob(Message):
     """Open one job's detail (an unknown id shows 'not known')."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.console import RenderableType
 from textual.app import ComposeResult
@@ -10,11 +10,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from sluice_tui.ui.messages import Host
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
-
-if TYPE_CHECKING:
-    from sluice_tui.ui.app import SluiceApp
 
 
 class ReportScreen(LiveScreen):
@@ -25,7 +23,7 @@ class ReportScreen(LiveScreen):
     ]
     TITLE = ""
 
-    app: SluiceApp
+    app: Host  # type: ignore[assignment]  # what this screen reads
 
     def __init__(self) -> None:
         super().__init__()
