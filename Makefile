@@ -23,7 +23,7 @@ demo: setup
 	$(VENV)/bin/sluice-tui demo
 
 test: setup
-	$(PY) -m pytest --basetemp=$(VENV)/test-tmp --durations=10
+	$(PY) -m pytest --basetemp=$(VENV)/test-tmp -n 4 --dist loadfile --durations=10
 
 lint: dev
 	$(VENV)/bin/ruff format --check .
