@@ -42,4 +42,7 @@ bench: setup
 	$(PY) -m bench.scaling
 	$(PY) -m bench.end_to_end
 	$(PY) -m bench.ui
+	$(PY) -m bench.long_retry
+	$(PY) -m bench.detail
+	$(PY) -m bench.cluster_views
 	$(PY) -m pytest -m bench tests/test_bench.py
