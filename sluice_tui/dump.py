@@ -34,10 +34,10 @@ def dump_app(
     """Listen to ``app``'s events, then print the jobs as JSON; return the exit status."""
     store = JobStore(**(store_options or {}))
     receiver = ReceiverThread(app, store, enable_events=enable_events, read_only=read_only)
-    reporter = _Reporter(store, verbose=verbose)
+    reporter = ProgressReporter(store, verbose=verbose)
     ever_connected = False
     last_error = None
-    idle = _IdleWatch(store, until_idle)
+    idle = IdleWatch(store, until_idle)
     receiver.start()
     try:
         deadline = time.monotonic() + seconds
@@ -52,12 +52,7 @@ def dump_app(
     finally:
         receiver.stop()
     if not ever_connected:
-        print(
-            f"sluice-tui: could not connect to the broker {inert(receiver.broker)} "
-            f"within {seconds:g} s: {inert(last_error or 'no answer')}",
-            file=sys.stderr,
-        )
-        return 1
+        return unreachable(receiver.broker, seconds, last_error)
     jobs = [job_to_dict(job) for job in store.snapshots(states)]
     json.dump(jobs, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -67,7 +62,17 @@ def dump_app(
     return 0
 
 
-class _IdleWatch:
+def unreachable(broker: str, seconds: float, error: str | None) -> int:
+    """Say that the broker never answered within the window; the exit status for it."""
+    print(
+        f"sluice-tui: could not connect to the broker {inert(broker)} "
+        f"within {seconds:g} s: {inert(error or 'no answer')}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+class IdleWatch:
     """--until-idle: done once jobs were seen, all are finished, and events stopped."""
 
     def __init__(self, store: JobStore, quiet_seconds: float | None) -> None:
@@ -91,7 +96,7 @@ class _IdleWatch:
         return not any(n for state, n in counts.items() if not state.finished)
 
 
-class _Reporter:
+class ProgressReporter:
     """With --verbose, tell stderr when the connection or the set of workers changes."""
 
     def __init__(self, store: JobStore, *, verbose: bool) -> None:

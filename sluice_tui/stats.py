@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sluice_tui.celery_adapter.queues import QueuePoller, queues_of
 from sluice_tui.celery_adapter.receiver import ReceiverThread
-from sluice_tui.dump import _IdleWatch, _Reporter
+from sluice_tui.dump import IdleWatch, ProgressReporter, unreachable
 from sluice_tui.model.queues import QueueBoard, QueueSnapshot
 from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
@@ -86,8 +86,8 @@ def stats_app(
     receiver = ReceiverThread(app, store, enable_events=enable_events, read_only=read_only)
     poller = QueuePoller(app, store, interval=POLL_SECONDS, extra_queues=queues)
     asker = _WorkerAsker(app, store, enabled=not read_only)
-    reporter = _Reporter(store, verbose=verbose)
-    idle = _IdleWatch(store, until_idle)
+    reporter = ProgressReporter(store, verbose=verbose)
+    idle = IdleWatch(store, until_idle)
     ever_connected = False
     last_error = None
     receiver.start()
@@ -113,12 +113,7 @@ def stats_app(
         receiver.stop()
         poller.stop()
     if not ever_connected:
-        print(
-            f"sluice-tui: could not connect to the broker {inert(receiver.broker)} "
-            f"within {seconds:g} s: {inert(last_error or 'no answer')}",
-            file=sys.stderr,
-        )
-        return 1
+        return unreachable(receiver.broker, seconds, last_error)
     report = gather(store, asker.outcome)
     if as_json:
         json.dump(report_to_dict(report), out, indent=2)
