@@ -18,6 +18,10 @@ async def test_a_real_result_with_escape_sequences_is_shown_inert(tmp_path):
     try:
         cluster.start_worker("w1")
         receiver.start()
+        # Send once the worker is heard: the monitor is then listening and has
+        # asked for task events (the worker runs without -E). A job sent before
+        # could finish unseen on a loaded machine.
+        wait_for(lambda: any(w.online for w in store.workers()), 60, "the worker to be heard")
         job = cluster.send("demo.add", TITLE_ESCAPE, CURSOR_ESCAPES)
         wait_for(lambda: store.get(job.id).state is JobState.COMPLETED, 60, "the job to finish")
     finally:
