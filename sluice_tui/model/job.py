@@ -513,7 +513,8 @@ class Job:
             late=old.late if old else 0,
             by_state=by_state,
         )
-        marker = Step(JobState.RETRYING, OMITTED_EVENT, hist[last + 1].order, marker=True)
+        ends = hist[last + 1]  # a task-retried, or a task-started whose attempt goes on
+        marker = Step(ends.state, OMITTED_EVENT, ends.order, marker=True)
         hist[start : last + 3] = (end, marker, None)
         extra = self.extra = self.extra or {}
         extra[_OMITTED] = omitted
@@ -580,6 +581,21 @@ class Job:
                 break
         if last is None or state is not retried:
             return None
+        # A worker often receives the re-sent job before its own task-retried
+        # is stamped: then end at the attempt's task-started instead, so the
+        # first attempt kept starts with its task-sent and task-received.
+        early = last - 3
+        while early > start and _opens_attempt(hist[early + 1]):
+            early -= 3
+        if early < last - 3 and early >= start:
+            step = hist[early + 1]
+            if step.state is JobState.ACTIVE and not (step.passive or step.marker):
+                state = JobState.UNKNOWN
+                for i in range(1, early + 3, 3):
+                    if hist[i].moves(state):
+                        state = hist[i].state
+                if state is JobState.ACTIVE:
+                    return start, early
         return start, last
 
     def _fold(self) -> JobState:
@@ -743,12 +759,17 @@ def number_attempts(steps: Iterable[Step], after_marker: int = 0) -> tuple[list[
     base = 0  # attempts closed by a marker
     for step in steps:
         if step.marker:
-            base = after_marker
-            has, first_open = [], 0
+            # A marker ending at a task-started leaves that attempt open: its
+            # task-retried is kept after the marker.
+            if step.state is JobState.ACTIVE:
+                base, has = after_marker - 1, [_SENT | _RECEIPT | _START]
+            else:
+                base, has = after_marker, []
+            first_open = 0
             lacking = {_SENT: 0, _RECEIPT: 0, _START: 0}
-            numbers.append(base)
+            numbers.append(after_marker)
             if step.moves(state):
-                state, current = step.state, base
+                state, current = step.state, after_marker
             continue
         kind = _kind(step)
         n = step.attempt - 1 - base
@@ -773,6 +794,13 @@ def number_attempts(steps: Iterable[Step], after_marker: int = 0) -> tuple[list[
             state = step.state
             current = base + n + 1
     return numbers, current
+
+
+def _opens_attempt(step: Step) -> bool:
+    """Whether a history step is one of an attempt's first (task-sent, task-received)."""
+    if step.passive or step.marker:
+        return False
+    return step.weak or step.state is JobState.QUEUED or step.state is JobState.SCHEDULED
 
 
 def _kind(step: Step) -> int:
