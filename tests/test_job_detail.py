@@ -303,7 +303,7 @@ async def test_a_stretch_not_kept_reads_as_one_row_between_the_kept_attempts():
         lines = screen_text(app).splitlines()
         marker = line_of(
             "\n".join(lines),
-            "\u2026 attempts 2-3,998 not kept: 11,991 events, 22:13:22 to 23:21:29",
+            "\u2026 11,991 events of attempts 2-3,998 not kept, 22:13:22 to 23:21:29",
             "(retrying 3,997, active 3,997, queued 3,997)",
         )
         assert line_of("\n".join(lines), "attempt 1") < marker

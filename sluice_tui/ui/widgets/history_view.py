@@ -89,7 +89,9 @@ def marker_text(omitted: object | None, marker: Transition) -> str:
         return f"\u2026 entries not kept, up to {clock_time(marker.timestamp)}"
     first, last = omitted.first_attempt, omitted.last_attempt  # type: ignore[attr-defined]
     which = f"attempt {first:,}" if first == last else f"attempts {first:,}-{last:,}"
-    text = f"\u2026 {which} not kept: {omitted.events:,} events"  # type: ignore[attr-defined]
+    # The ends of that stretch may keep an entry or two (a re-send stamped before
+    # the task-retried that precedes it): say entries, not whole attempts.
+    text = f"\u2026 {omitted.events:,} events of {which} not kept"  # type: ignore[attr-defined]
     if omitted.actions:  # type: ignore[attr-defined]
         text += f", {omitted.actions:,} actions"  # type: ignore[attr-defined]
     start, end = omitted.start, omitted.end  # type: ignore[attr-defined]
