@@ -110,10 +110,18 @@ class QueuePoller:
         figures = board_of(self.store).all_figures()
         if not figures:
             return
+        # A worker gone offline (or shut down) consumes nothing, whatever it
+        # said when it was last asked; its queues stay watched.
+        online = {w.hostname for w in self.store.workers() if w.online}
+        named: set[str] = set()
         consumers: Counter[str] = Counter()
-        for item in figures.values():
-            consumers.update(item.queues or ())
-        self.board.watch(consumers, "worker")
+        for hostname, item in figures.items():
+            named.update(item.queues or ())
+            if hostname in online:
+                consumers.update(item.queues or ())
+        for name in named:
+            consumers[name] += 0  # known: nobody online reads it
+        self.board.watch(sorted(named), "worker")
         self.board.set_worker_consumers(consumers)
 
     def _connection(self) -> Any:

@@ -38,6 +38,9 @@ _COMPLETED, _FAILED, _RETRYING = JobState.COMPLETED, JobState.FAILED, JobState.R
 _STATE_INDEX = {state: i for i, state in enumerate(ALL_STATES)}
 
 
+MAX_RUNTIME = 366 * 24 * 3600.0  # seconds
+
+
 def bucket_of(seconds: float) -> int:
     if seconds <= SMALLEST:
         return 0
@@ -179,7 +182,9 @@ class TaskTypes:
         if minute != kind.minute:
             self._new_minute(kind, minute, timestamp)
         kind.slot[failed] += 1
-        if runtime is not None and runtime >= 0:
+        # A runtime past a year is a malformed event, not a measurement (and
+        # would overflow the bucket arithmetic).
+        if runtime is not None and 0 <= runtime < MAX_RUNTIME:
             bucket = 1 + int(_log(runtime * _PER_SMALLEST) * _PER_LOG) if runtime > SMALLEST else 0
             histogram = kind.histogram
             histogram[bucket] = histogram.get(bucket, 0) + 1

@@ -61,7 +61,9 @@ class UIActions:
         if worker.group in (ASK, ASK_QUIETLY):
             outcome, value = worker.result
             if outcome is not OK and worker.group == ASK:
-                app.notify(value, title="Workers not asked", severity="warning", timeout=8)
+                app.notify(
+                    value, title="Workers not asked", severity="warning", timeout=8, markup=False
+                )
             return True
         if worker.group not in (PLAN, SEND):
             return False
@@ -70,9 +72,9 @@ class UIActions:
             # A refusal sent nothing, even at send time (the job moved on
             # while the dialog was open); only a broker error is a failure.
             title = "Refused" if outcome is REFUSED else "Failed"
-            app.notify(value, title=title, severity="error", timeout=10)
+            app.notify(value, title=title, severity="error", timeout=10, markup=False)
         elif worker.group == SEND:
-            app.notify(value, title="Sent", timeout=8)
+            app.notify(value, title="Sent", timeout=8, markup=False)
             app.tick()  # show the job's new note now, not at the next tick
         elif isinstance(value, RetryPlan):
             app.clear_notifications()  # earlier notices would cover the dialog
@@ -136,7 +138,7 @@ class UIActions:
         try:
             self.gate.check_worker_control(action)
         except ActionRefused as exc:
-            app.notify(str(exc), title="Refused", severity="warning", timeout=8)
+            app.notify(str(exc), title="Refused", severity="warning", timeout=8, markup=False)
             return
         figures = self.gate.workers.figures(hostname)
         app.clear_notifications()

@@ -139,7 +139,7 @@ class SluiceApp(App):
     def _show_notices(self) -> None:
         self._notices_shown, fresh = self.store.notices_since(self._notices_shown)
         for text in fresh:
-            self.notify(text, title="Note", timeout=15)
+            self.notify(text, title="Note", timeout=15, markup=False)
 
     def _measure_rate(self) -> None:
         started, count = self._rate_window

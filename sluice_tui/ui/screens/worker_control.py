@@ -80,8 +80,8 @@ def what_it_is(action: WorkerAction, figures: WorkerFigures | None) -> str:
             "Nothing restarts it unless its supervisor does."
         )
     limited = [
-        f"{inert(name)} {limits.rate_limit or '-'} / "
-        f"{limits.soft_time_limit or '-'} / {limits.time_limit or '-'}"
+        f"{inert(name)} {inert(str(limits.rate_limit or '-'))} / "
+        f"{inert(str(limits.soft_time_limit or '-'))} / {inert(str(limits.time_limit or '-'))}"
         for name, limits in sorted(figures.limits.items())
     ]
     return (
@@ -166,11 +166,13 @@ class WorkerControlScreen(ModalScreen[WorkerCommand | None]):
         try:
             command = self._command()
         except ActionRefused as exc:
-            sends.update(Text(f"Not ready: {exc}", "italic"))
+            sends.update(Text(f"Not ready: {inert(str(exc))}", "italic"))
             self.query_one("#send", Button).disabled = True
             return
         sends.update(
-            Text.assemble(("Sends: ", "bold"), inert(command.describe()), f" to {self.hostname}")
+            Text.assemble(
+                ("Sends: ", "bold"), inert(command.describe()), f" to {inert(self.hostname)}"
+            )
         )
         self.query_one("#send", Button).disabled = False
         self.query_one("#control-error", Static).update("")

@@ -1,0 +1,59 @@
+"""Defects found by reading the code: each checked where a user would meet it."""
+
+from __future__ import annotations
+
+from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+from tests import events as ev
+
+T = 1_700_000_000.0
+
+
+def test_an_absurd_runtime_still_reaches_the_job_list():
+    """A malformed runtime must not stop the change feed from hearing of the job."""
+    store = JobStore()
+    adapter = EventAdapter(store)
+    adapter(ev.started("a", T))
+    version = store.version
+    adapter(ev.succeeded("a", T + 1, runtime=1e305))
+    assert store.get("a").state is JobState.COMPLETED
+    assert "a" in store.changes_since(version).job_ids
+    assert store.stats().bad_events == 0
+
+
+def test_a_worker_gone_offline_no_longer_counts_as_a_consumer():
+    from celery import Celery
+
+    from sluice_tui.celery_adapter.queues import QueuePoller
+    from sluice_tui.model.queues import QueueSample
+    from sluice_tui.model.worker_info import WorkerFigures, board_of
+
+    now = [T]
+    store = JobStore(clock=lambda: now[0])
+    adapter = EventAdapter(store)
+    adapter(ev.heartbeat("w1@h", T))
+    board_of(store).record_figures([WorkerFigures("w1@h", T, queues=("reports",))])
+    poller = QueuePoller(Celery("t", set_as_current=False), store)
+    poller._learn_worker_queues()  # what each poll does before asking the broker
+    store.queues.record("reports", QueueSample(T, 500, None))
+    assert not store.queues.get("reports").stuck  # consumed while its worker is online
+    adapter(ev.event("worker-offline", None, T + 1, hostname="w1@h", local_received=T + 1))
+    poller._learn_worker_queues()
+    store.queues.record("reports", QueueSample(T + 2, 500, None))
+    assert store.queues.get("reports").stuck  # a backlog and nobody left to read it
+
+
+async def test_cluster_text_in_a_notice_is_shown_as_written_and_crashes_nothing():
+    from sluice_tui.ui.app import SluiceApp
+
+    store = JobStore()
+    app = SluiceApp(store, tick_seconds=None)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        store.add_notice("worker said: queue jobs[/]eu and [bold]loud[/bold]")
+        app.tick()
+        await pilot.pause()
+        await pilot.pause()
+        assert app.is_running
+        shown = [n.message for n in app._notifications]
+    assert any("jobs[/]eu and [bold]loud[/bold]" in text for text in shown)
