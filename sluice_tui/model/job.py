@@ -469,12 +469,12 @@ class Job:
     def _trim(self) -> None:
         """Replace the middle attempts with one marker entry, keeping the first and the latest.
 
-        The cut ends at a task-retried, and the history up to it folds to
-        ``retrying``: after that any event moves the job, so whatever the
-        stretch held, the marker (folding as that task-retried) leaves the
-        state and every later step exactly as the whole history would.
-        Trimming to two thirds of the cap makes its cost a small constant per
-        event.
+        The cut ends at a task-retried (or at the task-started just before a
+        re-send stamped early), and the history up to it folds to that step's
+        state, which it reaches from any unfinished state: so whatever the
+        stretch held, the marker (folding as that step) leaves the state and
+        every later step exactly as the whole history would.  Trimming to two
+        thirds of the cap makes its cost a small constant per event.
         """
         hist = self._hist
         extra = self.extra
@@ -545,7 +545,8 @@ class Job:
 
         It starts after the first attempt's task-retried (or at an earlier
         marker, which it absorbs) and ends at the task-retried that leaves
-        the most recent attempts within two thirds of the cap.
+        the most recent attempts within two thirds of the cap, or at the
+        task-started before it when the next attempt began first.
         """
         hist = self._hist
         retried = JobState.RETRYING
