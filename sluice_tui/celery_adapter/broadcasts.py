@@ -12,7 +12,6 @@ input: malformed ones are counted on the store and skipped.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,7 @@ from celery import Celery
 from celery.utils.saferepr import saferepr
 from kombu import Consumer, Queue
 
+from sluice_tui.celery_adapter.background import BackgroundLoop
 from sluice_tui.celery_adapter.connect import describe_error
 from sluice_tui.celery_adapter.resync import REVOKED, _valid_id
 from sluice_tui.model.job import NO_FIELDS, REVOKE_REQUESTED, Step
@@ -43,10 +43,11 @@ BAD_UNDECODABLE = "undecodable control message"
 BAD_MALFORMED = "malformed control message"
 
 
-class BroadcastListener:
+class BroadcastListener(BackgroundLoop):
     """Listens to the control exchange on a daemon thread until :meth:`stop`."""
 
     def __init__(self, app: Celery, store: JobStore) -> None:
+        super().__init__("sluice-broadcasts")
         self.app = app
         self.store = store
         self.mailbox = app.control.mailbox
@@ -54,25 +55,6 @@ class BroadcastListener:
         self.queue_name = f"sluice-tui-broadcasts-{uuid.uuid4()}"
         self.connected = False
         self.last_error: str | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sluice-broadcasts", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        self._stopping.set()
-
-    def stop(self, timeout: float = 2.0) -> bool:
-        """Ask the thread to stop; return whether it did within ``timeout`` seconds."""
-        self.request_stop()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     def _run(self) -> None:
         delay = BACKOFF_START

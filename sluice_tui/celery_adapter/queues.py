@@ -19,7 +19,6 @@ as the worker board last heard them.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from typing import Any
 
 from celery import Celery
 
+from sluice_tui.celery_adapter.background import BackgroundLoop
 from sluice_tui.model.queues import QueueSample, queues_of
 from sluice_tui.model.worker_info import board_of
 
@@ -40,7 +40,7 @@ def app_queue_names(app: Celery) -> list[str]:
     return names or [app.conf.task_default_queue or "celery"]
 
 
-class QueuePoller:
+class QueuePoller(BackgroundLoop):
     def __init__(
         self,
         app: Celery,
@@ -50,6 +50,7 @@ class QueuePoller:
         extra_queues: Iterable[str] = (),
         clock: Any = time.time,
     ) -> None:
+        super().__init__("sluice-queues")
         self.app = app
         self.store = store
         self.board = queues_of(store)
@@ -57,29 +58,14 @@ class QueuePoller:
         self.clock = clock
         self.board.watch(app_queue_names(app), "app")
         self.board.watch(extra_queues, "option")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sluice-queues", daemon=True)
         self._conn: Any = None
         self._channel: Any = None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> bool:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def _run(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._stopping.is_set():
                 self.poll_once()
-                self._stop.wait(self.interval)
+                self._stopping.wait(self.interval)
         finally:
             self._close()
 
