@@ -44,12 +44,12 @@ class UIActions:
         plan: Callable[[str], Any] = (
             self.gate.plan_retry if action is Action.RETRY else self.gate.plan_revoke
         )
-        app.run_worker(
-            lambda: _outcome(plan, job_id),
-            thread=True,
+        _in_thread(
+            app,
+            plan,
+            job_id,
             group=PLAN,
             name=f"plan {action.value} {job_id}",
-            exit_on_error=False,
         )
 
     def on_worker_done(self, app: SluiceApp, event: Worker.StateChanged) -> bool:
@@ -89,22 +89,22 @@ class UIActions:
     def _send_retry(self, app: SluiceApp, plan: RetryPlan | None) -> None:
         # The dialog returns the plan to send: the queue may have been typed there.
         if plan is not None:
-            app.run_worker(
-                lambda: _outcome(lambda p: _retry_message(self.gate, p), plan),
-                thread=True,
+            _in_thread(
+                app,
+                lambda p: _retry_message(self.gate, p),
+                plan,
                 group=SEND,
                 name=f"retry {plan.job.id}",
-                exit_on_error=False,
             )
 
     def _send_revoke(self, app: SluiceApp, plan: RevokePlan, choice: RevokeChoice | None) -> None:
         if choice is not None:
-            app.run_worker(
-                lambda: _outcome(lambda p: _revoke_message(self.gate, p, choice), plan),
-                thread=True,
+            _in_thread(
+                app,
+                lambda p: _revoke_message(self.gate, p, choice),
+                plan,
                 group=SEND,
                 name=f"revoke {plan.job.id}",
-                exit_on_error=False,
             )
 
     # -- workers ---------------------------------------------------------------
@@ -120,12 +120,12 @@ class UIActions:
                 self.gate.refresh_held(hostname)
             return "asked"
 
-        app.run_worker(
-            lambda: _outcome(ask, None),
-            thread=True,
+        _in_thread(
+            app,
+            ask,
+            None,
             group=ASK_QUIETLY if quietly else ASK,
             name=f"ask {hostname or 'all workers'}",
-            exit_on_error=False,
         )
 
     def request_worker_control(
@@ -160,12 +160,12 @@ class UIActions:
                     self.gate.refresh_workers([c.hostname])
             return said
 
-        app.run_worker(
-            lambda: _outcome(send, command),
-            thread=True,
+        _in_thread(
+            app,
+            send,
+            command,
             group=SEND,
             name=f"{command.action.value} {command.hostname}",
-            exit_on_error=False,
         )
 
 
@@ -179,6 +179,15 @@ def _revoke_message(gate: ActionsGate, plan: RevokePlan, choice: RevokeChoice) -
     how = f"Terminate ({choice.signal})" if choice.terminate else "Revoke"
     answered = "\n".join(replies) if replies else "No worker replied within a second."
     return f"{how} of {plan.job.id[:8]} sent.\n{answered}"
+
+
+def _in_thread(
+    app: SluiceApp, fn: Callable[[Any], Any], arg: Any, *, group: str, name: str
+) -> None:
+    """Run ``fn(arg)`` off the UI thread; its outcome comes back as a worker result."""
+    app.run_worker(
+        lambda: _outcome(fn, arg), thread=True, group=group, name=name, exit_on_error=False
+    )
 
 
 def _outcome(fn: Callable[[Any], Any], arg: Any) -> tuple[str, Any]:
