@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from json import dumps as json_dumps
 from json import loads as json_loads
 from typing import Any
 
@@ -42,6 +44,7 @@ class _Receiver(EventReceiver):
         )
         self._owner = owner
         self._handle = owner.adapter
+        self._raw_sink = owner.raw_sink
         # When the last event arrived: the stream was good until then.
         self.last_received: float | None = None
         self.connect_max_retries = 0  # our loop owns reconnecting and its backoff
@@ -72,14 +75,21 @@ class _Receiver(EventReceiver):
         ]
 
     def _on_message(self, message) -> None:
+        raw_sink = self._raw_sink
         try:
             if message.content_type == "application/json":
-                body = json_loads(message.body)
+                raw = message.body
+                body = json_loads(raw)
             else:
                 body = message.decode()
+                raw = None
         except Exception as exc:
             self._bad("undecodable message", f"{type(exc).__name__}: {message.body!r:.300}")
             return
+        if raw_sink is not None:  # the journal keeps messages as received (sluice_tui.journal)
+            if raw is None:
+                raw = json_dumps(body, default=repr)
+            raw_sink(raw.encode() if raw.__class__ is str else raw, time.time())
         if body.__class__ is list:  # Celery 4+ may batch events in one message
             for event in body:
                 self._receive_one(event)
@@ -121,9 +131,16 @@ class ReceiverThread:
         enable_events_interval: float = ENABLE_EVENTS_INTERVAL,
         resync: bool = True,
         broadcasts: bool = True,
+        raw_sink: Callable[[bytes, float], None] | None = None,
+        start_gap: int | None = None,
     ) -> None:
         self.app = app
         self.store = store
+        # Called with each message's JSON bytes and its receive time, before decoding.
+        self.raw_sink = raw_sink
+        # A gap recorded before the first connection (the time the monitor was
+        # not running, from the journal): the first resync settles it.
+        self._start_gap = start_gap
         self.adapter = EventAdapter(store)
         # Read-only publishes nothing at all: no enable_events, no heartbeat wakeup.
         self.read_only = read_only
@@ -217,6 +234,8 @@ class ReceiverThread:
         self.store.set_status("connected", self.broker)
         self._last_enable = 0.0
         gap = None
+        if not self._was_connected and self._start_gap is not None:
+            gap, self._start_gap = self._start_gap, None
         if self._lost is not None:
             start, reason = self._lost
             self._lost = None
