@@ -14,14 +14,17 @@ same; the subcommand's own value wins when both are given.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.core import ParameterSource
 
 from sluice_tui import __version__
+from sluice_tui.history import DEFAULT_MAX_JOURNAL_JOBS
 from sluice_tui.launch import mask_passwords, report_crash
 from sluice_tui.model.job import HISTORY_CAP, MIN_HISTORY_CAP
 from sluice_tui.model.states import JobState
@@ -35,6 +38,7 @@ from sluice_tui.terminal_text import inert
 if TYPE_CHECKING:
     from celery import Celery
 
+    from sluice_tui.history import HistoryOptions
     from sluice_tui.oneshot import JobRequest
 
 SETUP_ERROR = 2
@@ -51,6 +55,9 @@ examples:
   sluice-tui dump -A proj --seconds 10 --state failed
                                                    print failed jobs as JSON
   sluice-tui stats -A proj --json                  queue depths, task types, workers
+  sluice-tui collect -A proj                       keep the history, with no screen
+  sluice-tui dump --history FILE --since 48h --state failed
+                                                   what failed in two days, from the journal
   celery -A proj sluice retry 7513d231             the same commands under celery
 """
 
@@ -68,6 +75,30 @@ APP_OPTIONS = (
     ),
     click.option("-A", "--app", metavar="APP", help="Celery app to load, as for `celery -A`."),
 )
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class Duration(click.ParamType):
+    """A length of time: seconds, or a number with s, m, h or d (90s, 30m, 48h, 7d)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        found = _DURATION.fullmatch(str(value))
+        seconds = float(found[1]) * _UNIT_SECONDS[found[2].lower()] if found else 0.0
+        if not seconds:
+            self.fail(f"{value!r} is not a length of time like 90s, 30m, 48h or 7d", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
+
 # How to listen: on the group and on every command that connects.
 WATCH_OPTIONS = (
     click.option(
@@ -111,6 +142,32 @@ WATCH_OPTIONS = (
         help="Do not ask workers started without -E to send task events.",
     ),
 )
+# The journal on disk (sluice_tui.history): the TUI and collect.
+HISTORY_PATH = click.option(
+    "--history",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="The history journal (SQLite) to keep; default: one file per broker under "
+    "$XDG_STATE_HOME/sluice-tui (else ~/.local/state/sluice-tui).",
+)
+HISTORY_OPTIONS = (
+    HISTORY_PATH,
+    click.option("--no-history", is_flag=True, help="Keep no journal: jobs live in memory only."),
+    click.option(
+        "--history-max-age",
+        type=DURATION,
+        default="7d",
+        metavar="AGE",
+        help="Forget journaled jobs older than AGE (e.g. 48h, 30d; default 7d).",
+    ),
+    click.option(
+        "--history-max-jobs",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_JOURNAL_JOBS,
+        metavar="N",
+        help=f"Keep at most N jobs in the journal (default {DEFAULT_MAX_JOURNAL_JOBS:,}).",
+    ),
+)
 _SECONDS = click.FloatRange(min=0, min_open=True)
 LISTEN_SECONDS = click.option(
     "--seconds", type=_SECONDS, default=5.0, metavar="N", help="How long to listen (default 5)."
@@ -144,7 +201,14 @@ VERBOSE = click.option(
     "-v", "--verbose", is_flag=True, help="Report connection and worker changes on stderr."
 )
 DUMP_OPTIONS = (
-    LISTEN_SECONDS,
+    click.option(
+        "--seconds",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        metavar="N",
+        help="How long to listen (default 5). With --history: how long to follow the "
+        "journal before printing (default 0: print it at once).",
+    ),
     UNTIL_IDLE,
     click.option(
         "--state",
@@ -154,6 +218,27 @@ DUMP_OPTIONS = (
         help="Keep only jobs in this state (repeatable).",
     ),
     VERBOSE,
+    click.option(
+        "--history",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="Print from this journal (a collector's or the TUI's) instead of listening.",
+    ),
+    click.option(
+        "--since",
+        type=DURATION,
+        metavar="AGE",
+        help="With --history: only jobs seen in the last AGE (e.g. 48h).",
+    ),
+)
+COLLECT_OPTIONS = (
+    click.option(
+        "--log-every",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        metavar="S",
+        help="Seconds between progress lines on stderr (default 60; 0: none).",
+    ),
 )
 STATS_OPTIONS = (
     LISTEN_SECONDS,
@@ -299,6 +384,18 @@ def _watch(options: Options) -> dict[str, Any]:
     }
 
 
+def _history(options: Options) -> HistoryOptions:
+    """What the TUI and collect take from the history options."""
+    from sluice_tui.history import HistoryOptions
+
+    return HistoryOptions(
+        enabled=not options["no_history"],
+        path=options["history"],
+        max_age=options["history_max_age"],
+        max_jobs=options["history_max_jobs"],
+    )
+
+
 def build_commands(
     name: str, *, find_app: AppFinder, app_options: bool, help_text: str
 ) -> click.Group:
@@ -315,7 +412,7 @@ def build_commands(
     )
     @click.version_option(__version__, prog_name="sluice-tui", message="%(prog)s %(version)s")
     @connect
-    @_options(*QUEUE_OPTIONS, *TUI_OPTIONS)
+    @_options(*QUEUE_OPTIONS, *TUI_OPTIONS, *HISTORY_OPTIONS)
     @click.pass_context
     def group(ctx: click.Context, **_: Any) -> None:
         # Library loggers must not write to the terminal: the TUI owns it, and
@@ -331,6 +428,7 @@ def build_commands(
                     find_app(ctx, options),
                     queues=options["queues"],
                     queue_interval=options["queue_interval"],
+                    history=_history(options),
                     **_watch(options),
                 )
 
@@ -346,6 +444,31 @@ def build_commands(
     @click.pass_context
     def dump(ctx: click.Context, **_: Any) -> None:
         options = _merged(ctx)
+        states = {JobState(s) for s in options["states"]} or None
+        if options["history"] is not None:
+            seconds = options["seconds"]
+            if ctx.get_parameter_source("seconds") in (ParameterSource.DEFAULT, None):
+                seconds = 0.0  # the journal is there already: print it at once
+
+            def from_journal() -> int:
+                from sluice_tui.dump import dump_history
+
+                return dump_history(
+                    options["history"],
+                    seconds=seconds,
+                    until_idle=options["until_idle"],
+                    since=options["since"],
+                    states=states,
+                    store_options=_watch(options)["store_options"],
+                )
+
+            _finish(ctx, from_journal)
+        if options["since"] is not None:
+            raise click.UsageError("--since reads a journal: give it with --history FILE", ctx)
+        if not options["seconds"]:  # 0 is for a journal, which needs no listening
+            raise click.BadParameter(
+                f"{options['seconds']} is not in the range x>0", ctx, param_hint="'--seconds'"
+            )
 
         def work() -> int:
             from sluice_tui.dump import dump_app
@@ -354,7 +477,7 @@ def build_commands(
                 find_app(ctx, options),
                 seconds=options["seconds"],
                 until_idle=options["until_idle"],
-                states={JobState(s) for s in options["states"]} or None,
+                states=states,
                 verbose=options["verbose"],
                 **_watch(options),
             )
@@ -386,6 +509,37 @@ def build_commands(
                 as_json=options["as_json"],
                 queues=options["queues"],
                 verbose=options["verbose"],
+                **_watch(options),
+            )
+
+        _finish(ctx, work)
+
+    @group.command(
+        help="Listen to the cluster's events and keep them in the history journal, with no "
+        "screen: run it as a service, and every TUI started with the same --history reads "
+        "the journal and follows it. Resyncs after every gap, as the TUI does. Runs until "
+        "SIGTERM or Ctrl+C (exit status 0); a line on stderr every --log-every seconds. "
+        "Exit status 2: the journal cannot be opened, or another process writes it; "
+        "1: writing stopped (a full disk), so a service manager can restart it.",
+        short_help="Keep the history journal without a screen (run it as a service).",
+    )
+    @connect
+    @_options(*HISTORY_OPTIONS, *COLLECT_OPTIONS)
+    @click.pass_context
+    def collect(ctx: click.Context, **_: Any) -> None:
+        options = _merged(ctx)
+        if options["no_history"]:
+            raise click.UsageError(
+                "collect keeps the journal: --no-history leaves it nothing to do", ctx
+            )
+
+        def work() -> int:
+            from sluice_tui.collect import run_collect
+
+            return run_collect(
+                find_app(ctx, options),
+                history=_history(options),
+                log_every=options["log_every"],
                 **_watch(options),
             )
 

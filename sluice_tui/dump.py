@@ -1,4 +1,4 @@
-"""``sluice-tui dump``: listen for N seconds, print every job as JSON."""
+"""``sluice-tui dump``: listen for N seconds (or read a journal), print every job as JSON."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice_tui.celery_adapter.receiver import ReceiverThread
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
 TICK = 0.1
+SETUP_ERROR = 2  # as the command line's: a journal that cannot be read
 
 
 def dump_app(
@@ -53,13 +55,65 @@ def dump_app(
         receiver.stop()
     if not ever_connected:
         return unreachable(receiver.broker, seconds, last_error)
+    print_jobs(store, states)
+    return 0
+
+
+def dump_history(
+    path: Path,
+    *,
+    seconds: float = 0.0,
+    until_idle: float | None = None,
+    since: float | None = None,
+    states: set[JobState] | None = None,
+    store_options: Mapping[str, Any] | None = None,
+) -> int:
+    """Print the jobs a journal holds, as a live dump would; the exit status.
+
+    Nothing listens to the broker.  ``since`` (seconds) keeps only jobs seen
+    that recently; with ``seconds`` the journal is followed that long first,
+    taking in what a collector adds meanwhile.
+    """
+    from sluice_tui.celery_adapter.events import EventAdapter
+    from sluice_tui.journal import Journal, JournalError
+
+    store = JobStore(**(store_options or {}))
+    adapter = EventAdapter(store)
+    try:
+        journal = Journal.open(Path(path), mode="read")
+        try:
+            journal.restore(
+                store, adapter, since=None if since is None else time.time() - since, states=states
+            )
+            if seconds:
+                journal.follow(store, adapter)
+                _wait(seconds, IdleWatch(store, until_idle))
+        finally:
+            journal.stop()
+    except JournalError as exc:
+        print(f"sluice-tui: {inert(exc)}", file=sys.stderr)
+        return SETUP_ERROR
+    print_jobs(store, states)
+    return 0
+
+
+def _wait(seconds: float, idle: IdleWatch) -> None:
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and not idle.done():
+            time.sleep(min(TICK, max(0.0, deadline - time.monotonic())))
+    except KeyboardInterrupt:
+        pass  # stop early; what was read is still printed
+
+
+def print_jobs(store: JobStore, states: set[JobState] | None) -> None:
+    """The jobs as one JSON array on stdout; a count of skipped events on stderr."""
     jobs = [job_to_dict(job) for job in store.snapshots(states)]
     json.dump(jobs, sys.stdout, indent=2)
     sys.stdout.write("\n")
     stats = store.stats()
     if stats.bad_events:
         print(f"sluice-tui: skipped {stats.bad_events} malformed event(s)", file=sys.stderr)
-    return 0
 
 
 def unreachable(broker: str, seconds: float, error: str | None) -> int:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from celery import Celery
 
+    from sluice_tui.history import HistoryOptions
     from sluice_tui.ui.app import SluiceApp
 
 CRASHED = 1
@@ -61,26 +62,49 @@ def build_app(
     enable_events: bool = True,
     queues: Iterable[str] = (),
     queue_interval: float = 2.0,
+    history: HistoryOptions | None = None,
 ) -> SluiceApp:
     """The TUI over a new store, fed by the event receiver and the queue poller.
 
     The poller only reads queue depths, so it runs in ``--read-only`` too.
-    ``queues`` are extra queue names to watch (``--queue``).
+    ``queues`` are extra queue names to watch (``--queue``).  With ``history``
+    the store starts from the journal (see :mod:`sluice_tui.history`): written
+    as events come, or followed when a collector writes it, in which case the
+    collector listens and this monitor does not.  ``--read-only`` keeps the
+    journal: writing a local file does not touch the cluster.
     """
     from sluice_tui.actions import ActionsGate
+    from sluice_tui.celery_adapter.connect import broker_label
     from sluice_tui.celery_adapter.control import CeleryControl
     from sluice_tui.celery_adapter.queues import QueuePoller
     from sluice_tui.celery_adapter.receiver import ReceiverThread
+    from sluice_tui.history import History, JournalFeeds, monitor_history
     from sluice_tui.model.store import JobStore
     from sluice_tui.ui.actions import UIActions
     from sluice_tui.ui.app import SluiceApp
 
     store = JobStore(**(store_options or {}))
-    receiver = ReceiverThread(celery_app, store, enable_events=enable_events, read_only=read_only)
+    journal = None if history is None else monitor_history(store, broker_label(celery_app), history)
     poller = QueuePoller(celery_app, store, interval=queue_interval, extra_queues=queues)
+    if isinstance(journal, History) and not journal.writing:
+        source = JournalFeeds(journal, store, poller)  # the collector listens, not this monitor
+    else:
+        writes = isinstance(journal, History)
+        receiver = ReceiverThread(
+            celery_app,
+            store,
+            enable_events=enable_events,
+            read_only=read_only,
+            raw_sink=journal.raw_sink if writes else None,
+            start_gap=journal.start_gap if writes else None,
+        )
+        if writes:
+            source = JournalFeeds(journal, store, receiver, poller)
+        else:
+            source = Sources(receiver, poller)
     gate = ActionsGate(store, CeleryControl(celery_app), read_only=read_only)
     return SluiceApp(
-        store, source=Sources(receiver, poller), actions=UIActions(gate), read_only=read_only
+        store, source=source, actions=UIActions(gate), read_only=read_only, history=journal
     )
 
 

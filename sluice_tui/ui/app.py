@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.worker import Worker
 
 from sluice_tui.actions import ActionRecord, ActionsGate
+from sluice_tui.history import HistoryView
 from sluice_tui.model.states import ALL_STATES, Action
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.job_index import JobIndex
@@ -90,9 +91,12 @@ class SluiceApp(App):
         read_only: bool = False,
         clock: Callable[[], float] = time.time,
         tick_seconds: float | None = TICK_SECONDS,
+        history: HistoryView | None = None,
     ) -> None:
         super().__init__()
         self.store = store
+        # The journal's status, for diagnostics (see sluice_tui.history); None: not shown.
+        self.history = history
         self.index = JobIndex(store)
         self.source = source
         self.actions = actions

@@ -1,4 +1,4 @@
-"""What the monitor itself knows about its blind spots: gaps, bad events, the store."""
+"""What the monitor itself knows about its blind spots: gaps, bad events, the store, the journal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from sluice_tui.history import HistoryStatus, file_size
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.screens.report import ReportScreen
 from sluice_tui.ui.text import duration, full_time, inert
@@ -16,16 +17,31 @@ class DiagnosticsScreen(ReportScreen):
 
     def report_key(self) -> object:
         store = self.app.store
-        return (store.status, store.gap_count, store.last_gap(), store.stats(), store.notices())
+        return (
+            store.status,
+            store.gap_count,
+            store.last_gap(),
+            store.stats(),
+            store.notices(),
+            self._history(),
+        )
 
     def render_report(self) -> RenderableType:
-        return render_diagnostics(self.app.store)
+        return render_diagnostics(self.app.store, self._history())
+
+    def _history(self) -> HistoryStatus | None:
+        history = getattr(self.app, "history", None)  # an app without one: no section
+        return None if history is None else history.status()
 
 
-def render_diagnostics(store: JobStore) -> RenderableType:
+def render_diagnostics(store: JobStore, history: HistoryStatus | None = None) -> RenderableType:
+    parts: list[RenderableType] = []
+    if history is not None:
+        parts = [_heading("History: the journal on disk"), _history(history)]
     return Group(
         _heading("Connection"),
         _connection(store),
+        *parts,
         _heading("Gaps: times when events may have been lost"),
         _gaps(store),
         _heading("Bad events"),
@@ -61,6 +77,32 @@ def _connection(store: JobStore) -> RenderableType:
     if status.error:
         text.append(f"\nlast error: {inert(status.error)}", "red")
     return text
+
+
+def _history(status: HistoryStatus) -> RenderableType:
+    table = _table("", "")
+    table.show_header = False
+    if status.mode == "off":
+        table.add_row("mode", "off: jobs are kept in memory only, and lost on quitting")
+        if status.path:
+            table.add_row("file", inert(status.path))
+        if status.problem:
+            table.add_row("why", Text(inert(status.problem), "red"))
+        else:
+            table.add_row("why", "--no-history")
+        return table
+    table.add_row("file", inert(status.path))
+    table.add_row("mode", status.mode)
+    table.add_row("size", file_size(status.size_bytes))
+    table.add_row("last write", full_time(status.last_write) or "none yet")
+    table.add_row(
+        "restored at start",
+        f"{status.restored_jobs:,} jobs, {status.restored_events:,} events "
+        f"in {duration(status.restore_seconds)}",
+    )
+    if status.problem:
+        table.add_row("problem", Text(inert(status.problem), "red"))
+    return table
 
 
 def _gaps(store: JobStore) -> RenderableType:

@@ -17,6 +17,8 @@ CONNECTION_STYLES = {
     "reconnecting": "bold red",
     "stopped": "grey62",
 }
+# The connection item of a monitor that reads a collector's journal (sluice_tui.history).
+FOLLOWING_STYLE = "bold cyan"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def render_status(view: StatusView, width: int = 0) -> Text:
 
 def _connection_items(view: StatusView) -> list[Text]:
     style = CONNECTION_STYLES.get(view.connection, "")
+    if view.connection.startswith("following"):  # a collector's journal, not the broker
+        style = FOLLOWING_STYLE
     state = Text.assemble(("\u25cf ", style), (view.connection, style))
     if view.error and view.connection != "connected":
         state.append(f": {inert(view.error)}", "red")

@@ -1,0 +1,234 @@
+"""The journal wired into the monitor: open it, restore from it, then write or follow it.
+
+:mod:`sluice_tui.journal` keeps history on disk; this module decides what the
+TUI and ``collect`` do with it.  A journal no other process writes is written
+here: its jobs are restored into the store before the first event, the time
+since its last write becomes a gap that the first resync settles, and every
+event message received goes into it.  A journal a collector writes is read
+instead: restored, then followed as the collector adds to it.
+
+Nothing here imports Celery: the receiver is handed in by the caller.  A
+journal that cannot be opened never stops the monitor: it runs in memory and
+says why, once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from sluice_tui.model.store import JobStore
+
+if TYPE_CHECKING:
+    from sluice_tui.journal import Journal, Restored, Retention
+
+DAY = 86400.0
+DEFAULT_MAX_AGE = 7 * DAY
+DEFAULT_MAX_JOURNAL_JOBS = 1_000_000
+# The gap a restart leaves: events sent while no monitor listened are missing.
+NOT_RUNNING = "sluice-tui was not running"
+
+
+@dataclass(frozen=True)
+class HistoryOptions:
+    """What the command line said about the journal."""
+
+    enabled: bool = True
+    path: Path | None = None  # None: the default file for the broker (journal.default_path)
+    max_age: float = DEFAULT_MAX_AGE
+    max_jobs: int = DEFAULT_MAX_JOURNAL_JOBS
+
+    def retention(self) -> Retention:
+        from sluice_tui.journal import Retention
+
+        return Retention(max_age=self.max_age, max_jobs=self.max_jobs)
+
+    def resolve_path(self, broker: str) -> Path:
+        if self.path is not None:
+            return self.path
+        from sluice_tui.journal import default_path
+
+        return default_path(broker)
+
+
+@dataclass(frozen=True)
+class HistoryStatus:
+    """What diagnostics and the header show about the journal."""
+
+    path: str
+    mode: str  # "writing", "following collector pid N", "reading" or "off"
+    size_bytes: int | None = None
+    last_write: float | None = None  # epoch of the journal's latest commit, when known
+    problem: str | None = None  # why it is off, or why writing stopped
+    restored_jobs: int = 0
+    restored_events: int = 0
+    restore_seconds: float = 0.0
+
+
+class HistoryView(Protocol):
+    """What the UI reads: a status, nothing it could change."""
+
+    def status(self) -> HistoryStatus: ...
+
+
+@dataclass
+class History:
+    """An open journal, what was restored from it, and the gap the restart left."""
+
+    journal: Journal
+    restored: Restored
+    broker: str  # masked, as the header shows it
+    apply_event: Callable[[dict], None]  # the event adapter restore used; follow uses it too
+    start_gap: int | None = None  # for the receiver's first resync (write mode)
+
+    @property
+    def writing(self) -> bool:
+        return self.journal.mode == "write"
+
+    @property
+    def raw_sink(self) -> Callable[[bytes, float], None] | None:
+        """The receiver's raw_sink: every event message goes into the journal."""
+        return self.journal.raw if self.writing else None
+
+    @property
+    def following(self) -> str:
+        """How the header names a journal read from a collector."""
+        pid = self.journal.writer_pid
+        return f"following collector pid {pid}" if pid else "following the journal"
+
+    def status(self) -> HistoryStatus:
+        journal = self.journal
+        try:
+            size = journal.size_bytes()
+        except OSError:
+            size = None
+        last_write = getattr(journal, "last_write", None)  # newer journals say it
+        if last_write is None:
+            last_write = self.restored.last_write
+        return HistoryStatus(
+            path=str(journal.path),
+            mode="writing" if self.writing else self.following,
+            size_bytes=size,
+            last_write=last_write,
+            problem=journal.problem,
+            restored_jobs=self.restored.jobs,
+            restored_events=self.restored.events,
+            restore_seconds=self.restored.seconds,
+        )
+
+
+@dataclass(frozen=True)
+class NoHistory:
+    """The journal is off (``--no-history``) or could not be opened (``problem``)."""
+
+    path: str = ""
+    problem: str | None = None
+
+    def status(self) -> HistoryStatus:
+        return HistoryStatus(path=self.path, mode="off", problem=self.problem)
+
+
+def open_history(
+    store: JobStore,
+    broker: str,
+    options: HistoryOptions,
+    apply_event: Callable[[dict], None],
+    *,
+    mode: str = "monitor",
+) -> History:
+    """Open the journal and restore it into ``store``; raises JournalError.
+
+    ``mode`` is "monitor" (write when no one else does, else read and follow),
+    "write" (``collect``: a second writer is an error) or "read".
+    ``apply_event`` is the Celery event adapter the restored events go through.
+    In write mode the time since the journal's last write is recorded as a
+    gap (``History.start_gap``) for the receiver's first resync to settle.
+    """
+    from sluice_tui.journal import Journal, JournalError
+
+    path = options.resolve_path(broker)
+    retention = options.retention()
+    try:
+        if mode == "monitor":
+            journal = Journal.open_for_monitor(path, broker, retention)
+        else:
+            journal = Journal.open(path, mode=mode, broker=broker, retention=retention)
+    except OSError as exc:  # the state directory itself could not be made
+        raise JournalError(f"cannot open the journal {path}: {exc.strerror or exc}") from None
+    try:
+        restored = journal.restore(store, apply_event)
+    except BaseException:
+        journal.stop()
+        raise
+    history = History(journal, restored, broker, apply_event)
+    if history.writing and restored.last_write is not None:
+        now = time.time()
+        if now > restored.last_write:
+            history.start_gap = store.record_gap(restored.last_write, now, NOT_RUNNING)
+    return history
+
+
+def monitor_history(store: JobStore, broker: str, options: HistoryOptions) -> History | NoHistory:
+    """The TUI's journal: opened and restored, or why there is none (said once, as a notice)."""
+    if not options.enabled:
+        return NoHistory()
+    from sluice_tui.celery_adapter.events import EventAdapter
+    from sluice_tui.journal import JournalError
+
+    try:
+        return open_history(store, broker, options, EventAdapter(store))
+    except JournalError as exc:
+        store.add_notice(f"History is off, the monitor keeps jobs in memory only: {exc}")
+        path = str(options.path) if options.path is not None else ""
+        return NoHistory(path=path, problem=str(exc))
+
+
+class Source(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 2.0) -> bool: ...
+
+
+class JournalFeeds:
+    """The monitor's sources around a journal: it starts first and stops last.
+
+    Writing, the journal must take the hook on the store before any event
+    changes a job, and flush after the receiver's last one.  Following, the
+    journal is the job feed: the receiver is not started at all (the
+    collector listens), and the header says whose journal is followed.
+    """
+
+    def __init__(self, history: History, store: JobStore, *sources: Source) -> None:
+        self.history = history
+        self.store = store
+        self.sources = sources
+
+    def start(self) -> None:
+        journal = self.history.journal
+        if self.history.writing:
+            journal.start_writing(self.store)
+        else:
+            self.store.set_status(self.history.following, self.history.broker)
+            journal.follow(self.store, self.history.apply_event)
+        for source in self.sources:
+            source.start()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        deadline = time.monotonic() + timeout
+        stopped = True
+        for source in self.sources:
+            stopped = source.stop(max(0.1, deadline - time.monotonic())) and stopped
+        return self.history.journal.stop(max(0.5, deadline - time.monotonic())) and stopped
+
+
+def file_size(size: int | None) -> str:
+    """A file's size as people read it: 812 KB, 4.2 MB."""
+    if size is None:
+        return "unknown"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
