@@ -191,6 +191,10 @@ class JobStore:
         self.queues = QueueBoard()
         self._queues_seen = self.queues.seen  # read inline on ingest: no call per job
         self.worker_info = WorkerBoard(clock)  # what workers said when asked (inspect)
+        # Told of every change to jobs that no event carries (actions, resyncs,
+        # lost workers, annotations), as (kind, arguments), so a history journal
+        # can replay it; the arguments may hold Step and FieldPlan objects.
+        self.journal_hook: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- writer side -----------------------------------------------------
 
@@ -211,6 +215,18 @@ class JobStore:
         resync, a lost worker): it changes the job but is not counted as an event.
         """
         jobs = self._jobs
+        if not from_event and self.journal_hook is not None:  # events are journaled raw
+            self.journal_hook(
+                "apply",
+                {
+                    "id": job_id,
+                    "step": step,
+                    "timestamp": timestamp,
+                    "hostname": hostname,
+                    "data": data,
+                    "plan": plan,
+                },
+            )
         with self._lock:
             if from_event:
                 self._events += 1
@@ -252,6 +268,8 @@ class JobStore:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is not None:
+                if self.journal_hook is not None:
+                    self.journal_hook("annotate", {"id": job_id, "key": key, "value": value})
                 job.annotate(key, value)
                 self._feed.append(job_id)
 
@@ -277,16 +295,31 @@ class JobStore:
         """
         with self._lock:
             job = self._jobs.get(job_id)
+            if job is None and not create:
+                return False
+            at = self._clock() if at is None else at
+            causes = frozenset(precedes)
+            if self.journal_hook is not None:
+                self.journal_hook(
+                    "action",
+                    {
+                        "id": job_id,
+                        "event": event,
+                        "details": dict(details),
+                        "create": create,
+                        "name": name,
+                        "at": at,
+                        "precedes": sorted(causes),
+                    },
+                )
             if job is None:
-                if not create:
-                    return False
                 job = self._jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
                 self._counts[JobState.UNKNOWN] += 1
                 self._created_since_look += 1
                 if len(self._jobs) > self.max_jobs:
                     self._evict()
-            step = Step(job.state, event, 7, passive=True, precedes=frozenset(precedes))
-            job.record(step, self._clock() if at is None else at, ACTOR)
+            step = Step(job.state, event, 7, passive=True, precedes=causes)
+            job.record(step, at, ACTOR)
             if name is not None and job.name is None:
                 job.name = name
             for key, value in details.items():
@@ -363,6 +396,15 @@ class JobStore:
             self.annotate(job.id, WORKER_LOST, hostname)
             marked[hostname] += 1
         return marked
+
+    def backdate(self, first_seen: Mapping[str, float]) -> None:
+        """Date jobs as first seen earlier than this store saw them: a journal replay's jobs."""
+        with self._lock:
+            jobs = self._jobs
+            for job_id, when in first_seen.items():
+                job = jobs.get(job_id)
+                if job is not None and when < job.first_seen:
+                    job.first_seen = when
 
     def record_gap(self, start: float, end: float, reason: str) -> int:
         """Note that events between ``start`` and ``end`` may be missing; returns its number."""

@@ -1,0 +1,88 @@
+"""One writer per journal: an exclusive flock on ``PATH.lock``.
+
+The kernel drops the lock when its holder dies, even by kill -9, so a crashed
+writer never leaves the journal locked.  The holder writes its pid into the
+file, which is only a hint for the message a second writer gets.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from sluice_tui.journal.errors import JournalBusy, JournalError, describe
+
+# A reader probing the lock holds it for an instant; a writer starting at that
+# instant tries again for this long before it calls the journal busy.
+ACQUIRE_PATIENCE = 0.5
+
+
+def lock_path(path: Path) -> Path:
+    return Path(f"{path}.lock")
+
+
+class WriterLock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`JournalBusy` naming who holds it."""
+        try:
+            fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise JournalError(describe(self.path, exc)) from None
+        deadline = time.monotonic() + ACQUIRE_PATIENCE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read_pid(fd)
+                if holder is not None or time.monotonic() > deadline:
+                    os.close(fd)
+                    raise JournalBusy(busy_message(self.path, holder)) from None
+                time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock; the file stays (no unlink race)
+            self._fd = None
+
+
+def busy_message(path: Path, pid: int | None) -> str:
+    who = f"pid {pid}" if pid is not None else "another process"
+    return (
+        f"the history journal {path} is being written by {who} (sluice-tui collect?); "
+        "one writer per journal: stop it, or pass --history with another path"
+    )
+
+
+def writer_pid(path: Path) -> int | None:
+    """The pid of the process writing ``path`` now, or None if nobody writes it."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd) or -1  # locked, pid not written yet: still a writer
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None

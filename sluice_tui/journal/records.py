@@ -1,0 +1,265 @@
+"""How records are packed into a batch row, and how sluice-tui's own changes are written.
+
+A batch holds records in the order they came: raw event messages (the JSON
+bytes a broker delivered, one message or a list of events each) and notes
+(sluice-tui's own changes to jobs, JSON written here).  The body is the
+records joined by commas, so a whole batch decodes with one ``json.loads`` of
+``[body]``; ``sizes`` keeps each record's length, its top bit marking a note, so
+a batch with a malformed message still decodes record by record, and an event
+can never pass itself off as a note.  No pickle: every byte is JSON or numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import zlib
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sluice_tui.model.job import JOB_FIELDS, Field, FieldPlan, Step, coerce
+from sluice_tui.model.states import JobState
+
+NOTE_FLAG = 1 << 31
+# zlib level 1: a third of level 6's CPU for a file about a fifth larger.
+LEVEL = 1
+# A preset dictionary of what Celery events say: small batches (an idle
+# cluster's heartbeats) compress as well as big ones.  Never edit it: batches
+# written with it need it to be read.  A change is a new dictionary (and a
+# schema step saying which batches use which).
+ZDICT = (
+    b'"traceback": "Traceback (most recent call last):\\n  File \\"'
+    b'"exception": "", "result": "None", "runtime": 0.0'
+    b'"type": "task-revoked", "terminated": false, "signum": null, "expired": false'
+    b'"type": "task-rejected", "requeue": false'
+    b'"type": "task-failed"}"type": "task-retried"}'
+    b'"sw_ident": "py-celery", "sw_ver": "5.5.0", "sw_sys": "Linux", '
+    b'"active": 0, "processed": 0, "loadavg": [0.0, 0.0, 0.0], "freq": 2.0, '
+    b'"type": "worker-heartbeat"}'
+    b'"type": "worker-online"}"type": "worker-offline"}'
+    b'"eta": null, "expires": null, "queue": "celery", "exchange": "", '
+    b'"routing_key": "celery", "type": "task-sent"}'
+    b'"retries": 0, "root_id": "", "parent_id": null, "name": "", '
+    b'"args": "()", "kwargs": "{}", "type": "task-received"}'
+    b'"type": "task-succeeded"}"type": "task-started"}'
+    b'{"hostname": "celery@", "utcoffset": 0, "pid": , "clock": , "uuid": "'
+    b'-4000-8000-0000000000", "timestamp": 17'
+)
+_LITTLE = sys.byteorder == "little"
+
+
+class NoteBytes(bytes):
+    """A record written by sluice-tui itself, as opposed to a message from the broker."""
+
+
+@dataclass(frozen=True, slots=True)
+class PackedBatch:
+    first: float  # the earliest receive time in the batch
+    last: float
+    count: int
+    received: bytes
+    sizes: bytes
+    body: bytes
+
+
+def pack(items: list[tuple[Any, float]]) -> PackedBatch:
+    """Compress (record, receive time) pairs into one batch row."""
+    records: list[bytes] = []
+    sizes = array("I")
+    for record, _ in items:
+        flag = 0
+        if record.__class__ is not bytes:
+            if isinstance(record, NoteBytes):
+                flag = NOTE_FLAG
+            elif isinstance(record, str):
+                record = record.encode("utf-8", "surrogatepass")
+            else:
+                record = bytes(record)
+        records.append(record)
+        sizes.append(len(record) | flag)
+    times = [t for _, t in items]
+    first = min(times)
+    offsets = array("q", [round((t - first) * 1e6) for t in times])
+    squeeze = zlib.compressobj(LEVEL, zdict=ZDICT)
+    body = squeeze.compress(b",".join(records)) + squeeze.flush()
+    return PackedBatch(
+        first, max(times), len(items), _pack_array(offsets), _pack_array(sizes), body
+    )
+
+
+@dataclass(slots=True)
+class UnpackedBatch:
+    times: list[float]
+    records: list[Any]  # decoded JSON; None where a record did not decode
+    notes: frozenset[int]  # indexes of the records that are notes
+    undecodable: list[tuple[int, str]]  # (index, reason) of records that did not decode
+
+
+def unpack(first: float, received: bytes, sizes: bytes, body: bytes) -> UnpackedBatch:
+    offsets = _unpack_array("q", received)
+    lengths = _unpack_array("I", sizes)
+    times = [first + o / 1e6 for o in offsets]
+    stretch = zlib.decompressobj(zdict=ZDICT)
+    text = stretch.decompress(body) + stretch.flush()
+    notes = frozenset(i for i, n in enumerate(lengths) if n & NOTE_FLAG)
+    try:
+        records = json.loads(b"[" + text + b"]")
+    except ValueError:
+        records = None
+    if records is not None and len(records) == len(lengths):
+        return UnpackedBatch(times, records, notes, [])
+    # Some message was not JSON: take the records one by one.
+    records, bad, start = [], [], 0
+    for i, n in enumerate(lengths):
+        size = n & ~NOTE_FLAG
+        chunk = text[start : start + size]
+        start += size + 1  # the comma
+        try:
+            records.append(json.loads(chunk))
+        except ValueError as exc:
+            records.append(None)
+            bad.append((i, f"{exc}: {chunk[:200]!r}"))
+    return UnpackedBatch(times, records, notes, bad)
+
+
+def _pack_array(values: array) -> bytes:
+    if not _LITTLE:
+        values.byteswap()
+    return zlib.compress(values.tobytes(), LEVEL)
+
+
+def _unpack_array(code: str, blob: bytes) -> array:
+    values = array(code)
+    values.frombytes(zlib.decompress(blob))
+    if not _LITTLE:
+        values.byteswap()
+    return values
+
+
+# -- notes: the store's changes that no event carries --------------------------
+
+
+def encode_note(kind: str, payload: Mapping[str, Any]) -> NoteBytes:
+    """The store hook's (kind, arguments) as a note record."""
+    fields = dict(payload)
+    if kind == "apply":
+        plan = fields["plan"]
+        fields["data"] = _what_the_plan_reads(fields["data"], plan)
+        fields["step"] = step_to_json(fields["step"])
+        fields["plan"] = plan_to_json(plan)
+    fields["kind"] = kind
+    return NoteBytes(json.dumps(fields, separators=(",", ":"), default=repr).encode())
+
+
+def _what_the_plan_reads(data: Mapping[str, Any], plan: FieldPlan) -> dict[str, Any]:
+    """The fields Job.apply reads from ``data``, already as it would make them.
+
+    An inspect reply carries much more than the plan reads; and a value JSON
+    would change (a tuple) is made text first, as Job.apply would.
+    """
+    kept: dict[str, Any] = {}
+    texts = [key for key, _ in plan.identity + plan.texts]
+    typed = {f.key: f.kind for f in plan.others}
+    if plan.numbered:
+        typed.setdefault("retries", int)
+    if plan.errors:
+        texts += ["exception", "traceback"]
+    for key in texts:
+        value = data.get(key)
+        if value is not None:
+            kept[key] = value if value.__class__ is str else coerce(value, str)
+    for key, kind in typed.items():
+        value = data.get(key)
+        if value is None or key in kept:
+            continue
+        if value.__class__ not in (str, int, float, bool):
+            value = coerce(value, kind)
+        if value is not None:
+            kept[key] = value
+    return kept
+
+
+def step_to_json(step: Step) -> dict[str, Any]:
+    out: dict[str, Any] = {"state": step.state.value, "event": step.event, "order": step.order}
+    defaults = Step._field_defaults
+    for name in Step._fields[3:]:
+        value = getattr(step, name)
+        if value != defaults[name]:
+            if name == "precedes":
+                value = sorted(state.value for state in value)
+            elif isinstance(value, JobState):
+                value = value.value
+            out[name] = value
+    return out
+
+
+_STEPS: dict[str, Step] = {}
+_PLANS: dict[str, FieldPlan] = {}
+_CACHE_LIMIT = 1_000  # distinct steps and plans: a few dozen in practice
+_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def step_from_json(data: Mapping[str, Any]) -> Step:
+    """The Step a note names; equal notes give the same object (history entries share it)."""
+    key = json.dumps(data, sort_keys=True)
+    step = _STEPS.get(key)
+    if step is None:
+        values: dict[str, Any] = {}
+        for name in Step._fields:
+            if name not in data:
+                continue
+            value = data[name]
+            if name in ("state", "demotes"):
+                value = None if value is None else JobState(value)
+            elif name == "precedes":
+                value = frozenset(JobState(v) for v in value)
+            values[name] = value
+        step = Step(**values)
+        if not isinstance(step.event, str) or not isinstance(step.order, int):
+            raise ValueError(f"malformed step {data!r:.200}")
+        if len(_STEPS) < _CACHE_LIMIT:
+            _STEPS[key] = step
+    return step
+
+
+def plan_to_json(plan: FieldPlan) -> dict[str, Any]:
+    return {
+        "identity": [list(pair) for pair in plan.identity],
+        "texts": [list(pair) for pair in plan.texts],
+        "others": [[f.key, f.attr, f.group, f.kind.__name__] for f in plan.others],
+        "sets_worker": plan.sets_worker,
+        "numbered": plan.numbered,
+        "errors": plan.errors,
+    }
+
+
+def plan_from_json(data: Mapping[str, Any]) -> FieldPlan:
+    key = json.dumps(data, sort_keys=True)
+    plan = _PLANS.get(key)
+    if plan is None:
+        others = []
+        for name, attr, group, kind in data["others"]:
+            if kind not in _KINDS or not isinstance(group, int) or attr not in JOB_FIELDS:
+                raise ValueError(f"malformed field plan {data!r:.200}")
+            others.append(Field(str(name), attr, group, _KINDS[kind]))
+        plan = FieldPlan(
+            _pairs(data["identity"]),
+            _pairs(data["texts"]),
+            tuple(others),
+            bool(data["sets_worker"]),
+            bool(data.get("numbered", False)),
+            bool(data.get("errors", False)),
+        )
+        if len(_PLANS) < _CACHE_LIMIT:
+            _PLANS[key] = plan
+    return plan
+
+
+def _pairs(items: Any) -> tuple[tuple[str, str], ...]:
+    """(event key, job attribute) pairs; only a job's public fields may be set."""
+    pairs = tuple((str(key), attr) for key, attr in items)
+    if any(attr not in JOB_FIELDS for _, attr in pairs):
+        raise ValueError(f"malformed field plan {items!r:.200}")
+    return pairs

@@ -1,0 +1,247 @@
+"""Replaying journal batches into a store: the start-up restore, and following a collector.
+
+Task events go through the caller's ``apply_event`` (the Celery adapter: this
+package imports no Celery), exactly as the receiver would hand them over, with
+``local_received`` set to when they were received.  Notes (sluice-tui's own
+changes) go to the store methods that made them.
+"""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+from collections.abc import Callable, Collection
+from typing import Any
+
+from sluice_tui.journal.records import plan_from_json, step_from_json, unpack
+from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+
+BATCH_COLUMNS = "id, first, received, sizes, body"
+# The last batches are replayed for every job they hold that has no row yet:
+# a writer killed after committing a batch may not have written the rows of
+# its jobs (they go with the next one).
+TAIL_BATCHES = 2
+# With no job to restore, the worker events of this last stretch are replayed,
+# so the workers still show.
+WORKER_CONTEXT = 600.0
+
+
+class Replayer:
+    """Applies batches, in order, for the jobs in ``chosen`` (None: every job)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        apply_event: Callable[[dict], None],
+        chosen: Collection[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.apply_event = apply_event
+        self.chosen = chosen
+        self.events = 0
+        self.last_batch: int | None = None
+        # When each job was first received: the store dates jobs by its own
+        # clock, which during a replay is the wrong one (see JobStore.backdate).
+        self.first_seen: dict[str, float] = {}
+
+    def batch(self, row: tuple[int, float, bytes, bytes, bytes]) -> None:
+        batch_id, first, received, sizes, body = row
+        unpacked = unpack(first, received, sizes, body)
+        chosen = self.chosen
+        apply_event = self.apply_event
+        first_seen = self.first_seen
+        times = unpacked.times
+        notes = unpacked.notes
+        applied = 0
+        for i, record in enumerate(unpacked.records):
+            t = times[i]
+            if notes and i in notes:
+                self._note(record, t)
+                continue
+            if record.__class__ is dict:
+                job_id = record.get("uuid")
+                if job_id.__class__ is str:
+                    if chosen is not None and job_id not in chosen:
+                        continue
+                    if job_id not in first_seen:
+                        first_seen[job_id] = t
+                record["local_received"] = t
+                apply_event(record)
+                applied += 1
+            elif record.__class__ is list:  # Celery may batch events in one message
+                for event in record:
+                    if event.__class__ is dict:
+                        job_id = event.get("uuid")
+                        if job_id.__class__ is str:
+                            if chosen is not None and job_id not in chosen:
+                                continue
+                            if job_id not in first_seen:
+                                first_seen[job_id] = t
+                        event["local_received"] = t
+                    apply_event(event)
+                    applied += 1
+            elif record is not None:
+                apply_event(record)  # the adapter counts it as malformed, as it did live
+        for _, reason in unpacked.undecodable:
+            self.store.record_bad_event("undecodable message", reason)
+        self.events += applied
+        self.last_batch = batch_id
+
+    def _note(self, note: Any, t: float) -> None:
+        store = self.store
+        try:
+            job_id = note["id"]
+            if self.chosen is not None and job_id not in self.chosen:
+                return
+            if not isinstance(job_id, str):
+                raise TypeError("job id is not text")
+            kind = note["kind"]
+            if kind == "apply":
+                store.apply(
+                    job_id,
+                    step_from_json(note["step"]),
+                    float(note["timestamp"]),
+                    note["hostname"],
+                    note["data"],
+                    plan_from_json(note["plan"]),
+                    from_event=False,
+                )
+            elif kind == "annotate":
+                store.annotate(job_id, str(note["key"]), note["value"])
+            elif kind == "action":
+                store.record_action(
+                    job_id,
+                    str(note["event"]),
+                    dict(note["details"]),
+                    create=bool(note["create"]),
+                    name=note["name"],
+                    at=float(note["at"]),
+                    precedes=frozenset(JobState(s) for s in note["precedes"]),
+                )
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+            self.first_seen.setdefault(job_id, t)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            store.record_bad_event(
+                "unreadable journal record", f"{type(exc).__name__}: {exc}; {note!r:.300}"
+            )
+
+    def finish(self) -> None:
+        self.store.backdate(self.first_seen)
+        self.first_seen.clear()
+
+
+def restore(
+    conn: sqlite3.Connection,
+    store: JobStore,
+    apply_event: Callable[[dict], None],
+    *,
+    since: float | None = None,
+    states: Collection[JobState] | None = None,
+) -> tuple[int, int, int | None]:
+    """Replay the newest ``store.max_jobs`` jobs (of ``states``, seen since ``since``).
+
+    Returns (jobs chosen, events applied, last batch id replayed).
+    """
+    conn.execute("BEGIN")  # one snapshot: a collector may be writing meanwhile
+    try:
+        return _restore(conn, store, apply_event, since, states)
+    finally:
+        conn.execute("COMMIT")
+
+
+def _restore(
+    conn: sqlite3.Connection,
+    store: JobStore,
+    apply_event: Callable[[dict], None],
+    since: float | None,
+    states: Collection[JobState] | None,
+) -> tuple[int, int, int | None]:
+    where, params = [], []
+    if since is not None:
+        where.append("seen >= ?")
+        params.append(since)
+    if states is not None:
+        where.append(f"state IN ({', '.join('?' * len(states))})")
+        params.extend(JobState(s).value for s in states)
+    sql = "SELECT id, first_batch FROM jobs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    chosen: dict[str, int] = dict(
+        conn.execute(f"{sql} ORDER BY seen DESC LIMIT ?", (*params, store.max_jobs)).fetchall()
+    )
+    last_id = conn.execute("SELECT max(id) FROM batches").fetchone()[0]
+    if last_id is None:
+        return 0, 0, None
+    if chosen:
+        start = min(chosen.values()) - 1
+    elif since is None and states is None:
+        # No job at all: the last stretch, for its workers.
+        last = conn.execute("SELECT last FROM batches WHERE id = ?", (last_id,)).fetchone()[0]
+        row = conn.execute(
+            "SELECT min(id) FROM batches WHERE last >= ?", (last - WORKER_CONTEXT,)
+        ).fetchone()
+        start = row[0] if row[0] is not None else last_id
+    else:
+        return 0, 0, last_id
+    ids: set[str] = set(chosen)
+    ids |= _rowless_tail_jobs(conn, last_id, ids)
+    total = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    everything = since is None and states is None and total <= store.max_jobs
+    replayer = Replayer(store, apply_event, None if everything else ids)
+    collecting = gc.isenabled()
+    gc.disable()  # a replay makes millions of objects that all live on
+    try:
+        cursor = conn.execute(
+            f"SELECT {BATCH_COLUMNS} FROM batches WHERE id >= ? ORDER BY id", (start,)
+        )
+        for row in cursor:
+            replayer.batch(row)
+    finally:
+        if collecting:
+            gc.enable()
+    replayer.finish()
+    return len(ids), replayer.events, last_id
+
+
+def _rowless_tail_jobs(conn: sqlite3.Connection, last_id: int, known: set[str]) -> set[str]:
+    """Jobs in the last batches with no row in ``jobs``."""
+    seen: set[str] = set()
+    rows = conn.execute(
+        f"SELECT {BATCH_COLUMNS} FROM batches WHERE id > ? ORDER BY id",
+        (last_id - TAIL_BATCHES,),
+    )
+    for _, first, received, sizes, body in rows:
+        unpacked = unpack(first, received, sizes, body)
+        for i, record in enumerate(unpacked.records):
+            events = record if record.__class__ is list else (record,)
+            for event in events:
+                job_id = event.get("uuid") if event.__class__ is dict else None
+                if i in unpacked.notes:
+                    job_id = event.get("id") if event.__class__ is dict else None
+                if job_id.__class__ is str and job_id not in known:
+                    seen.add(job_id)
+    if not seen:
+        return seen
+    found: set[str] = set()
+    pending = list(seen)
+    for start in range(0, len(pending), 500):
+        chunk = pending[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found.update(
+            r[0] for r in conn.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk)
+        )
+    return seen - found
+
+
+def follow_once(conn: sqlite3.Connection, replayer: Replayer, after: int | None) -> int | None:
+    """Replay the batches written after ``after``; the last batch id replayed."""
+    rows = conn.execute(
+        f"SELECT {BATCH_COLUMNS} FROM batches WHERE id > ? ORDER BY id LIMIT 200",
+        (-1 if after is None else after,),
+    ).fetchall()
+    for row in rows:
+        replayer.batch(row)
+    replayer.finish()
+    return replayer.last_batch if rows else after
