@@ -73,6 +73,7 @@ class Journal:
         self._stop_following = threading.Event()
         self._last_batch: int | None = None
         self._dropped_notes = 0
+        self._last_write: float | None = None
 
     # -- opening ---------------------------------------------------------
 
@@ -139,6 +140,7 @@ class Journal:
             raise JournalError(describe(self.path, exc)) from None
         self._last_batch = last
         last_write = float(row[0]) if row is not None and row[0] is not None else None
+        self._last_write = last_write
         return Restored(jobs, events, time.perf_counter() - started, last_write)
 
     # -- writing ---------------------------------------------------------
@@ -199,7 +201,11 @@ class Journal:
         conn = self._open_conn()
         while not self._stop_following.wait(FOLLOW_INTERVAL):
             try:
-                self._last_batch = follow_once(conn, replayer, self._last_batch)
+                last = self._last_batch
+                self._last_batch = follow_once(conn, replayer, last)
+                if self._last_batch != last:
+                    row = conn.execute("SELECT value FROM meta WHERE key = 'last_write'").fetchone()
+                    self._last_write = float(row[0]) if row is not None else self._last_write
             except Exception as exc:
                 reason = describe(self.path, exc)
                 self._problem = reason
@@ -244,6 +250,14 @@ class Journal:
     def problem(self) -> str | None:
         """Why writing (or following) stopped, if it did."""
         return self._problem
+
+    @property
+    def last_write(self) -> float | None:
+        """Epoch seconds of the journal's latest commit that this process knows of."""
+        writer = self._writer
+        if writer is not None and writer.last_commit is not None:
+            return writer.last_commit
+        return self._last_write
 
     @property
     def writing(self) -> bool:

@@ -79,14 +79,20 @@ class Replayer:
                             if job_id not in first_seen:
                                 first_seen[job_id] = t
                         event["local_received"] = t
-                    apply_event(event)
-                    applied += 1
+                        apply_event(event)
+                        applied += 1
+                    else:
+                        self._malformed(event)
             elif record is not None:
-                apply_event(record)  # the adapter counts it as malformed, as it did live
+                self._malformed(record)
         for _, reason in unpacked.undecodable:
             self.store.record_bad_event("undecodable message", reason)
         self.events += applied
         self.last_batch = batch_id
+
+    def _malformed(self, item: Any) -> None:
+        # As the receiver counted it when it came.
+        self.store.record_bad_event("malformed event message", f"{item!r:.300}")
 
     def _note(self, note: Any, t: float) -> None:
         store = self.store
@@ -187,9 +193,9 @@ def _restore(
         return 0, 0, last_id
     ids: set[str] = set(chosen)
     ids |= _rowless_tail_jobs(conn, last_id, ids)
-    total = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
-    everything = since is None and states is None and total <= store.max_jobs
-    replayer = Replayer(store, apply_event, None if everything else ids)
+    # Always by id: the batches before a chosen job's first also hold jobs
+    # retention dropped, or not chosen.
+    replayer = Replayer(store, apply_event, ids)
     collecting = gc.isenabled()
     gc.disable()  # a replay makes millions of objects that all live on
     try:
@@ -206,12 +212,15 @@ def _restore(
 
 
 def _rowless_tail_jobs(conn: sqlite3.Connection, last_id: int, known: set[str]) -> set[str]:
-    """Jobs in the last batches with no row in ``jobs``."""
+    """Jobs in the last batches with no row in ``jobs``.
+
+    Only batches from the last one that has rows on: a job of an older batch
+    without a row is one retention dropped.
+    """
     seen: set[str] = set()
-    rows = conn.execute(
-        f"SELECT {BATCH_COLUMNS} FROM batches WHERE id > ? ORDER BY id",
-        (last_id - TAIL_BATCHES,),
-    )
+    with_rows = conn.execute("SELECT max(last_batch) FROM jobs").fetchone()[0]
+    start = max(last_id - TAIL_BATCHES + 1, last_id if with_rows is None else with_rows)
+    rows = conn.execute(f"SELECT {BATCH_COLUMNS} FROM batches WHERE id >= ? ORDER BY id", (start,))
     for _, first, received, sizes, body in rows:
         unpacked = unpack(first, received, sizes, body)
         for i, record in enumerate(unpacked.records):

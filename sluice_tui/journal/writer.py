@@ -66,6 +66,7 @@ class BatchWriter:
         self.version = store.version  # what the journal already holds (a restore)
         self.last_batch: int | None = conn.execute("SELECT max(id) FROM batches").fetchone()[0]
         self.batches_written = 0
+        self.last_commit: float | None = None  # epoch seconds
         self._next_prune = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sluice-journal", daemon=True)
@@ -138,6 +139,7 @@ class BatchWriter:
                 conn.execute("ROLLBACK")
             raise
         self.batches_written += 1
+        self.last_commit = now
 
     def _job_rows(self, job_ids, batch: int, now: float):
         store = self.store
