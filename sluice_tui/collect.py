@@ -110,13 +110,15 @@ def _watch(store: JobStore, journal: History, stop: threading.Event, log_every: 
             status_seen = (status.state, status.error)
             detail = f": {status.error}" if status.error else ""
             say(f"{status.state} {status.broker}{detail}")
+        problem = journal.journal.problem
         notices_seen, fresh = store.notices_since(notices_seen)
         for text in fresh:
-            say(text)
-        if journal.journal.problem is not None:
+            if problem is None or problem not in text:  # said below, once
+                say(text)
+        if problem is not None:
             say(
-                f"the journal stopped writing ({journal.journal.problem}); exiting "
-                "so that a service manager can start collect again"
+                f"the journal stopped writing: {problem}; exiting with status 1 so that "
+                "a service manager can start collect again"
             )
             return JOURNAL_STOPPED
         if log_every and time.monotonic() >= next_log:

@@ -105,14 +105,11 @@ class History:
             size = journal.size_bytes()
         except OSError:
             size = None
-        last_write = getattr(journal, "last_write", None)  # newer journals say it
-        if last_write is None:
-            last_write = self.restored.last_write
         return HistoryStatus(
             path=str(journal.path),
             mode="writing" if self.writing else self.following,
             size_bytes=size,
-            last_write=last_write,
+            last_write=journal.last_write,
             problem=journal.problem,
             restored_jobs=self.restored.jobs,
             restored_events=self.restored.events,
