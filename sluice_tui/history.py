@@ -66,6 +66,7 @@ class HistoryStatus:
     restored_jobs: int = 0
     restored_events: int = 0
     restore_seconds: float = 0.0
+    keeps: str = ""  # the retention, as said to the user
 
 
 class HistoryView(Protocol):
@@ -114,6 +115,7 @@ class History:
             restored_jobs=self.restored.jobs,
             restored_events=self.restored.events,
             restore_seconds=self.restored.seconds,
+            keeps=keeps(journal.retention.max_age, journal.retention.max_jobs),
         )
 
 
@@ -219,6 +221,13 @@ class JournalFeeds:
         for source in self.sources:
             stopped = source.stop(max(0.1, deadline - time.monotonic())) and stopped
         return self.history.journal.stop(max(0.5, deadline - time.monotonic())) and stopped
+
+
+def keeps(max_age: float, max_jobs: int) -> str:
+    """The retention in words: jobs seen in the last 7 days, at most 1,000,000."""
+    days = max_age / DAY
+    age = f"{days:g} days" if days >= 1 else f"{max_age / 3600:g} hours"
+    return f"jobs seen in the last {age}, at most {max_jobs:,}"
 
 
 def file_size(size: int | None) -> str:

@@ -301,7 +301,9 @@ class SluiceApp(App):
         yield SystemCommand("Help", "List every key", self.action_help)
         yield SystemCommand("Action log", "Every retry and revoke sent", self.action_action_log)
         yield SystemCommand(
-            "Diagnostics", "Gaps in the event stream, bad events, store", self.action_diagnostics
+            "Diagnostics",
+            "Gaps in the event stream, bad events, store, history journal",
+            self.action_diagnostics,
         )
         yield SystemCommand("Go to job", "Open a job by id (or id prefix)", self.action_goto)
         yield SystemCommand("Pause or resume", "Freeze or resume live updates", self.toggle_pause)

@@ -94,6 +94,8 @@ def _history(status: HistoryStatus) -> RenderableType:
     table.add_row("file", inert(status.path))
     table.add_row("mode", status.mode)
     table.add_row("size", file_size(status.size_bytes))
+    if status.keeps:
+        table.add_row("keeps", status.keeps)
     table.add_row("last write", full_time(status.last_write) or "none yet")
     table.add_row(
         "restored at start",
