@@ -132,9 +132,12 @@ def _watch(store: JobStore, journal: History, stop: threading.Event, log_every: 
 def _progress(store: JobStore, journal: History) -> str:
     status = journal.status()
     online, known = store.worker_counts()
+    written = ""
+    if status.last_write is not None:
+        written = f", last written {max(0.0, time.time() - status.last_write):.0f} s ago"
     return (
         f"{store.event_count:,} events, {len(store):,} jobs held, "
-        f"workers {online}/{known} online, journal {file_size(status.size_bytes)}"
+        f"workers {online}/{known} online, journal {file_size(status.size_bytes)}{written}"
     )
 
 
