@@ -321,6 +321,12 @@ def _one_line(error: click.UsageError, ctx: click.Context | None) -> _OneLineUsa
     return _OneLineUsageError(message, error.ctx or ctx)
 
 
+def _refuse(ctx: click.Context, error: click.UsageError) -> NoReturn:
+    """A usage error found once the options are merged: one line, as a parse error is."""
+    error.ctx = ctx
+    raise _one_line(error, ctx)
+
+
 class _Command(click.Command):
     def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
         try:
@@ -464,10 +470,10 @@ def build_commands(
 
             _finish(ctx, from_journal)
         if options["since"] is not None:
-            raise click.UsageError("--since reads a journal: give it with --history FILE", ctx)
+            _refuse(ctx, click.UsageError("--since reads a journal: give it with --history FILE"))
         if not options["seconds"]:  # 0 is for a journal, which needs no listening
-            raise click.BadParameter(
-                f"{options['seconds']} is not in the range x>0", ctx, param_hint="'--seconds'"
+            _refuse(
+                ctx, click.BadParameter("0.0 is not in the range x>0", param_hint="'--seconds'")
             )
 
         def work() -> int:
@@ -529,8 +535,9 @@ def build_commands(
     def collect(ctx: click.Context, **_: Any) -> None:
         options = _merged(ctx)
         if options["no_history"]:
-            raise click.UsageError(
-                "collect keeps the journal: --no-history leaves it nothing to do", ctx
+            _refuse(
+                ctx,
+                click.UsageError("collect keeps the journal: --no-history leaves it nothing to do"),
             )
 
         def work() -> int:
