@@ -14,6 +14,7 @@ says why, once.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ DEFAULT_MAX_AGE = 7 * DAY
 DEFAULT_MAX_JOURNAL_JOBS = 1_000_000
 # The gap a restart leaves: events sent while no monitor listened are missing.
 NOT_RUNNING = "sluice-tui was not running"
+# The connection state shown while following a journal that nobody writes any more.
+WRITER_GONE = "collector stopped"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class History:
     broker: str  # masked, as the header shows it
     apply_event: Callable[[dict], None]  # the event adapter restore used; follow uses it too
     start_gap: int | None = None  # for the receiver's first resync (write mode)
+    writer: int | None = None  # read mode: the pid writing the journal, as last looked at
 
     @property
     def writing(self) -> bool:
@@ -97,8 +101,13 @@ class History:
     @property
     def following(self) -> str:
         """How the header names a journal read from a collector."""
-        pid = self.journal.writer_pid
-        return f"following collector pid {pid}" if pid else "following the journal"
+        if self.writer is None:
+            return "following the journal (no collector writes it now)"
+        return self.following_pid(self.writer)
+
+    @staticmethod
+    def following_pid(pid: int | None) -> str:
+        return f"following collector pid {pid}" if pid and pid > 0 else "following the journal"
 
     def status(self) -> HistoryStatus:
         journal = self.journal
@@ -162,7 +171,7 @@ def open_history(
     except BaseException:
         journal.stop()
         raise
-    history = History(journal, restored, broker, apply_event)
+    history = History(journal, restored, broker, apply_event, writer=journal.writer_pid)
     if history.writing and restored.last_write is not None:
         now = time.time()
         if now > restored.last_write:
@@ -204,6 +213,7 @@ class JournalFeeds:
         self.history = history
         self.store = store
         self.sources = sources
+        self._watch: WriterWatch | None = None
 
     def start(self) -> None:
         journal = self.history.journal
@@ -212,15 +222,64 @@ class JournalFeeds:
         else:
             self.store.set_status(self.history.following, self.history.broker)
             journal.follow(self.store, self.history.apply_event)
+            self._watch = WriterWatch(self.history, self.store)
+            self._watch.start()
         for source in self.sources:
             source.start()
 
     def stop(self, timeout: float = 2.0) -> bool:
         deadline = time.monotonic() + timeout
         stopped = True
+        if self._watch is not None:
+            self._watch.stop()
         for source in self.sources:
             stopped = source.stop(max(0.1, deadline - time.monotonic())) and stopped
         return self.history.journal.stop(max(0.5, deadline - time.monotonic())) and stopped
+
+
+class WriterWatch:
+    """Following: tells the header when the collector stops writing, or another one starts.
+
+    The follower keeps reading either way (a new collector's batches come in
+    as the old one's did); the header must not name a collector that is gone.
+    """
+
+    def __init__(self, history: History, store: JobStore, interval: float = 2.0) -> None:
+        self.history = history
+        self.store = store
+        self.interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sluice-writer-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(1.0)
+
+    def _run(self) -> None:
+        from sluice_tui.journal.lock import writer_pid
+
+        path = self.history.journal.path
+        while not self._stopping.wait(self.interval):
+            pid = writer_pid(path)
+            if pid == self.history.writer:
+                continue
+            before, self.history.writer = self.history.writer, pid
+            if pid is None:
+                self.store.set_status(
+                    WRITER_GONE,
+                    self.history.broker,
+                    "no process writes the journal now; restart sluice-tui to listen itself",
+                )
+                self.store.add_notice(
+                    f"The collector (pid {before}) stopped writing {path}: this monitor shows "
+                    "no new events until a collector runs again, or until it is restarted "
+                    "(then it listens and writes the journal itself)."
+                )
+            else:
+                self.store.set_status(self.history.following_pid(pid), self.history.broker)
 
 
 def keeps(max_age: float, max_jobs: int) -> str:
