@@ -79,11 +79,15 @@ def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_pa
     with sqlite3.connect(path) as conn:  # recovers the write-ahead log, as any opener would
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         batches = conn.execute("SELECT first, received, sizes, body FROM batches").fetchall()
-        rows = dict(
-            conn.execute(
-                "SELECT id, state FROM jobs WHERE last_batch < (SELECT max(id) - 1 FROM batches)"
-            ).fetchall()
-        )
+        latest = {
+            job_id: (batch, state)
+            for batch, job_id, state in conn.execute(
+                "SELECT batch, id, state FROM job_changes ORDER BY batch"
+            )
+        }
+        settled = conn.execute("SELECT max(id) - 1 FROM batches").fetchone()[0]
+    # Each job's latest row, where the writer had long settled it.
+    rows = {job_id: state for job_id, (batch, state) in latest.items() if batch < settled}
     committed: set[str] = set()
     events = 0
     for batch in batches:

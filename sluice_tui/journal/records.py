@@ -66,22 +66,24 @@ class PackedBatch:
 
 def pack(items: list[tuple[Any, float]]) -> PackedBatch:
     """Compress (record, receive time) pairs into one batch row."""
-    records: list[bytes] = []
-    sizes = array("I")
-    for record, _ in items:
-        flag = 0
-        if record.__class__ is not bytes:
+    records = [record for record, _ in items]
+    sizes = array("I", map(len, records))
+    if set(map(type, records)) != {bytes}:  # notes, or a str from an odd transport
+        for i, record in enumerate(records):
+            if record.__class__ is bytes:
+                continue
             if isinstance(record, NoteBytes):
-                flag = NOTE_FLAG
-            elif isinstance(record, str):
-                record = record.encode("utf-8", "surrogatepass")
-            else:
-                record = bytes(record)
-        records.append(record)
-        sizes.append(len(record) | flag)
+                sizes[i] = len(record) | NOTE_FLAG
+                continue
+            record = records[i] = (
+                record.encode("utf-8", "surrogatepass")
+                if isinstance(record, str)
+                else bytes(record)
+            )
+            sizes[i] = len(record)
     times = [t for _, t in items]
     first = min(times)
-    offsets = array("q", [round((t - first) * 1e6) for t in times])
+    offsets = array("q", [int((t - first) * 1e6 + 0.5) for t in times])
     squeeze = zlib.compressobj(LEVEL, zdict=ZDICT)
     body = squeeze.compress(b",".join(records)) + squeeze.flush()
     return PackedBatch(

@@ -14,13 +14,14 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from sluice_tui.journal.records import plan_from_json, step_from_json, unpack
+from sluice_tui.journal.writer import batch_at
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 
 BATCH_COLUMNS = "id, first, received, sizes, body"
 # The last batches are replayed for every job they hold that has no row yet:
 # a writer killed after committing a batch may not have written the rows of
-# its jobs (they go with the next one).
+# its jobs (they may go with the next one).
 TAIL_BATCHES = 2
 # With no job to restore, the worker events of this last stretch are replayed,
 # so the workers still show.
@@ -164,37 +165,26 @@ def _restore(
     since: float | None,
     states: Collection[JobState] | None,
 ) -> tuple[int, int, int | None]:
-    where, params = [], []
-    if since is not None:
-        where.append("seen >= ?")
-        params.append(since)
-    if states is not None:
-        where.append(f"state IN ({', '.join('?' * len(states))})")
-        params.extend(JobState(s).value for s in states)
-    sql = "SELECT id, first_batch FROM jobs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    chosen: dict[str, int] = dict(
-        conn.execute(f"{sql} ORDER BY seen DESC LIMIT ?", (*params, store.max_jobs)).fetchall()
-    )
     last_id = conn.execute("SELECT max(id) FROM batches").fetchone()[0]
     if last_id is None:
         return 0, 0, None
+    pruned = conn.execute("SELECT value FROM meta WHERE key = 'pruned_before'").fetchone()
+    # A record's row may go with the batch before its own: from the batch after
+    # the pruned ones on, a job with records but no row never had one.
+    tail = max(last_id - TAIL_BATCHES + 1, (int(pruned[0]) + 1) if pruned else 0)
+    chosen = _choose(conn, store.max_jobs, since, states)
+    rowless = _rowless(conn, _jobs_in_batches(conn, tail) - chosen.keys(), tail)
     if chosen:
-        start = min(chosen.values()) - 1
+        start = batch_at(conn, min(chosen.values())) - 1
     elif since is None and states is None:
         # No job at all: the last stretch, for its workers.
         last = conn.execute("SELECT last FROM batches WHERE id = ?", (last_id,)).fetchone()[0]
-        row = conn.execute(
-            "SELECT min(id) FROM batches WHERE last >= ?", (last - WORKER_CONTEXT,)
-        ).fetchone()
-        start = row[0] if row[0] is not None else last_id
+        start = batch_at(conn, last - WORKER_CONTEXT)
     else:
-        return 0, 0, last_id
-    ids: set[str] = set(chosen)
-    ids |= _rowless_tail_jobs(conn, last_id, ids)
-    # Always by id: the batches before a chosen job's first also hold jobs
-    # retention dropped, or not chosen.
+        start = tail
+    if rowless:
+        start = min(start, tail)
+    ids = chosen.keys() | rowless
     replayer = Replayer(store, apply_event, ids)
     collecting = gc.isenabled()
     gc.disable()  # a replay makes millions of objects that all live on
@@ -211,37 +201,72 @@ def _restore(
     return len(ids), replayer.events, last_id
 
 
-def _rowless_tail_jobs(conn: sqlite3.Connection, last_id: int, known: set[str]) -> set[str]:
-    """Jobs in the last batches with no row in ``jobs``.
+def _choose(
+    conn: sqlite3.Connection,
+    limit: int,
+    since: float | None,
+    states: Collection[JobState] | None,
+) -> dict[str, float]:
+    """The newest ``limit`` jobs by their latest row, with their first_seen."""
+    sql = "SELECT batch, id, state, first_seen FROM job_changes"
+    params: list = []
+    if since is not None:
+        first = conn.execute("SELECT min(id) FROM batches WHERE last >= ?", (since,)).fetchone()
+        if first[0] is None:
+            return {}
+        sql += " WHERE batch >= ?"
+        params.append(first[0])
+    wanted = None if states is None else {JobState(s).value for s in states}
+    listed: set[str] = set()
+    chosen: dict[str, float] = {}
+    for _, job_id, state, first_seen in conn.execute(f"{sql} ORDER BY batch DESC", params):
+        if job_id in listed:
+            continue  # an older row of a job already taken
+        listed.add(job_id)
+        if wanted is None or state in wanted:
+            chosen[job_id] = first_seen
+            if len(chosen) >= limit:
+                break
+    return chosen
 
-    Only batches from the last one that has rows on: a job of an older batch
-    without a row is one retention dropped.
+
+def _rowless(conn: sqlite3.Connection, candidates: set[str], tail: int) -> set[str]:
+    """Those of ``candidates`` (jobs with records from batch ``tail`` on) without a row.
+
+    Their rows would be from the batch before ``tail`` on: a record's row may go
+    with the batch before its own, or the one after (never written, if the
+    writer was killed in between).
     """
-    seen: set[str] = set()
-    with_rows = conn.execute("SELECT max(last_batch) FROM jobs").fetchone()[0]
-    start = max(last_id - TAIL_BATCHES + 1, last_id if with_rows is None else with_rows)
-    rows = conn.execute(f"SELECT {BATCH_COLUMNS} FROM batches WHERE id >= ? ORDER BY id", (start,))
-    for _, first, received, sizes, body in rows:
-        unpacked = unpack(first, received, sizes, body)
-        for i, record in enumerate(unpacked.records):
-            events = record if record.__class__ is list else (record,)
-            for event in events:
-                job_id = event.get("uuid") if event.__class__ is dict else None
-                if i in unpacked.notes:
-                    job_id = event.get("id") if event.__class__ is dict else None
-                if job_id.__class__ is str and job_id not in known:
-                    seen.add(job_id)
-    if not seen:
-        return seen
+    if not candidates:
+        return candidates
+    pending = list(candidates)
     found: set[str] = set()
-    pending = list(seen)
     for start in range(0, len(pending), 500):
         chunk = pending[start : start + 500]
         marks = ", ".join("?" * len(chunk))
         found.update(
-            r[0] for r in conn.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk)
+            row[0]
+            for row in conn.execute(
+                f"SELECT DISTINCT id FROM job_changes WHERE batch >= ? AND id IN ({marks})",
+                (tail - 1, *chunk),
+            )
         )
-    return seen - found
+    return candidates - found
+
+
+def _jobs_in_batches(conn: sqlite3.Connection, start: int) -> set[str]:
+    """The ids of the jobs that have records in the batches from ``start`` on."""
+    found: set[str] = set()
+    rows = conn.execute(f"SELECT {BATCH_COLUMNS} FROM batches WHERE id >= ? ORDER BY id", (start,))
+    for _, first, received, sizes, body in rows:
+        unpacked = unpack(first, received, sizes, body)
+        for i, record in enumerate(unpacked.records):
+            key = "id" if i in unpacked.notes else "uuid"
+            for item in record if record.__class__ is list else (record,):
+                job_id = item.get(key) if item.__class__ is dict else None
+                if job_id.__class__ is str:
+                    found.add(job_id)
+    return found
 
 
 def follow_once(conn: sqlite3.Connection, replayer: Replayer, after: int | None) -> int | None:

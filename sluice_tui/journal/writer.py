@@ -2,8 +2,8 @@
 
 The receiver only appends to a list; this thread takes what is there every
 BATCH_INTERVAL (sooner past BATCH_RECORDS), compresses it (zlib lets go of
-the GIL meanwhile) and, in one transaction, inserts the batch and updates the
-rows of the jobs that changed since the last one.  A job's change may be
+the GIL meanwhile) and, in one transaction, inserts the batch and a row for
+each job that changed since the last one.  A job's change may be
 counted in the batch before or after the one holding its record (the store
 applies a record a moment after it is appended), so readers start one batch
 early (see replay.py) and pruning keeps one batch of slack.
@@ -28,14 +28,16 @@ BATCH_INTERVAL = 0.5
 BATCH_RECORDS = 5_000
 POLL_INTERVAL = 0.05
 PRUNE_INTERVAL = 300.0
-PRUNE_CHUNK = 50_000  # rows deleted per prune transaction; the rest waits a cycle
 ROWS_CHUNK = 2_000  # job rows read per store lock: the receiver never waits long
 
-UPSERT_JOB = (
-    "INSERT INTO jobs (id, first_batch, last_batch, state, name, seen) VALUES (?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (id) DO UPDATE SET last_batch = excluded.last_batch, state = excluded.state,"
-    " name = coalesce(excluded.name, jobs.name), seen = excluded.seen"
+INSERT_CHANGE = (
+    "INSERT OR REPLACE INTO job_changes (batch, id, state, name, first_seen) VALUES (?, ?, ?, ?, ?)"
 )
+# A job's first batch is found by its first_seen time (see replay.py), which
+# the store takes a moment after the receive time of the job's first record
+# (microseconds; more on a busy machine), and receive times from several
+# threads may straddle a batch boundary: this much before first_seen is searched.
+STRADDLE = 0.25
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,8 @@ class BatchWriter:
                 if stopping:
                     return
                 if now >= self._next_prune:
-                    more = self.prune()
-                    self._next_prune = now + (BATCH_INTERVAL if more else PRUNE_INTERVAL)
+                    self.prune()
+                    self._next_prune = now + PRUNE_INTERVAL
         except (sqlite3.Error, OSError, MemoryError) as exc:
             self.on_failure(describe(self.path, exc))
         except Exception as exc:  # a bug here must not take the monitor down
@@ -129,7 +131,7 @@ class BatchWriter:
                 )
                 self.last_batch = cursor.lastrowid
             now = time.time()
-            conn.executemany(UPSERT_JOB, self._job_rows(changes.job_ids, self.last_batch, now))
+            conn.executemany(INSERT_CHANGE, self._job_rows(changes.job_ids, self.last_batch))
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_write', ?)", (now,)
             )
@@ -141,43 +143,49 @@ class BatchWriter:
         self.batches_written += 1
         self.last_commit = now
 
-    def _job_rows(self, job_ids, batch: int, now: float):
+    def _job_rows(self, job_ids, batch: int):
         store = self.store
         if job_ids is None:  # fell behind the change feed: every job
             _, rows = store.all_rows()
             for row in rows:
-                yield row.id, batch, batch, row.state.value, row.name, now
+                yield batch, row.id, row.state.value, row.name, row.first_seen
             return
         ids = iter(job_ids)
         while chunk := list(itertools.islice(ids, ROWS_CHUNK)):
-            for job_id, row in store.rows(chunk).items():
-                if row is not None:  # an evicted job keeps the row it had
-                    yield job_id, batch, batch, row.state.value, row.name, now
+            # An evicted job is not among them: its last row stands.
+            for job_id, (state, name, first_seen) in store.summaries(chunk).items():
+                yield batch, job_id, state.value, name, first_seen
 
-    def prune(self) -> bool:
-        """Drop what retention no longer keeps; whether more is left to drop."""
+    def prune(self) -> None:
+        """Drop what retention no longer keeps.
+
+        Rows older than the age limit go, and past the count limit the rows
+        before the batch where the newest ``max_jobs`` jobs begin: a job's
+        latest row is all that counts, so a job kept loses only its older
+        rows.  Then the batches no job kept needs (before the batch of the
+        earliest first_seen left, one batch of slack), or, with no job left,
+        those older than the age limit.
+        """
         conn = self.conn
         cutoff = time.time() - self.retention.max_age
+        horizon = conn.execute("SELECT min(id) FROM batches WHERE last >= ?", (cutoff,)).fetchone()[
+            0
+        ]
+        if horizon is None:
+            horizon = (self.last_batch or 0) + 1  # every batch is older than the limit
+        horizon = max(horizon, self._count_horizon())
         conn.execute("BEGIN IMMEDIATE")
         try:
-            dropped = conn.execute(
-                "DELETE FROM jobs WHERE id IN"
-                " (SELECT id FROM jobs WHERE seen < ? ORDER BY seen LIMIT ?)",
-                (cutoff, PRUNE_CHUNK),
-            ).rowcount
-            excess = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
-            excess -= self.retention.max_jobs
-            if excess > 0:
-                dropped += conn.execute(
-                    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY seen LIMIT ?)",
-                    (min(excess, PRUNE_CHUNK),),
-                ).rowcount
-            oldest = conn.execute("SELECT min(first_batch) FROM jobs").fetchone()[0]
-            if oldest is None:
-                gone = conn.execute("DELETE FROM batches WHERE last < ?", (cutoff,)).rowcount
-            else:
-                # One batch of slack before the oldest kept job's first (see above).
-                gone = conn.execute("DELETE FROM batches WHERE id < ?", (oldest - 1,)).rowcount
+            dropped = conn.execute("DELETE FROM job_changes WHERE batch < ?", (horizon,)).rowcount
+            if dropped:
+                # Restore must not take the jobs of older batches for rowless ones.
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('pruned_before', ?)",
+                    (horizon,),
+                )
+            earliest = conn.execute("SELECT min(first_seen) FROM job_changes").fetchone()[0]
+            needed = horizon if earliest is None else batch_at(conn, earliest) - 1
+            gone = conn.execute("DELETE FROM batches WHERE id < ?", (needed,)).rowcount
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -185,4 +193,29 @@ class BatchWriter:
             raise
         if dropped or gone:
             conn.execute("PRAGMA incremental_vacuum")  # give the freed pages back to the disk
-        return dropped >= PRUNE_CHUNK or excess > PRUNE_CHUNK
+
+    def _count_horizon(self) -> int:
+        """The first batch to keep for the newest ``max_jobs`` jobs; 0 when all fit."""
+        limit = self.retention.max_jobs
+        conn = self.conn
+        # Rows outnumber jobs (a job changing across batches has several):
+        # only look closer when they outnumber the limit by a tenth.
+        if conn.execute("SELECT count(*) FROM job_changes").fetchone()[0] <= limit * 1.1:
+            return 0
+        seen: set[str] = set()
+        for batch, job_id in conn.execute("SELECT batch, id FROM job_changes ORDER BY batch DESC"):
+            if job_id not in seen:
+                seen.add(job_id)
+                if len(seen) > limit:
+                    return batch + 1
+        return 0
+
+
+def batch_at(conn: sqlite3.Connection, when: float) -> int:
+    """The first batch that may hold a record received at ``when`` (epoch seconds)."""
+    found = conn.execute(
+        "SELECT min(id) FROM batches WHERE last >= ?", (when - STRADDLE,)
+    ).fetchone()[0]
+    if found is None:
+        found = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM batches").fetchone()[0]
+    return found

@@ -618,6 +618,16 @@ class JobStore:
                 for job_id in job_ids
             }
 
+    def summaries(self, job_ids: Iterable[str]) -> dict[str, tuple[JobState, str | None, float]]:
+        """(state, name, first_seen) of each of ``job_ids`` the store holds: a journal's rows."""
+        with self._lock:
+            jobs = self._jobs
+            return {
+                job_id: (job.state, job.name, job.first_seen)
+                for job_id in job_ids
+                if (job := jobs.get(job_id)) is not None
+            }
+
     def all_rows(self) -> tuple[int, list[JobRow]]:
         """Every job's row, oldest first, with the version they were read at."""
         with self._lock:

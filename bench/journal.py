@@ -1,0 +1,232 @@
+"""The history journal: what it costs ingest, how fast a restart restores, how big the file is.
+
+    python -m bench.journal [--events N] [--jobs N] [--repeat R]
+
+Ingest is the receive path from the message bytes: ``json.loads``, the
+adapter and the store, as the receiver runs it; with the journal on, each
+message also goes to ``Journal.raw`` and the writer thread commits batches to
+a real file meanwhile.  Two figures, since the writer runs beside the receiver:
+the receiver's own rate (wall clock of the receive loop: what decides whether
+the monitor keeps up) and the whole process's CPU per event, the writer's
+included (what it costs the machine).  Celery's State gets the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from celery.events.state import State
+
+from bench.common import best_cpu_seconds, machine, report
+from bench.events import iter_task_events, task_events
+from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.journal import Journal
+from sluice_tui.model.store import JobStore
+
+UNBOUNDED = 10**9
+
+
+def message_bodies(events: int, *, retry_share: float = 0.10) -> list[bytes]:
+    """The events as a broker delivers them: one JSON message each, no receive time yet."""
+    bodies = []
+    for event in task_events(events, retry_share=retry_share):
+        del event["local_received"]
+        bodies.append(json.dumps(event).encode())
+    return bodies
+
+
+def _receive(bodies: list[bytes], store: JobStore, journal: Journal | None) -> float:
+    """The receive loop; its wall-clock seconds."""
+    adapter = EventAdapter(store)
+    loads = json.loads
+    clock = time.time
+    raw = journal.raw if journal is not None else None
+    started = time.perf_counter()
+    for body in bodies:
+        received = clock()
+        if raw is not None:
+            raw(body, received)
+        event = loads(body)
+        event["local_received"] = received
+        adapter(event)
+    return time.perf_counter() - started
+
+
+def measure_ingest(events: int, repeat: int, folder: Path) -> dict[str, float]:
+    """The receive loop from message bytes, journal off and on, interleaved; best of ``repeat``."""
+    bodies = message_bodies(events)
+    wall = {"off": float("inf"), "on": float("inf")}
+    cpu = {"off": float("inf"), "on": float("inf")}
+    for round_ in range(repeat):
+        for side in ("off", "on"):
+            gc.collect()
+            cpu_started = time.process_time()
+            store = JobStore(max_jobs=UNBOUNDED)
+            journal = None
+            if side == "on":
+                journal = Journal.open(folder / f"ingest-{round_}.sqlite3", mode="write")
+                journal.restore(store, EventAdapter(store))
+                journal.start_writing(store)
+            seconds = _receive(bodies, store, journal)
+            if journal is not None:
+                assert journal.stop(30.0) and journal.problem is None, journal.problem
+            wall[side] = min(wall[side], seconds)
+            cpu[side] = min(cpu[side], time.process_time() - cpu_started)
+            del store, journal
+    return {
+        "events": events,
+        "off_eps": events / wall["off"],
+        "on_eps": events / wall["on"],
+        "on_ratio": wall["off"] / wall["on"],
+        "off_cpu_us": cpu["off"] / events * 1e6,
+        "on_cpu_us": cpu["on"] / events * 1e6,
+        "cpu_ratio": cpu["off"] / cpu["on"],
+    }
+
+
+def measure_against_state(events: int, repeat: int, folder: Path) -> dict[str, float]:
+    """bench.ingest's comparison (decoded events, CPU time) with the journal on.
+
+    sluice-tui's side also hands each message's bytes to the journal, and its
+    CPU time includes the writer thread's, flush and all.
+    """
+    stream = task_events(events)
+    bodies = message_bodies(events)
+    inputs: dict[str, list[list[dict]]] = {"celery": [], "sluice": []}
+    rounds = iter(range(repeat))
+
+    def prepare() -> None:
+        for side in inputs.values():
+            side.append([dict(e) for e in stream])
+
+    def celery_run() -> None:
+        state = State(max_tasks_in_memory=UNBOUNDED)
+        for event in inputs["celery"].pop():
+            state.event(event)
+
+    def sluice_run() -> None:
+        store = JobStore(max_jobs=UNBOUNDED)
+        adapter = EventAdapter(store)
+        journal = Journal.open(folder / f"state-{next(rounds)}.sqlite3", mode="write")
+        journal.restore(store, adapter)
+        journal.start_writing(store)
+        raw = journal.raw
+        for body, event in zip(bodies, inputs["sluice"].pop(), strict=True):
+            raw(body, event["local_received"])
+            adapter(event)
+        assert journal.stop(30.0) and journal.problem is None, journal.problem
+
+    celery_s, sluice_s = best_cpu_seconds([celery_run, sluice_run], repeat, prepare)
+    return {
+        "celery_eps": events / celery_s,
+        "sluice_eps": events / sluice_s,
+        "ratio": celery_s / sluice_s,
+    }
+
+
+def write_journal(path: Path, jobs: int, *, retry_share: float) -> tuple[int, int]:
+    """A journal holding ``jobs`` jobs, fed as the receiver feeds it; (jobs, events)."""
+    store = JobStore(max_jobs=UNBOUNDED)
+    adapter = EventAdapter(store)
+    journal = Journal.open(path, mode="write")
+    journal.restore(store, adapter)
+    journal.start_writing(store)
+    events = 0
+    for event in iter_task_events(UNBOUNDED, retry_share=retry_share):
+        if event["type"] == "task-sent" and len(store) >= jobs:
+            break
+        del event["local_received"]
+        body = json.dumps(event).encode()
+        received = time.time()
+        journal.raw(body, received)
+        decoded = json.loads(body)
+        decoded["local_received"] = received
+        adapter(decoded)
+        events += 1
+        if events % 5_000 == 0:
+            time.sleep(0.001)  # as from a socket: the writer gets its turns
+    assert journal.stop(60.0) and journal.problem is None, journal.problem
+    return len(store), events
+
+
+def measure_restore(path: Path, repeat: int) -> dict[str, float]:
+    wall = cpu = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        store = JobStore(max_jobs=UNBOUNDED)
+        journal = Journal.open(path, mode="read")
+        cpu_started = time.process_time()
+        restored = journal.restore(store, EventAdapter(store))
+        cpu = min(cpu, time.process_time() - cpu_started)
+        wall = min(wall, restored.seconds)
+        journal.stop()
+        del store
+    return {"jobs": restored.jobs, "events": restored.events, "wall": wall, "cpu": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=400_000, help="ingest events")
+    parser.add_argument("--jobs", type=int, default=100_000, help="jobs to restore")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    folder = Path(tempfile.mkdtemp(prefix="sluice-bench-journal-"))
+    try:
+        r = measure_ingest(args.events, args.repeat, folder)
+        report(
+            f"receive loop from message bytes, {args.events:,} events (best of {args.repeat})",
+            [
+                ("journal off: receiver", f"{r['off_eps']:>12,.0f} events/s"),
+                ("journal on: receiver", f"{r['on_eps']:>12,.0f} events/s"),
+                ("on / off (target >= 0.85)", f"{r['on_ratio']:>12.2f} x"),
+                ("CPU per event, off", f"{r['off_cpu_us']:>12.2f} us"),
+                ("CPU per event, on (writer included)", f"{r['on_cpu_us']:>12.2f} us"),
+                ("CPU, as a rate: on / off", f"{r['cpu_ratio']:>12.2f} x"),
+            ],
+        )
+        c = measure_against_state(args.events, args.repeat, folder)
+        report(
+            f"as bench.ingest, journal on: {args.events:,} decoded events (CPU time)",
+            [
+                ("celery.events.state.State", f"{c['celery_eps']:>12,.0f} events/s"),
+                ("adapter + store + journal", f"{c['sluice_eps']:>12,.0f} events/s"),
+                ("ratio (target >= 4.0)", f"{c['ratio']:>12.2f} x"),
+            ],
+        )
+        path = folder / "restore.sqlite3"
+        jobs, events = write_journal(path, args.jobs, retry_share=0.10)
+        size = _file_size(path)
+        rr = measure_restore(path, max(1, args.repeat - 1))
+        report(
+            f"restore at start-up: {jobs:,} jobs, {events:,} events (10 % retried)",
+            [
+                ("jobs restored", f"{rr['jobs']:>12,}"),
+                ("wall time (target < 2 s)", f"{rr['wall']:>12.2f} s"),
+                ("CPU time", f"{rr['cpu']:>12.2f} s"),
+                ("journal file", f"{size / 1e6:>12.1f} MB"),
+            ],
+        )
+        four = folder / "four.sqlite3"
+        four_jobs, four_events = write_journal(four, args.jobs // 2, retry_share=0.0)
+        per_job = _file_size(four) / four_jobs
+        report(
+            f"file size: {four_jobs:,} jobs with a 4-event history ({four_events:,} events)",
+            [("bytes per job (target <= 400)", f"{per_job:>12.0f} B")],
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _file_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+if __name__ == "__main__":
+    main()
