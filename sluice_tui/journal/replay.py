@@ -36,60 +36,76 @@ class Replayer:
         store: JobStore,
         apply_event: Callable[[dict], None],
         chosen: Collection[str] | None = None,
+        *,
+        first_seen: dict[str, float] | None = None,
     ) -> None:
         self.store = store
         self.apply_event = apply_event
         self.chosen = chosen
         self.events = 0
         self.last_batch: int | None = None
-        # When each job was first received: the store dates jobs by its own
-        # clock, which during a replay is the wrong one (see JobStore.backdate).
-        self.first_seen: dict[str, float] = {}
+        # When each job was first seen: the store dates a job by its own clock
+        # when it creates it, the wrong one in a replay (see JobStore.backdate).
+        # Given by the caller (a restore reads it from the rows), or else taken
+        # from the receive time of each job's first record.
+        self._given = first_seen is not None
+        self.first_seen: dict[str, float] = {} if first_seen is None else first_seen
 
     def batch(self, row: tuple[int, float, bytes, bytes, bytes]) -> None:
         batch_id, first, received, sizes, body = row
         unpacked = unpack(first, received, sizes, body)
-        chosen = self.chosen
-        apply_event = self.apply_event
-        first_seen = self.first_seen
-        times = unpacked.times
-        notes = unpacked.notes
-        applied = 0
-        for i, record in enumerate(unpacked.records):
-            t = times[i]
-            if notes and i in notes:
-                self._note(record, t)
-                continue
-            if record.__class__ is dict:
-                job_id = record.get("uuid")
-                if job_id.__class__ is str:
-                    if chosen is not None and job_id not in chosen:
+        if unpacked.notes or not self._given:
+            applied = 0
+            notes = unpacked.notes
+            for i, (record, t) in enumerate(zip(unpacked.records, unpacked.times, strict=True)):
+                if i in notes:
+                    self._note(record, t)
+                else:
+                    applied += self._message(record, t)
+        else:
+            # The usual batch, and a restore's hot loop: _message for a plain event, inlined.
+            applied = 0
+            chosen = self.chosen
+            apply_event = self.apply_event
+            message = self._message
+            for record, t in zip(unpacked.records, unpacked.times, strict=True):
+                if record.__class__ is dict:
+                    job_id = record.get("uuid")
+                    if job_id.__class__ is str and chosen is not None and job_id not in chosen:
                         continue
-                    if job_id not in first_seen:
-                        first_seen[job_id] = t
-                record["local_received"] = t
-                apply_event(record)
-                applied += 1
-            elif record.__class__ is list:  # Celery may batch events in one message
-                for event in record:
-                    if event.__class__ is dict:
-                        job_id = event.get("uuid")
-                        if job_id.__class__ is str:
-                            if chosen is not None and job_id not in chosen:
-                                continue
-                            if job_id not in first_seen:
-                                first_seen[job_id] = t
-                        event["local_received"] = t
-                        apply_event(event)
-                        applied += 1
-                    else:
-                        self._malformed(event)
-            elif record is not None:
-                self._malformed(record)
+                    record["local_received"] = t
+                    apply_event(record)
+                    applied += 1
+                else:
+                    applied += message(record, t)
         for _, reason in unpacked.undecodable:
             self.store.record_bad_event("undecodable message", reason)
         self.events += applied
         self.last_batch = batch_id
+
+    def _message(self, record: Any, t: float) -> int:
+        """Apply one message (an event, or a list of them); the events applied."""
+        if record.__class__ is list:  # Celery may batch events in one message
+            return sum(self._message(event, t) for event in record if self._is_event(event))
+        if record.__class__ is not dict:
+            if record is not None:
+                self._malformed(record)
+            return 0
+        job_id = record.get("uuid")
+        if job_id.__class__ is str:
+            if self.chosen is not None and job_id not in self.chosen:
+                return 0
+            if not self._given and job_id not in self.first_seen:
+                self.first_seen[job_id] = t
+        record["local_received"] = t
+        self.apply_event(record)
+        return 1
+
+    def _is_event(self, item: Any) -> bool:
+        if item.__class__ is dict:
+            return True
+        self._malformed(item)
+        return False
 
     def _malformed(self, item: Any) -> None:
         # As the receiver counted it when it came.
@@ -128,7 +144,8 @@ class Replayer:
                 )
             else:
                 raise ValueError(f"unknown kind {kind!r}")
-            self.first_seen.setdefault(job_id, t)
+            if not self._given:
+                self.first_seen.setdefault(job_id, t)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             store.record_bad_event(
                 "unreadable journal record", f"{type(exc).__name__}: {exc}; {note!r:.300}"
@@ -136,7 +153,8 @@ class Replayer:
 
     def finish(self) -> None:
         self.store.backdate(self.first_seen)
-        self.first_seen.clear()
+        if not self._given:
+            self.first_seen.clear()
 
 
 def restore(
@@ -185,7 +203,7 @@ def _restore(
     if rowless:
         start = min(start, tail)
     ids = chosen.keys() | rowless
-    replayer = Replayer(store, apply_event, ids)
+    replayer = Replayer(store, apply_event, ids, first_seen=chosen)
     collecting = gc.isenabled()
     gc.disable()  # a replay makes millions of objects that all live on
     try:
