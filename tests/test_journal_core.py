@@ -491,3 +491,14 @@ def test_the_default_file_is_per_broker_under_the_state_directory(tmp_path, monk
     assert a != default_path("redis://:**@h:6379/1")
     monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")
     assert default_path("x").parent == Path.home() / ".local" / "state" / "sluice-tui"
+
+
+@pytest.mark.bench
+def test_a_job_with_a_four_event_history_takes_under_400_bytes(tmp_path):
+    """The issue's size target, with realistic events (bench.journal reports it at 50k jobs)."""
+    from bench.journal import write_journal
+
+    path = tmp_path / "journal.sqlite3"
+    jobs, events = write_journal(path, 5_000, retry_share=0.0)
+    assert events == 4 * jobs
+    assert path.stat().st_size / jobs <= 400

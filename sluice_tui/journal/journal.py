@@ -227,6 +227,7 @@ class Journal:
             self._follower.join(max(0.0, deadline - time.monotonic()))
             done = done and not self._follower.is_alive()
         if done:
+            self._pending = _Discard()  # a receiver still running feeds nothing now
             if self._conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
