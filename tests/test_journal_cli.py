@@ -22,7 +22,7 @@ from sluice_tui.celery_adapter.receiver import ReceiverThread
 from sluice_tui.cli import DURATION, main
 from sluice_tui.export import job_to_dict
 from sluice_tui.history import HistoryOptions, HistoryStatus
-from sluice_tui.journal import Journal
+from sluice_tui.journal import Journal, schema
 from sluice_tui.launch import build_app
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.screens.diagnostics import render_diagnostics
@@ -235,6 +235,33 @@ async def test_without_a_usable_journal_the_tui_says_why_and_keeps_jobs_in_memor
         await pilot.press("d")
         text = screen_text(app)
         assert "off: jobs are kept in memory only" in text
+
+
+async def test_a_disk_that_fills_up_stops_the_journal_and_the_tui_goes_on(tmp_path, monkeypatch):
+    # SQLite's page limit fails a write with SQLITE_FULL, as a full file system does.
+    monkeypatch.setattr(schema, "MAX_PAGE_COUNT", 40)
+    celery = Celery(broker="memory://", set_as_current=False)
+    app = build_app(celery, history=HistoryOptions(path=tmp_path / "j.sqlite3"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_in_app(pilot, lambda: event_arrives(celery, app.store, "first"), "an event")
+        with celery.connection_for_write() as conn:
+            dispatcher = celery.events.Dispatcher(conn, hostname="w@flood", enabled=True)
+            for n in range(400):  # about 2 KB each that does not compress: 40 pages is 160 KB
+                args = repr(os.urandom(1000))
+                dispatcher.send(type="task-received", uuid=f"job-{n}", name="x", args=args)
+            dispatcher.close()
+        await wait_in_app(
+            pilot,
+            lambda: app.history.status().problem is not None,
+            "the journal to fill up",
+            explain=lambda: f"{app.history.status()}",
+        )
+        assert "is full" in app.history.status().problem
+        notices = [text for _, text in app.store.notices()]
+        assert any("no longer being saved" in text and "is full" in text for text in notices)
+        await wait_in_app(pilot, lambda: event_arrives(celery, app.store, "after"), "an event")
+        await pilot.press("d")
+        assert "problem" in screen_text(app)  # diagnostics keep the reason
 
 
 def test_diagnostics_show_where_the_journal_is_and_what_went_wrong():
