@@ -110,11 +110,23 @@ class Journal:
     def open_for_monitor(
         cls, path: Path, broker: str = "", retention: Retention = DEFAULT_RETENTION
     ) -> Journal:
-        """Write if nobody else does; else read what the writer (a collector) writes."""
+        """Write if nobody else does; else read what the writer (a collector) writes.
+
+        A journal this user may not write (a collector's, run as a service
+        user) is read too, as long as a writer keeps it up to date; with no
+        writer, the reason it cannot be written is raised.
+        """
         try:
             return cls.open(path, mode="write", broker=broker, retention=retention)
         except JournalBusy:
             return cls.open(path, mode="read", broker=broker, retention=retention)
+        except JournalError as cannot_write:
+            if writer_pid(Path(path).expanduser()) is None:
+                raise
+            try:
+                return cls.open(path, mode="read", broker=broker, retention=retention)
+            except JournalError:
+                raise cannot_write from None
 
     # -- start-up --------------------------------------------------------
 

@@ -31,7 +31,8 @@ class WriterLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`JournalBusy` naming who holds it."""
         try:
-            fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+            # Readable by all: it holds only the writer's pid, which readers name.
+            fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise JournalError(describe(self.path, exc)) from None
         deadline = time.monotonic() + ACQUIRE_PATIENCE
