@@ -111,7 +111,8 @@ class BatchWriter:
         packed = pack(items) if items else None
         changes = self.store.changes_since(self.version)
         self.version = changes.version
-        if packed is None and (not changes.job_ids or self.last_batch is None):
+        unchanged = changes.job_ids is not None and not changes.job_ids  # None: re-read all
+        if packed is None and (unchanged or self.last_batch is None):
             return
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
