@@ -405,6 +405,7 @@ class JobStore:
                 job = jobs.get(job_id)
                 if job is not None and when < job.first_seen:
                     job.first_seen = when
+                    self._feed.append(job_id)  # readers re-read its row
 
     def record_gap(self, start: float, end: float, reason: str) -> int:
         """Note that events between ``start`` and ``end`` may be missing; returns its number."""
