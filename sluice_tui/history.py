@@ -7,9 +7,9 @@ since its last write becomes a gap that the first resync settles, and every
 event message received goes into it.  A journal a collector writes is read
 instead: restored, then followed as the collector adds to it.
 
-Nothing here imports Celery: the receiver is handed in by the caller.  A
-journal that cannot be opened never stops the monitor: it runs in memory and
-says why, once.
+The receiver is made by the caller (launch, collect); only the event adapter,
+which imports no Celery, is taken here.  A journal that cannot be opened
+never stops the monitor: it runs in memory and says why, once.
 """
 
 from __future__ import annotations
@@ -190,8 +190,7 @@ def monitor_history(store: JobStore, broker: str, options: HistoryOptions) -> Hi
         return open_history(store, broker, options, EventAdapter(store))
     except JournalError as exc:
         store.add_notice(f"History is off, the monitor keeps jobs in memory only: {exc}")
-        path = str(options.path) if options.path is not None else ""
-        return NoHistory(path=path, problem=str(exc))
+        return NoHistory(path=str(options.resolve_path(broker)), problem=str(exc))
 
 
 class Source(Protocol):
