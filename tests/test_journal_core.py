@@ -265,6 +265,22 @@ def test_a_batch_with_a_message_that_is_not_json_loses_only_that_message():
     assert batch.times == pytest.approx([10.0, 10.5, 11.0], abs=1e-6)
 
 
+def test_a_damaged_batch_costs_only_its_own_events(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    m = Monitor(path)
+    t = time.time()
+    for n in range(3):
+        m.receive(ev.received(f"job-{n}", t))
+        wait_for(lambda n=n: _has_job(path, f"job-{n}"), 10, f"job {n} committed")
+    assert m.journal.stop()
+    with sqlite3.connect(path) as conn:
+        victim = conn.execute("SELECT min(id) + 1 FROM batches").fetchone()[0]
+        conn.execute("UPDATE batches SET body = ? WHERE id = ?", (b"bit rot", victim))
+    store, _ = fresh_restore(path)
+    assert sorted(s.id for s in store.snapshots()) == ["job-0", "job-2"]
+    assert store.stats().bad_by_reason == {"damaged journal batch": 1}
+
+
 def test_following_a_journal_another_writer_fills(tmp_path):
     path = tmp_path / "journal.sqlite3"
     m = Monitor(path)

@@ -99,12 +99,22 @@ class UnpackedBatch:
     undecodable: list[tuple[int, str]]  # (index, reason) of records that did not decode
 
 
+class BatchDamaged(ValueError):
+    """A batch row that does not decode: the file was damaged or tampered with."""
+
+
 def unpack(first: float, received: bytes, sizes: bytes, body: bytes) -> UnpackedBatch:
-    offsets = _unpack_array("q", received)
-    lengths = _unpack_array("I", sizes)
-    times = [first + o / 1e6 for o in offsets]
-    stretch = zlib.decompressobj(zdict=ZDICT)
-    text = stretch.decompress(body) + stretch.flush()
+    """A batch row's records and receive times; raises BatchDamaged."""
+    try:
+        offsets = _unpack_array("q", received)
+        lengths = _unpack_array("I", sizes)
+        stretch = zlib.decompressobj(zdict=ZDICT)
+        text = stretch.decompress(body) + stretch.flush()
+        times = [first + o / 1e6 for o in offsets]
+    except (zlib.error, ValueError, TypeError, OverflowError) as exc:
+        raise BatchDamaged(f"{type(exc).__name__}: {exc}") from None
+    if len(times) != len(lengths):
+        raise BatchDamaged(f"{len(times)} receive times for {len(lengths)} records")
     notes = frozenset(i for i, n in enumerate(lengths) if n & NOTE_FLAG)
     try:
         records = json.loads(b"[" + text + b"]")

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable, Collection
 from typing import Any
 
-from sluice_tui.journal.records import plan_from_json, step_from_json, unpack
+from sluice_tui.journal.records import BatchDamaged, plan_from_json, step_from_json, unpack
 from sluice_tui.journal.writer import batch_at
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
@@ -53,7 +53,12 @@ class Replayer:
 
     def batch(self, row: tuple[int, float, bytes, bytes, bytes]) -> None:
         batch_id, first, received, sizes, body = row
-        unpacked = unpack(first, received, sizes, body)
+        self.last_batch = batch_id
+        try:
+            unpacked = unpack(first, received, sizes, body)
+        except BatchDamaged as exc:
+            self.store.record_bad_event("damaged journal batch", f"batch {batch_id}: {exc}")
+            return
         if unpacked.notes or not self._given:
             applied = 0
             notes = unpacked.notes
@@ -81,7 +86,6 @@ class Replayer:
         for _, reason in unpacked.undecodable:
             self.store.record_bad_event("undecodable message", reason)
         self.events += applied
-        self.last_batch = batch_id
 
     def _message(self, record: Any, t: float) -> int:
         """Apply one message (an event, or a list of them); the events applied."""
@@ -277,7 +281,10 @@ def _jobs_in_batches(conn: sqlite3.Connection, start: int) -> set[str]:
     found: set[str] = set()
     rows = conn.execute(f"SELECT {BATCH_COLUMNS} FROM batches WHERE id >= ? ORDER BY id", (start,))
     for _, first, received, sizes, body in rows:
-        unpacked = unpack(first, received, sizes, body)
+        try:
+            unpacked = unpack(first, received, sizes, body)
+        except BatchDamaged:
+            continue  # the replay reports it
         for i, record in enumerate(unpacked.records):
             key = "id" if i in unpacked.notes else "uuid"
             for item in record if record.__class__ is list else (record,):
