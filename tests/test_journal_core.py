@@ -40,7 +40,8 @@ from tests.cluster import wait_for
 SCHEMA_V1 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
     "CREATE TABLE batches (id INTEGER PRIMARY KEY, first REAL NOT NULL, last REAL NOT NULL,"
-    " count INTEGER NOT NULL, received BLOB NOT NULL, sizes BLOB NOT NULL, body BLOB NOT NULL)",
+    " count INTEGER NOT NULL, received BLOB NOT NULL, sizes BLOB NOT NULL, body BLOB NOT NULL,"
+    " workers BLOB)",
     "CREATE INDEX batches_by_last ON batches (last)",
     "CREATE TABLE job_changes (batch INTEGER NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL,"
     " name TEXT, first_seen REAL NOT NULL, PRIMARY KEY (batch, id)) WITHOUT ROWID",
@@ -59,10 +60,10 @@ class Monitor:
         self.restored = self.journal.restore(self.store, self.adapter)
         self.journal.start_writing(self.store)
 
-    def receive(self, message) -> None:
+    def receive(self, message, received: float | None = None) -> None:
         """One broker message: an event, or a list of them (Celery batches events)."""
         body = json.dumps(message).encode()
-        received = time.time()
+        received = time.time() if received is None else received
         self.journal.raw(body, received)
         decoded = json.loads(body)
         for event in decoded if isinstance(decoded, list) else [decoded]:
@@ -251,6 +252,28 @@ def test_an_event_cannot_pass_itself_off_as_the_monitors_own_record(tmp_path):
     assert store.stats().bad_by_reason == m.store.stats().bad_by_reason
 
 
+def test_a_restore_skips_old_heartbeats_but_never_a_job_that_mentions_workers(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    m = Monitor(path)
+    long_ago = time.time() - 3600
+    # An hour ago: a worker that has been gone since, and a job whose text
+    # looks like a worker event.
+    m.receive({**ev.heartbeat("gone@host", long_ago), "type": "worker-online"}, long_ago)
+    m.receive(
+        ev.received(
+            "mentions", long_ago, args='("worker-heartbeat",)', kwargs='{"type": "worker-x"}'
+        ),
+        long_ago,
+    )
+    wait_for(lambda: _has_job(path, "mentions"), 10, "the old batch committed")
+    m.receive({**ev.heartbeat("alive@host", time.time()), "processed": 5})
+    assert m.journal.stop()
+    store, _ = fresh_restore(path)
+    assert [w.hostname for w in store.workers()] == ["alive@host"]
+    assert store.get("mentions").args == '("worker-heartbeat",)'
+    assert store.get("mentions").state is JobState.QUEUED
+
+
 def test_a_batch_with_a_message_that_is_not_json_loses_only_that_message():
     items = [
         (b'{"type": "task-started", "uuid": "a"}', 10.0),
@@ -374,8 +397,16 @@ def test_a_file_made_by_the_first_schema_opens_and_restores(tmp_path):
         "INSERT INTO meta VALUES (?, ?)", [("format", "sluice-tui journal"), ("last_write", 100.0)]
     )
     conn.execute(
-        "INSERT INTO batches VALUES (1, ?, ?, ?, ?, ?, ?)",
-        (packed.first, packed.last, packed.count, packed.received, packed.sizes, packed.body),
+        "INSERT INTO batches VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            packed.first,
+            packed.last,
+            packed.count,
+            packed.received,
+            packed.sizes,
+            packed.body,
+            packed.workers,
+        ),
     )
     conn.execute("INSERT INTO job_changes VALUES (1, 'v1-job', 'queued', 'proj.old', 100.0)")
     conn.execute("PRAGMA user_version = 1")

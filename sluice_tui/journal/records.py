@@ -12,6 +12,7 @@ can never pass itself off as a note.  No pickle: every byte is JSON or numbers.
 from __future__ import annotations
 
 import json
+import struct
 import sys
 import zlib
 from array import array
@@ -62,13 +63,52 @@ class PackedBatch:
     received: bytes
     sizes: bytes
     body: bytes
+    # Worker events (heartbeats, mostly), packed apart: a restore needs only the
+    # last minutes of them, and skips the rest without decoding it.
+    workers: bytes | None
+
+
+# Worker events name their type "worker-...": the cheap test that picks the
+# messages worth parsing to be sure.
+WORKER_MARK = b'"worker-'
 
 
 def pack(items: list[tuple[Any, float]]) -> PackedBatch:
     """Compress (record, receive time) pairs into one batch row."""
+    tasks: list[tuple[Any, float]] = []
+    workers: list[tuple[Any, float]] = []
+    for item in items:
+        record = item[0]
+        if record.__class__ is bytes and WORKER_MARK in record and _is_worker_event(record):
+            workers.append(item)
+        else:
+            tasks.append(item)
+    times = [t for _, t in items]
+    first = min(times)
+    received, sizes, body = _stream(tasks, first)
+    packed_workers = None
+    if workers:
+        w_received, w_sizes, w_body = _stream(workers, first)
+        packed_workers = (
+            struct.pack("<II", len(w_received), len(w_sizes)) + w_received + w_sizes + w_body
+        )
+    return PackedBatch(first, max(times), len(items), received, sizes, body, packed_workers)
+
+
+def _is_worker_event(record: bytes) -> bool:
+    try:
+        event = json.loads(record)
+    except ValueError:
+        return False
+    kind = event.get("type") if event.__class__ is dict else None
+    return kind.__class__ is str and kind.startswith("worker-")
+
+
+def _stream(items: list[tuple[Any, float]], first: float) -> tuple[bytes, bytes, bytes]:
+    """(receive times, sizes, body) of records, packed and compressed."""
     records = [record for record, _ in items]
     sizes = array("I", map(len, records))
-    if set(map(type, records)) != {bytes}:  # notes, or a str from an odd transport
+    if set(map(type, records)) - {bytes}:  # notes, or a str from an odd transport
         for i, record in enumerate(records):
             if record.__class__ is bytes:
                 continue
@@ -81,14 +121,10 @@ def pack(items: list[tuple[Any, float]]) -> PackedBatch:
                 else bytes(record)
             )
             sizes[i] = len(record)
-    times = [t for _, t in items]
-    first = min(times)
-    offsets = array("q", [int((t - first) * 1e6 + 0.5) for t in times])
+    offsets = array("q", [int((t - first) * 1e6 + 0.5) for _, t in items])
     squeeze = zlib.compressobj(LEVEL, zdict=ZDICT)
     body = squeeze.compress(b",".join(records)) + squeeze.flush()
-    return PackedBatch(
-        first, max(times), len(items), _pack_array(offsets), _pack_array(sizes), body
-    )
+    return _pack_array(offsets), _pack_array(sizes), body
 
 
 @dataclass(slots=True)
@@ -134,6 +170,18 @@ def unpack(first: float, received: bytes, sizes: bytes, body: bytes) -> Unpacked
             records.append(None)
             bad.append((i, f"{exc}: {chunk[:200]!r}"))
     return UnpackedBatch(times, records, notes, bad)
+
+
+def unpack_workers(first: float, packed: bytes) -> UnpackedBatch:
+    """A batch's worker events (see PackedBatch.workers); raises BatchDamaged."""
+    try:
+        received_size, sizes_size = struct.unpack_from("<II", packed)
+    except struct.error as exc:
+        raise BatchDamaged(f"worker events: {exc}") from None
+    start = struct.calcsize("<II")
+    middle = start + received_size
+    end = middle + sizes_size
+    return unpack(first, packed[start:middle], packed[middle:end], packed[end:])
 
 
 def _pack_array(values: array) -> bytes:

@@ -13,19 +13,27 @@ import sqlite3
 from collections.abc import Callable, Collection
 from typing import Any
 
-from sluice_tui.journal.records import BatchDamaged, plan_from_json, step_from_json, unpack
+from sluice_tui.journal.records import (
+    BatchDamaged,
+    plan_from_json,
+    step_from_json,
+    unpack,
+    unpack_workers,
+)
 from sluice_tui.journal.writer import batch_at
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 
-BATCH_COLUMNS = "id, first, received, sizes, body"
+BATCH_COLUMNS = "id, first, last, received, sizes, body, workers"
 # The last batches are replayed for every job they hold that has no row yet:
 # a writer killed after committing a batch may not have written the rows of
 # its jobs (they may go with the next one).
 TAIL_BATCHES = 2
-# With no job to restore, the worker events of this last stretch are replayed,
-# so the workers still show.
-WORKER_CONTEXT = 600.0
+# A restore replays worker events (heartbeats, mostly: most of an idle
+# cluster's journal) of only this last stretch before the journal's last
+# write: enough for every worker still alive, and for the throughput its
+# heartbeats tell.  Workers gone before that are not brought back.
+WORKER_WINDOW = 900.0
 
 
 class Replayer:
@@ -38,12 +46,15 @@ class Replayer:
         chosen: Collection[str] | None = None,
         *,
         first_seen: dict[str, float] | None = None,
+        workers_since: float | None = None,
     ) -> None:
         self.store = store
         self.apply_event = apply_event
         self.chosen = chosen
         self.events = 0
         self.last_batch: int | None = None
+        # Worker events of batches that end before this are skipped (None: none are).
+        self.workers_since = workers_since
         # When each job was first seen: the store dates a job by its own clock
         # when it creates it, the wrong one in a replay (see JobStore.backdate).
         # Given by the caller (a restore reads it from the rows), or else taken
@@ -51,8 +62,10 @@ class Replayer:
         self._given = first_seen is not None
         self.first_seen: dict[str, float] = {} if first_seen is None else first_seen
 
-    def batch(self, row: tuple[int, float, bytes, bytes, bytes]) -> None:
-        batch_id, first, received, sizes, body = row
+    def batch(self, row: tuple[int, float, float, bytes, bytes, bytes, bytes | None]) -> None:
+        batch_id, first, last, received, sizes, body, workers = row
+        if workers is not None and (self.workers_since is None or last >= self.workers_since):
+            self._workers(batch_id, first, workers)
         self.last_batch = batch_id
         try:
             unpacked = unpack(first, received, sizes, body)
@@ -86,6 +99,18 @@ class Replayer:
         for _, reason in unpacked.undecodable:
             self.store.record_bad_event("undecodable message", reason)
         self.events += applied
+
+    def _workers(self, batch_id: int, first: float, packed: bytes) -> None:
+        """Worker events go apart from the jobs' (the store keeps them apart too)."""
+        try:
+            unpacked = unpack_workers(first, packed)
+        except BatchDamaged as exc:
+            self.store.record_bad_event("damaged journal batch", f"batch {batch_id}: {exc}")
+            return
+        for record, t in zip(unpacked.records, unpacked.times, strict=True):
+            self.events += self._message(record, t)
+        for _, reason in unpacked.undecodable:
+            self.store.record_bad_event("undecodable message", reason)
 
     def _message(self, record: Any, t: float) -> int:
         """Apply one message (an event, or a list of them); the events applied."""
@@ -201,13 +226,16 @@ def _restore(
     elif since is None and states is None:
         # No job at all: the last stretch, for its workers.
         last = conn.execute("SELECT last FROM batches WHERE id = ?", (last_id,)).fetchone()[0]
-        start = batch_at(conn, last - WORKER_CONTEXT)
+        start = batch_at(conn, last - WORKER_WINDOW)
     else:
         start = tail
     if rowless:
         start = min(start, tail)
     ids = chosen.keys() | rowless
-    replayer = Replayer(store, apply_event, ids, first_seen=chosen)
+    last_write = conn.execute("SELECT last FROM batches WHERE id = ?", (last_id,)).fetchone()[0]
+    replayer = Replayer(
+        store, apply_event, ids, first_seen=chosen, workers_since=last_write - WORKER_WINDOW
+    )
     collecting = gc.isenabled()
     gc.disable()  # a replay makes millions of objects that all live on
     try:
@@ -280,7 +308,7 @@ def _jobs_in_batches(conn: sqlite3.Connection, start: int) -> set[str]:
     """The ids of the jobs that have records in the batches from ``start`` on."""
     found: set[str] = set()
     rows = conn.execute(f"SELECT {BATCH_COLUMNS} FROM batches WHERE id >= ? ORDER BY id", (start,))
-    for _, first, received, sizes, body in rows:
+    for _, first, _, received, sizes, body, _ in rows:
         try:
             unpacked = unpack(first, received, sizes, body)
         except BatchDamaged:

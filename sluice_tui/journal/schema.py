@@ -22,10 +22,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
         # One row per writer transaction: the raw event messages as received,
         # joined by commas and compressed (see records.py).  received: the
-        # receive times, microseconds after `first`; sizes: each record's length.
+        # receive times, microseconds after `first`; sizes: each record's length;
+        # workers: the worker events, packed apart the same way (or NULL).
         "CREATE TABLE batches (id INTEGER PRIMARY KEY, first REAL NOT NULL, last REAL NOT NULL,"
         " count INTEGER NOT NULL, received BLOB NOT NULL, sizes BLOB NOT NULL,"
-        " body BLOB NOT NULL)",
+        " body BLOB NOT NULL, workers BLOB)",
         "CREATE INDEX batches_by_last ON batches (last)",
         # A job changed around batch `batch` (the one before or after may hold
         # the record): its state and name then, and when it was first seen.  A

@@ -119,8 +119,8 @@ class BatchWriter:
         try:
             if packed is not None:
                 cursor = conn.execute(
-                    "INSERT INTO batches (first, last, count, received, sizes, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO batches (first, last, count, received, sizes, body, workers)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         packed.first,
                         packed.last,
@@ -128,6 +128,7 @@ class BatchWriter:
                         packed.received,
                         packed.sizes,
                         packed.body,
+                        packed.workers,
                     ),
                 )
                 self.last_batch = cursor.lastrowid
