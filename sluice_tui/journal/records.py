@@ -6,7 +6,9 @@ bytes a broker delivered, one message or a list of events each) and notes
 records joined by commas, so a whole batch decodes with one ``json.loads`` of
 ``[body]``; ``sizes`` keeps each record's length, its top bit marking a note, so
 a batch with a malformed message still decodes record by record, and an event
-can never pass itself off as a note.  No pickle: every byte is JSON or numbers.
+can never pass itself off as a note.  Worker events go in a second stream of
+the same form (``workers``), so a restore can skip old heartbeats undecoded.
+No pickle: every byte is JSON or numbers.
 """
 
 from __future__ import annotations
