@@ -15,8 +15,8 @@ Each side is a real OS process, measured from outside by its CPU ticks
 One round, per side: start the process; publish a probe ``worker-online``
 event every 0.2 s until the consumer shows it took one in (sluice's
 ``--verbose`` says "worker seen", the counter prints a line): it is
-subscribed, whatever the queue is called.  Then measure its idle CPU for a
-few seconds; pause it (SIGSTOP) and publish the backlog, N task events from
+subscribed, whatever the queue is called.  Then measure its idle CPU for
+4 s; pause it (SIGSTOP) and publish the backlog, N task events from
 ``bench.events`` followed by a ``worker-online`` event from a sentinel
 hostname; resume it (SIGCONT) and read its CPU again the moment it shows the
 sentinel.  Events arrive in order, so by then all N are in; the job list
@@ -65,6 +65,10 @@ SENTINEL = "celery@drain-done"  # published after the backlog: all of it is in
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 SUBSCRIBE_TIMEOUT = 60.0
 EXIT_TIMEOUT = 30.0
+# The idle window outlasts dump's start-up resync (three inspect rounds of
+# 1 s each), so the backlog meets a settled process, as a burst on a monitor
+# that has been running would.
+IDLE_SECONDS = 4.0
 # A job's last event -> its state in dump's output (the stream may end mid-job).
 DUMP_STATE = {
     "task-sent": "queued",
@@ -254,7 +258,7 @@ def _measure(
     return Figures(cpu, wall, idle_rate)
 
 
-def measure(broker: str, events: int, repeat: int, idle_seconds: float = 2.0) -> dict:
+def measure(broker: str, events: int, repeat: int, idle_seconds: float = IDLE_SECONDS) -> dict:
     """Both sides, ``repeat`` interleaved rounds; medians, per-round ratios and idle rates."""
     stream = Stream.make(events)
     sides = [celery_side(broker, stream), sluice_side(broker, stream)]
@@ -340,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=50_000, help="RabbitMQ backlog")
     parser.add_argument("--redis-events", type=int, default=10_000, help="Redis burst")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--idle", type=float, default=2.0, help="idle window, seconds")
+    parser.add_argument("--idle", type=float, default=IDLE_SECONDS, help="idle window, s")
     parser.add_argument("--only", choices=["rabbitmq", "redis"], action="append")
     commands = parser.add_subparsers(dest="command")
     consumer = commands.add_parser("celery-consumer", help="the Celery side (run by the bench)")
