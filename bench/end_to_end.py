@@ -11,6 +11,11 @@ published (the backlog), then drains it.  Only the draining thread's CPU time
 is counted.  Celery's side is its bare EventReceiver with a handler that only
 counts; sluice-tui's side is its receiver feeding the full store.
 
+sluice-tui's side here is the kombu receive path (Celery's EventReceiver,
+hardened): the one every transport but RabbitMQ and Redis takes.  On those
+two the shipped receiver takes its lean paths instead, which this in-process
+harness does not drive; ``--process`` measures them as users run them.
+
 RabbitMQ: Celery declares event queues with a 5 s message TTL
 (event_queue_ttl), so a backlog older than that would silently vanish; this
 benchmark sets the TTL to 10 minutes deliberately.  Redis: pub/sub drops a
