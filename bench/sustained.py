@@ -12,19 +12,26 @@ monitors consume that one stream at once, each started fresh for the rung:
   the receiver thread, the queue poller, the actions gate), headless through
   ``App.run_test`` at 200x60, in this process.  It keeps up when its store
   has taken in every published event within DRAIN seconds of the end, the
-  refresh tick's p95 stays under 50 ms (main-thread CPU of the tick plus
-  painting the visible rows, as bench.ui counts it) and a key press every
-  second (filter digits and the sort key) redraws within 100 ms at p95
-  (main-thread CPU from the press to the redraw, as bench.ui counts it).
+  refresh tick's p95 stays under 50 ms, and a key pressed every second
+  (filter digits and the sort key, delivered as the terminal driver
+  delivers keys) is shown within 100 ms at p95.  Both are main-thread CPU,
+  as bench.ui counts them: a tick is reading the change feed and updating
+  the index plus painting the table's visible rows; a key runs from its
+  delivery to the first frame that shows it, less the ticks that ran
+  meanwhile.  Wall times and the painting of whole frames are reported
+  beside them, not judged (see SluiceProbe).
 - Flower (``celery flower``, a subprocess): it keeps up when its count of
   task events (``flower_events_total`` on /metrics) reaches every published
   event and its tasks table (``/tasks/datatable``, searched by state) holds
   every job in its final state within DRAIN seconds, and the tasks page's
   request (the first 15 rows, newest first: what the page asks for on each
   load, search or page turn) answers within 100 ms at p95 when asked once a
-  second from another process.  Flower's tasks page has no timer of its own
-  (only the workers page refreshes, every second), so once a second is a
-  user who keeps the table current.  ``--max_tasks`` is raised to hold every
+  second from another process.  That is wall time, the only time Flower's
+  answers can be measured by from outside; it includes waiting for a CPU,
+  which the TUI's CPU figures do not, so on a loaded machine this judges
+  Flower more harshly (compare key_wall_p95_ms).  Flower's tasks page has
+  no timer of its own (only the workers page refreshes, every second), so
+  once a second is a user who keeps the table current.  ``--max_tasks`` is raised to hold every
   job of the rung, as the sluice store's ``max_jobs`` is: neither evicts.
 - ``celery events --dump`` (a subprocess writing to a file): it keeps up when
   it has printed a line for every published task event within DRAIN seconds.
