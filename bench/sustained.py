@@ -494,6 +494,27 @@ class SluiceProbe:
             self.keys_wall.append(((self.shown or time.perf_counter()) - wall) * 1000)
 
 
+def start_dump(folder: Path, env: dict[str, str], children: list) -> DumpOutput:
+    """``celery events --dump`` writing to a file in ``folder``."""
+    out = folder / "dump.txt"
+    with out.open("w") as sink:
+        command = ["-m", "celery", "-A", "bench.sustained_app", "events", "--dump"]
+        children.append(spawn(command, env, sink))
+    return DumpOutput(out)
+
+
+def start_flower(folder: Path, env: dict[str, str], room: int, children: list) -> FlowerView:
+    """Flower on a free port, keeping up to ``room`` tasks; once it answers."""
+    port = free_port()
+    command = ["-m", "celery", "-A", "bench.sustained_app", "flower"]
+    options = ["--address=127.0.0.1", f"--port={port}", f"--max_tasks={room}"]
+    with (folder / "flower.log").open("w") as log:
+        children.append(spawn(command + options, env, log, subprocess.STDOUT))
+    flower = FlowerView(port)
+    wait_for(flower.answers, START_TIMEOUT, "Flower to answer")
+    return flower
+
+
 async def run_rung(
     broker_name: str, rate: int, seconds: float, active: set[str], seed: int
 ) -> Rung:
@@ -508,40 +529,8 @@ async def run_rung(
     probe: Probe | None = None
     with tempfile.TemporaryDirectory(prefix="sluice-sustained-") as folder:
         try:
-            dump = flower = None
-            if "dump" in active:
-                out = Path(folder, "dump.txt")
-                with out.open("w") as sink:
-                    children.append(
-                        spawn(
-                            ["-m", "celery", "-A", "bench.sustained_app", "events", "--dump"],
-                            env,
-                            sink,
-                        )
-                    )
-                dump = DumpOutput(out)
-            if "flower" in active:
-                port = free_port()
-                with Path(folder, "flower.log").open("w") as log:
-                    children.append(
-                        spawn(
-                            [
-                                "-m",
-                                "celery",
-                                "-A",
-                                "bench.sustained_app",
-                                "flower",
-                                "--address=127.0.0.1",
-                                f"--port={port}",
-                                f"--max_tasks={room}",
-                            ],
-                            env,
-                            log,
-                            subprocess.STDOUT,
-                        )
-                    )
-                flower = FlowerView(port)
-                wait_for(flower.answers, START_TIMEOUT, "Flower to answer")
+            dump = start_dump(Path(folder), env, children) if "dump" in active else None
+            flower = start_flower(Path(folder), env, room, children) if "flower" in active else None
             async with contextlib.AsyncExitStack() as stack:
                 sluice = None
                 if "sluice" in active:
