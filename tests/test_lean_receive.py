@@ -8,17 +8,23 @@ paths as on kombu's, and the raw sink sees every message on every path.
 from __future__ import annotations
 
 import json
+import random
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
+from amqp.exceptions import UnexpectedFrame
 from celery import Celery
 from celery.events.event import get_exchange
 from kombu import Producer
 from kombu.serialization import dumps as kombu_dumps
 
+from sluice_tui.celery_adapter.lean_amqp import _FrameReader
+from sluice_tui.celery_adapter.lean_redis import RedisStreamError, _PushStream
 from sluice_tui.celery_adapter.receiver import AMQP, KOMBU, REDIS, ReceiverThread, choose_path
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
@@ -115,6 +121,8 @@ def mixed_workload(now: float) -> list:
             workload += [ev.succeeded(job, at + 0.6, result=f"{n}", hostname="w1@lean")]
     # Celery may batch events in one message.
     workload.append([ev.received("batch-1", t + 20), ev.started("batch-1", t + 20.1)])
+    # Bigger than RabbitMQ's frame size: its body comes in several frames.
+    workload.append(ev.received("big", t + 20.5, args="x" * 300_000))
     workload += [ev.rejected("mix-rejected", t + 21), ev.event("job-exploded", "x", t + 22)]
     workload += [ev.event("task-started", None, t + 23), "just a string"]
     workload.append(ev.succeeded("last", t + 24, result="done"))
@@ -144,7 +152,7 @@ def test_the_lean_path_makes_the_same_jobs_as_celerys_receiver(transport, tmp_pa
                 wait_for(
                     lambda r=receiver: "last" in r.store, 20, f"the workload on {receiver.path}"
                 )
-            job_ids = [f"mix-{n}" for n in range(12)] + ["batch-1", "mix-rejected", "last"]
+            job_ids = [f"mix-{n}" for n in range(12)] + ["batch-1", "big", "mix-rejected", "last"]
             assert "x" not in lean.store and "x" not in kombu.store  # job-exploded: refused
             for job_id in job_ids:
                 assert comparable(lean.store, job_id) == comparable(kombu.store, job_id), job_id
@@ -256,3 +264,94 @@ def test_the_lean_path_stops_while_waiting_for_events(transport, tmp_path):
         assert receiver.store.status.state == "stopped" and not receiver.alive
     finally:
         cluster.close()
+
+
+class ChoppedSocket:
+    """Hands a byte stream out in uneven pieces, with a read timeout before each."""
+
+    def __init__(self, data: bytes, seed: int) -> None:
+        rng = random.Random(seed)
+        self.pieces: list[bytes] = []
+        while data:
+            cut = rng.randint(1, 40)
+            self.pieces.append(data[:cut])
+            data = data[cut:]
+        self._timeout_next = True
+
+    def recv(self, size: int) -> bytes:
+        if self._timeout_next or not self.pieces:
+            self._timeout_next = False
+            raise TimeoutError
+        self._timeout_next = True
+        return self.pieces.pop(0)
+
+
+def amqp_frame(frame_type: int, channel: int, payload: bytes) -> bytes:
+    return struct.pack(">BHI", frame_type, channel, len(payload)) + payload + b"\xce"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_amqp_frames_split_anywhere_and_read_timeouts_lose_nothing(seed):
+    frames = [(1 + n % 3, n % 2, bytes([n % 256]) * (n * 7 % 90)) for n in range(60)]
+    transport = SimpleNamespace(
+        sock=ChoppedSocket(b"".join(amqp_frame(*f) for f in frames), seed), _read_buffer=b""
+    )
+    reader = _FrameReader(transport)
+    got = []
+    while len(got) < len(frames):
+        try:
+            got.append(reader.read_frame())
+        except TimeoutError:
+            continue
+    assert got == frames
+
+
+def test_a_broken_amqp_frame_or_a_closed_link_raises():
+    transport = SimpleNamespace(
+        sock=SimpleNamespace(recv=lambda n: b"\x01\x00\x01\x00\x00\x00\x01x\xff")
+    )
+    transport._read_buffer = b""
+    with pytest.raises(UnexpectedFrame):
+        _FrameReader(transport).read_frame()
+    transport = SimpleNamespace(sock=SimpleNamespace(recv=lambda n: b""), _read_buffer=b"")
+    with pytest.raises(OSError, match="closed"):
+        _FrameReader(transport).read_frame()
+    assert transport.connected is False
+
+
+def resp(*items: bytes | int, push: bool = False) -> bytes:
+    head = b">" if push else b"*"
+    out = head + str(len(items)).encode() + b"\r\n"
+    for item in items:
+        if isinstance(item, int):
+            out += b":" + str(item).encode() + b"\r\n"
+        else:
+            out += b"$" + str(len(item)).encode() + b"\r\n" + item + b"\r\n"
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_redis_replies_split_anywhere_and_read_timeouts_lose_nothing(seed):
+    expected = [[b"psubscribe", b"/1.ev/*", 1]]
+    stream = resp(b"psubscribe", b"/1.ev/*", 1)
+    for n in range(30):
+        data = json.dumps({"body": "e30=", "n": n, "text": "line\r\nbreak"}).encode()
+        frame = [b"pmessage", b"/1.ev/*", b"/1.ev/task.started", data]
+        expected.append(frame)
+        stream += resp(*frame, push=n % 2 == 1)  # RESP2 arrays and RESP3 pushes alike
+    expected += [[b"pong", b""], [b"PONG"]]
+    stream += resp(b"pong", b"") + b"+PONG\r\n"
+    reader = _PushStream(ChoppedSocket(stream, seed))
+    got: list = []
+    while len(got) < len(expected):
+        frames = reader.read()
+        got += frames or []
+    assert got == expected
+
+
+def test_a_redis_error_reply_or_a_closed_link_raises():
+    refused = b"-NOPERM this user has no permissions to access the channel\r\n"
+    with pytest.raises(RedisStreamError, match="NOPERM"):
+        _PushStream(SimpleNamespace(recv=lambda n: refused)).read()
+    with pytest.raises(RedisStreamError, match="closed"):
+        _PushStream(SimpleNamespace(recv=lambda n: b"")).read()
