@@ -29,7 +29,14 @@ from sluice_tui.celery_adapter.receiver import AMQP, KOMBU, REDIS, ReceiverThrea
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from tests import events as ev
-from tests.cluster import TRANSPORTS, Cluster, event_arrives, require_transport, wait_for
+from tests.cluster import (
+    REDIS_URL,
+    TRANSPORTS,
+    Cluster,
+    event_arrives,
+    require_transport,
+    wait_for,
+)
 
 LEAN = {"redis": REDIS, "rabbitmq": AMQP, "filesystem": KOMBU}
 BROKERS = [pytest.param(t, marks=pytest.mark.broker) for t in ("redis", "rabbitmq")]
@@ -252,6 +259,24 @@ def test_the_raw_sink_sees_every_message_before_its_events(transport, tmp_path):
 
 def first_uuid(body):
     return (body[0] if isinstance(body, list) else body).get("uuid")
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize(
+    "options",
+    [{"global_keyprefix": "sluice-prefix:"}, {"fanout_patterns": False}, {"fanout_prefix": False}],
+    ids=["global_keyprefix", "no-fanout_patterns", "no-fanout_prefix"],
+)
+def test_the_lean_redis_path_hears_what_kombu_publishes_under_the_apps_options(options):
+    """The channel names follow the transport options, as kombu's publisher names them."""
+    require_transport("redis")
+    app = Celery("t", broker=f"{REDIS_URL}/{random.randint(1, 15)}", set_as_current=False)
+    app.conf.event_exchange = f"sluice-test-{random.getrandbits(40):x}.ev"
+    app.conf.broker_transport_options = options
+    with receiving(app) as receiver:
+        assert receiver.path == REDIS
+        publish(app, ev.received("named", time.time()), serializer="json")
+        wait_for(lambda: "named" in receiver.store, 10, "an event under these options")
 
 
 @pytest.mark.parametrize("transport", BROKERS)
