@@ -42,6 +42,7 @@ class EventFeed:
         # Content types, as kombu's Consumer would prepare them from serializer names.
         self.accept = prepare_accept_content(set(accept))
         self._raw_sink = raw_sink
+        self._sink_problem: str | None = None
         # When the last message arrived: the stream was good until then.
         self.last_received: float | None = None
 
@@ -54,7 +55,7 @@ class EventFeed:
             self._undecodable(exc, body)
             return
         if self._raw_sink is not None:
-            self._raw_sink(body if body.__class__ is bytes else _as_bytes(body), received)
+            self._sink(body if body.__class__ is bytes else _as_bytes(body), received)
         self._events(decoded, received)
 
     def message(
@@ -82,8 +83,18 @@ class EventFeed:
             self._undecodable(exc, body)
             return
         if self._raw_sink is not None:
-            self._raw_sink(json_dumps(decoded, default=repr).encode(), received)
+            self._sink(json_dumps(decoded, default=repr).encode(), received)
         self._events(decoded, received)
+
+    def _sink(self, body: bytes, received: float) -> None:
+        """Hand the body to the raw sink; its trouble is told, never the stream's end."""
+        try:
+            self._raw_sink(body, received)  # type: ignore[misc]
+        except Exception as exc:
+            problem = f"a received message could not be recorded: {type(exc).__name__}: {exc}"
+            if problem != self._sink_problem:  # say it once, not per message
+                self._sink_problem = problem
+                self._store.add_notice(problem[:300])
 
     def _events(self, decoded: Any, received: float) -> None:
         if decoded.__class__ is list:  # Celery 4+ may batch events in one message
