@@ -104,11 +104,17 @@ class _Receiver(EventReceiver):
             )
         ]
 
+    @property
+    def last_received(self) -> float | None:
+        """When the last message arrived: the stream was good until then."""
+        return self._feed.last_received
+
     def _on_message(self, message) -> None:
-        if message.errors:  # kombu could not decompress it
+        if getattr(message, "errors", None):  # kombu could not decompress it
             self._feed.bad("undecodable message", message.body)
             return
-        self._feed.message(message.body, message.content_type, message.content_encoding)
+        encoding = getattr(message, "content_encoding", None)
+        self._feed.message(message.body, message.content_type, encoding)
 
 
 class ReceiverThread:
