@@ -22,7 +22,9 @@ hostname; resume it (SIGCONT) and read its CPU again the moment it shows the
 sentinel.  Events arrive in order, so by then all N are in; the job list
 dump prints (after SIGINT) and the counter's count are checked against the
 stream.  Nothing the process does in that window is subtracted; the idle
-rate is reported beside it.
+rate is reported beside it, and so is the CPU rate in the second after "all
+in" (the highest of the rounds): near idle, it shows no work on the backlog
+was left for after the moment the reading was taken.
 
 Rounds are interleaved (the order of the two sides alternates) and each has
 its own exchange; the figures are medians over the rounds, with the spread.
@@ -69,6 +71,7 @@ EXIT_TIMEOUT = 30.0
 # 1 s each), so the backlog meets a settled process, as a burst on a monitor
 # that has been running would.
 IDLE_SECONDS = 4.0
+TAIL_SECONDS = 1.0
 # A job's last event -> its state in dump's output (the stream may end mid-job).
 DUMP_STATE = {
     "task-sent": "queued",
@@ -169,6 +172,9 @@ class Figures:
     cpu: float  # seconds, resume to "all in"
     wall: float
     idle_rate: float  # CPU seconds per second while subscribed and idle
+    # ... in the second after "all in": near the idle rate unless work on the
+    # backlog was still going on when the consumer said it was done.
+    tail_rate: float
 
 
 def sluice_side(broker: str, stream: Stream) -> Side:
@@ -254,8 +260,10 @@ def _measure(
     if not watcher.wait_for(side.done, max(30.0, len(stream.events) / 500)):
         raise RuntimeError(f"{side.name} did not take the backlog in: {watcher.seen[-5:]}")
     cpu, wall = cpu_seconds(process.pid) - before, time.monotonic() - resumed
+    time.sleep(TAIL_SECONDS)
+    tail_rate = (cpu_seconds(process.pid) - before - cpu) / TAIL_SECONDS
     side.check(process, output)
-    return Figures(cpu, wall, idle_rate)
+    return Figures(cpu, wall, idle_rate, tail_rate)
 
 
 def measure(broker: str, events: int, repeat: int, idle_seconds: float = IDLE_SECONDS) -> dict:
@@ -280,6 +288,8 @@ def measure(broker: str, events: int, repeat: int, idle_seconds: float = IDLE_SE
         "sluice_runs_ms": per_thousand["sluice"],
         "celery_idle_ms_per_s": statistics.median(f.idle_rate * 1000 for f in runs["celery"]),
         "sluice_idle_ms_per_s": statistics.median(f.idle_rate * 1000 for f in runs["sluice"]),
+        "celery_tail_ms_per_s": max(f.tail_rate * 1000 for f in runs["celery"]),
+        "sluice_tail_ms_per_s": max(f.tail_rate * 1000 for f in runs["sluice"]),
         "celery_wall_s": statistics.median(f.wall for f in runs["celery"]),
         "sluice_wall_s": statistics.median(f.wall for f in runs["sluice"]),
     }
@@ -297,12 +307,14 @@ def print_result(name: str, r: dict, repeat: int) -> None:
             (
                 "Celery EventReceiver + counting handler",
                 f"{r['celery_ms']:7.1f} ms  ({_spread(r['celery_runs_ms'])}), "
-                f"drain {r['celery_wall_s']:.2f} s, idle {r['celery_idle_ms_per_s']:.1f} ms/s",
+                f"drain {r['celery_wall_s']:.2f} s, idle {r['celery_idle_ms_per_s']:.1f} ms/s, "
+                f"after {r['celery_tail_ms_per_s']:.1f} ms/s",
             ),
             (
                 "sluice-tui dump",
                 f"{r['sluice_ms']:7.1f} ms  ({_spread(r['sluice_runs_ms'])}), "
-                f"drain {r['sluice_wall_s']:.2f} s, idle {r['sluice_idle_ms_per_s']:.1f} ms/s",
+                f"drain {r['sluice_wall_s']:.2f} s, idle {r['sluice_idle_ms_per_s']:.1f} ms/s, "
+                f"after {r['sluice_tail_ms_per_s']:.1f} ms/s",
             ),
             (
                 "ratio celery / sluice (floor 1.0, target 1.3)",
