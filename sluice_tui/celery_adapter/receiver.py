@@ -159,7 +159,6 @@ class ReceiverThread:
         self._last_enable = 0.0
         self._last_sweep = 0.0
         self._last_problem: str | None = None
-        self._receiver: _Receiver | None = None
         self._connected_at: float | None = None  # None while not connected
         self._was_connected = False
         # Set when a connection that had been delivering events broke.
@@ -223,7 +222,7 @@ class ReceiverThread:
     def _consume_kombu(self) -> None:
         with self.app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=0)
-            receiver = self._receiver = _Receiver(self, conn)
+            receiver = _Receiver(self, conn)
             consuming = receiver.consume(
                 limit=None, safety_interval=POLL_INTERVAL, wakeup=not self.read_only
             )
