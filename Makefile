@@ -37,6 +37,7 @@ screenshots: setup
 
 # Each prints its figures and the ratio against Celery's own components.
 bench: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) -m bench.ingest
 	$(PY) -m bench.memory
 	$(PY) -m bench.scaling
@@ -45,4 +46,5 @@ bench: setup
 	$(PY) -m bench.long_retry
 	$(PY) -m bench.detail
 	$(PY) -m bench.cluster_views
-	$(PY) -m pytest -m bench tests/test_bench.py
+	$(PY) -m bench.sustained
+	$(PY) -m pytest -m bench tests/test_bench.py tests/test_bench_sustained.py

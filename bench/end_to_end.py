@@ -1,11 +1,20 @@
 """End to end: drain a real broker's event backlog; CPU time per event, side by side.
 
-    python -m bench.end_to_end [--events N] [--redis-events N] [--repeat R]
+    python -m bench.end_to_end [--events N] [--redis-events N] [--repeat R] [--process]
+
+With ``--process`` it measures whole processes instead (``bench.drain``: the
+shipped ``sluice-tui dump`` against a process running Celery's receiver), the
+figure users see; without, only the receive path, inside this process.
 
 For each side a consumer subscribes, then stops reading while N events are
 published (the backlog), then drains it.  Only the draining thread's CPU time
 is counted.  Celery's side is its bare EventReceiver with a handler that only
 counts; sluice-tui's side is its receiver feeding the full store.
+
+sluice-tui's side here is the kombu receive path (Celery's EventReceiver,
+hardened): the one every transport but RabbitMQ and Redis takes.  On those
+two the shipped receiver takes its lean paths instead, which this in-process
+harness does not drive; ``--process`` measures them as users run them.
 
 RabbitMQ: Celery declares event queues with a 5 s message TTL
 (event_queue_ttl), so a backlog older than that would silently vanish; this
@@ -110,7 +119,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--redis-events", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--process", action="store_true", help="whole processes (bench.drain)")
     args = parser.parse_args()
+    if args.process:
+        from bench import drain
+
+        argv = ["--events", str(args.events), "--redis-events", str(args.redis_events)]
+        drain.main([*argv, "--repeat", str(args.repeat)])
+        return
     print(f"machine: {machine()}")
     for name, broker, events in (
         ("RabbitMQ", RABBITMQ, args.events),

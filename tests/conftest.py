@@ -37,6 +37,24 @@ def feed(store: JobStore, clock: FakeClock) -> EventAdapter:
     return EventAdapter(store, clock=clock)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def session_state_home(tmp_path_factory):
+    """History is on by default: nothing a test starts may write under the real home.
+
+    Session-wide first, so monitors started by module fixtures are covered too;
+    subprocesses inherit the variable.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def own_state_home(session_state_home, tmp_path_factory, monkeypatch) -> None:
+    """Each test its own default journal: two monitors of one broker would share it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def own_redis():
     """A redis-server only this test uses: free to stop, restart or reconfigure."""

@@ -8,9 +8,15 @@ runs of this module on the same code, 2026-11-23:
 - ingest ratio, 400k events: 4.37-4.59x without eviction (5 %), 5.20-5.75x
   evicting at 10 000 jobs (11 %);
 - memory ratio at 100k jobs: 0.1996 in every run (tracemalloc is exact): none;
-- end-to-end drain ratio: RabbitMQ 50k backlog 0.93-0.99x (6 %), Redis 10k
-  burst 0.87-0.94x (8 %): below the 1.0x target in every run, so these fail
-  or pass by the margin alone;
+- drain ratio: checked on whole processes (``bench.drain``), the figure users
+  see: ``sluice-tui dump`` against a process running Celery's bare receiver,
+  24k-event RabbitMQ backlog and 10k Redis burst.  The issue behind it (13)
+  sets the floor at 1.0x in every run, so it has no margin: the median of
+  three interleaved rounds must reach 1.0x.  The in-process figure
+  (``python -m bench.end_to_end``: receiver thread and store only) left out
+  the resync, enable_events and broadcast threads and dump's own loop, so it
+  read 1.00x while the shipped command ran at 0.89-0.91x; it stays as a tool
+  for looking at the receive path alone, without a floor here;
 - UI at 100k jobs and 5k events/s (medians, ms): filter 27-65, sort 49-87,
   tick 8.6-12.5, cursor 4.8-31.  The highs all came from one run made while
   other tests loaded the machine; the spread is too wide to be a margin, so
@@ -26,7 +32,7 @@ import asyncio
 
 import pytest
 
-from bench import end_to_end, ingest, memory, scaling, ui
+from bench import drain, ingest, memory, scaling, ui
 from tests.cluster import RABBITMQ_URL, REDIS_URL, require_broker
 
 pytestmark = pytest.mark.bench
@@ -34,7 +40,7 @@ pytestmark = pytest.mark.bench
 # Targets, as the README states them.
 INGEST_RATIO = 4.0  # x Celery's State, 400k events, with and without eviction
 MEMORY_RATIO = 0.30  # bytes per job / State's, at 100k jobs
-DRAIN_RATIO = 1.0  # x Celery's bare Receiver: 50k RabbitMQ backlog, 10k Redis burst
+DRAIN_RATIO = 1.0  # x Celery's bare Receiver, whole processes: 24k RabbitMQ, 10k Redis
 SWITCH_MS = 100.0  # filter or sort switch, key to redraw, 100k jobs, 5k events/s
 TICK_MS = 20.0  # one refresh tick, main-thread CPU
 FRAME_MS = 1000 / 60  # a cursor move redraws within one frame
@@ -42,7 +48,6 @@ FRAME_MS = 1000 / 60  # a cursor move redraws within one frame
 # Noise margins: the spread measured over repeated runs (see the docstring).
 INGEST_NOISE = {"full": 0.05, "evicting": 0.11}
 MEMORY_NOISE = 0.0
-DRAIN_NOISE = {"rabbitmq": 0.06, "redis": 0.08}
 UI_NOISE = 0.0
 TIME_PER_EVENT_NOISE = 0.16
 MEMORY_FLAT_NOISE = 0.0
@@ -66,18 +71,18 @@ def test_memory_per_job_is_under_a_third_of_celery_state():
 
 
 @pytest.mark.parametrize(
-    ("case", "url", "broker", "events"),
-    [
-        ("rabbitmq", RABBITMQ_URL, end_to_end.RABBITMQ, 50_000),
-        ("redis", REDIS_URL, end_to_end.REDIS, 10_000),
-    ],
+    ("url", "broker", "events"),
+    [(RABBITMQ_URL, drain.RABBITMQ, 24_000), (REDIS_URL, drain.REDIS, 10_000)],
     ids=["rabbitmq", "redis"],
 )
-def test_end_to_end_drain_costs_no_more_than_the_bare_receiver(case, url, broker, events):
+def test_dump_process_drains_a_backlog_for_no_more_cpu_than_celerys_receiver(url, broker, events):
+    # The whole `sluice-tui dump` process against a process running Celery's
+    # bare EventReceiver with a counting handler, same stream, CPU ticks read
+    # from /proc; the harness also checks that both took every event in.
     require_broker(url)
-    result = end_to_end.measure(broker, events, repeat=3)
+    result = drain.measure(broker, events, repeat=3)
     print(result)
-    assert result["ratio"] >= DRAIN_RATIO * (1 - DRAIN_NOISE[case]), result
+    assert result["ratio"] >= DRAIN_RATIO, result
 
 
 def test_ui_switches_and_ticks_within_budget():

@@ -128,9 +128,8 @@ def tree(group: click.Group) -> dict[str, list[tuple]]:
 
 def test_both_entry_points_have_the_same_commands_and_options():
     standalone, under_celery = tree(cli.sluice_tui), tree(plugin.sluice)
-    assert (
-        standalone.keys() == under_celery.keys() == {"", "demo", "dump", "retry", "revoke", "stats"}
-    )
+    commands = {"", "collect", "demo", "dump", "retry", "revoke", "stats"}
+    assert standalone.keys() == under_celery.keys() == commands
     app_options = {("-b", "--broker"), ("-A", "--app")}
     for name, params in standalone.items():
         own = [p for p in params if p[0] not in app_options]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from sluice_tui.celery_adapter.events import EventAdapter
-from sluice_tui.celery_adapter.receiver import ReceiverThread
+from sluice_tui.celery_adapter.receiver import AMQP, KOMBU, REDIS, ReceiverThread
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.app import SluiceApp
@@ -154,6 +154,7 @@ async def test_the_receiver_keeps_draining_while_the_ui_is_stuck_mid_tick(transp
     cluster = Cluster(transport, tmp_path)
     store = JobStore()
     receiver = ReceiverThread(cluster.app, store, resync=False)
+    assert receiver.path == {"filesystem": KOMBU, "redis": REDIS, "rabbitmq": AMQP}[transport]
     app = SluiceApp(store, source=receiver, tick_seconds=0.05)
     ids = [f"stuck-{n}" for n in range(STUCK_EVENTS)]
     stuck = {"ticks": 0, "taken": 0, "missing": len(ids)}

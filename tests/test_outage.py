@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from celery import Celery
 
-from sluice_tui.celery_adapter.receiver import ReceiverThread
+from sluice_tui.celery_adapter.receiver import AMQP, REDIS, ReceiverThread
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.app import SluiceApp
@@ -54,6 +54,7 @@ def test_after_an_outage_jobs_are_resynced_and_the_gap_is_reported(cut_off):
     cluster.start_worker("w1")
     store = JobStore()
     receiver = ReceiverThread(monitor, store)
+    assert receiver.path == {"redis": REDIS, "rabbitmq": AMQP}[cluster.transport]
     receiver.start()
     try:
         wait_for(lambda: store.workers(), 30, "the worker's first heartbeat")
@@ -98,6 +99,7 @@ def test_a_monitor_that_falls_behind_is_cut_off_by_redis_and_recovers(tmp_path):
     monitor = Celery("sluice-monitor", broker=through(proxy, redis.url), set_as_current=False)
     store = JobStore()
     receiver = ReceiverThread(monitor, store)
+    assert receiver.path == REDIS  # the lean path's own reader meets the cut-off
     receiver.start()
     try:
         wait_for(lambda: store.status.state == "connected", 15, "the first connection")
@@ -133,6 +135,7 @@ def test_read_only_publishes_nothing_even_across_a_reconnect(own_redis, read_onl
     app = Celery("watcher", broker=own_redis.url, set_as_current=False)
     store = JobStore()
     receiver = ReceiverThread(app, store, read_only=read_only)
+    assert receiver.path == REDIS
     receiver.start()
     try:
         wait_for(lambda: store.status.state == "connected", 15, "the first connection")

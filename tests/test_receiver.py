@@ -8,7 +8,7 @@ from celery.events.event import get_exchange
 from kombu import Producer
 
 from sluice_tui.celery_adapter import receiver as receiver_module
-from sluice_tui.celery_adapter.receiver import ReceiverThread
+from sluice_tui.celery_adapter.receiver import AMQP, KOMBU, REDIS, ReceiverThread
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.app import SluiceApp
 from tests.cluster import (
@@ -16,7 +16,6 @@ from tests.cluster import (
     Cluster,
     event_arrives,
     require_transport,
-    send_event,
     wait_for,
 )
 from tests.own_servers import free_port
@@ -53,15 +52,17 @@ def test_unreachable_broker_reports_the_error_and_stop_cuts_the_backoff_short(mo
     assert store.status.state == "stopped"
 
 
-def test_reconnects_after_the_broker_restarts(own_redis):
+@pytest.mark.parametrize("path", [REDIS, KOMBU])
+def test_reconnects_after_the_broker_restarts(own_redis, path):
     app = Celery("t", broker=own_redis.url, set_as_current=False)
     store = JobStore()
     receiver = ReceiverThread(app, store)
+    receiver.path = path
     receiver.start()
     try:
         wait_for(lambda: store.status.state == "connected", 10, "first connection")
-        send_event(app, type="task-received", uuid="before", name="t.a")
-        wait_for(lambda: "before" in store, 10, "an event before the outage")
+        # kombu's path subscribes on its first poll, after "connected": resend until heard.
+        wait_for(lambda: event_arrives(app, store, "before"), 10, "an event before the outage")
 
         own_redis.stop()
         wait_for(lambda: store.status.state == "reconnecting", 10, "the outage to be noticed")
@@ -82,6 +83,7 @@ async def test_garbage_on_the_event_exchange_is_counted_while_the_app_runs(trans
     cluster = Cluster(transport, tmp_path)
     store = JobStore()
     receiver = ReceiverThread(cluster.app, store)
+    assert receiver.path == {"filesystem": KOMBU, "redis": REDIS, "rabbitmq": AMQP}[transport]
     app = SluiceApp(store, source=receiver)
     try:
         async with app.run_test(size=SIZE) as pilot:

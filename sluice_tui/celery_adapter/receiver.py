@@ -10,17 +10,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from json import dumps as json_dumps
-from json import loads as json_loads
 from typing import Any
 
 from celery import Celery
 from celery.events.receiver import EventReceiver
+from kombu.transport import pyamqp as kombu_pyamqp
+from kombu.transport import redis as kombu_redis
 
 from sluice_tui.celery_adapter.broadcasts import BroadcastListener
 from sluice_tui.celery_adapter.connect import broker_label, describe_error
+from sluice_tui.celery_adapter.event_feed import EventFeed, RawSink
 from sluice_tui.celery_adapter.events import EventAdapter
+from sluice_tui.celery_adapter.lean_amqp import consume_amqp
+from sluice_tui.celery_adapter.lean_redis import LeanPathUnavailable, consume_redis
 from sluice_tui.celery_adapter.resync import Resync
 from sluice_tui.model.store import JobStore
 
@@ -34,6 +36,37 @@ BACKOFF_MAX = 15.0
 # How often silent workers are checked for being gone, and stale jobs for ageing out.
 SWEEP_INTERVAL = 0.5
 
+# The receive paths: a raw py-amqp consumer, a raw Redis pub/sub reader, and
+# Celery's own EventReceiver for every other transport.
+AMQP, REDIS, KOMBU = "amqp", "redis", "kombu"
+# Redis transport options the lean path honours (through kombu's own channel
+# and pool) or that only matter to queues it does not use.  Any other option
+# is something it may not understand: kombu's path then takes over.
+_REDIS_OPTIONS = frozenset(kombu_redis.Channel.from_transport_options) | {
+    "max_retries",
+    "interval_start",
+    "interval_step",
+    "interval_max",
+    "polling_interval",
+    "brpop_timeout",
+}
+
+
+def choose_path(app: Celery) -> str:
+    """Which receive path suits the app's broker: a lean one only when sure."""
+    try:
+        conn = app.connection_for_read()
+        transport = type(conn.transport)
+        options = conn.transport_options or {}
+    except Exception:
+        return KOMBU  # the kombu path reports the problem as it connects
+    # Exact classes: a subclass (Sentinel, TLS AMQP, an app's own) may differ.
+    if transport is kombu_pyamqp.Transport:
+        return AMQP
+    if transport is kombu_redis.Transport and set(options) <= _REDIS_OPTIONS:
+        return REDIS
+    return KOMBU
+
 
 class _Receiver(EventReceiver):
     """Celery's receiver, tied to our thread's stop flag and hardened for bad input."""
@@ -43,10 +76,7 @@ class _Receiver(EventReceiver):
             connection, handlers={"*": owner.adapter}, app=owner.app, node_id=owner.node_id
         )
         self._owner = owner
-        self._handle = owner.adapter
-        self._raw_sink = owner.raw_sink
-        # When the last event arrived: the stream was good until then.
-        self.last_received: float | None = None
+        self._feed = owner.feed
         self.connect_max_retries = 0  # our loop owns reconnecting and its backoff
 
     @property
@@ -66,60 +96,34 @@ class _Receiver(EventReceiver):
         self._owner.on_iteration(self.channel)
 
     def get_consumers(self, Consumer, channel):
-        # on_message instead of callbacks: the body is decoded here, JSON by
-        # the fast path, anything else through kombu (which enforces `accept`).
+        # on_message instead of callbacks: the body is decoded by our feed, JSON
+        # by the short path, anything else through kombu (which enforces `accept`).
         return [
             Consumer(
                 queues=[self.queue], on_message=self._on_message, no_ack=True, accept=self.accept
             )
         ]
 
+    @property
+    def last_received(self) -> float | None:
+        """When the last message arrived: the stream was good until then."""
+        return self._feed.last_received
+
     def _on_message(self, message) -> None:
-        raw_sink = self._raw_sink
-        try:
-            if message.content_type == "application/json":
-                raw = message.body
-                body = json_loads(raw)
-            else:
-                body = message.decode()
-                raw = None
-        except Exception as exc:
-            self._bad("undecodable message", f"{type(exc).__name__}: {message.body!r:.300}")
+        if getattr(message, "errors", None):  # kombu could not decompress it
+            self._feed.bad("undecodable message", message.body)
             return
-        if raw_sink is not None:  # the journal keeps messages as received (sluice_tui.journal)
-            if raw is None:
-                raw = json_dumps(body, default=repr)
-            raw_sink(raw.encode() if raw.__class__ is str else raw, time.time())
-        if body.__class__ is list:  # Celery 4+ may batch events in one message
-            for event in body:
-                self._receive_one(event)
-        else:
-            self._receive_one(body)
-
-    def _receive_one(self, event: Any) -> None:
-        """Note when the event arrived, then hand it to the adapter.
-
-        The event's ``timestamp`` is kept as sent: Celery stamps it with
-        ``time.time()``, true epoch seconds whatever the sender's zone.  Celery's
-        own Receiver shifts it by the difference between the sender's
-        ``utcoffset`` and ours, which puts a worker in another zone hours away
-        from everything the monitor dates itself (its actions, a lost worker,
-        a resync) and from real-UTC ETAs.  One time base for every entry;
-        zones matter only when a time is shown.  Celery's Lamport clock is left
-        alone too: nothing here orders by it.
-        """
-        if event.__class__ is not dict:
-            self._bad("malformed event message", f"{event!r:.300}")
-            return
-        event["local_received"] = self.last_received = time.time()
-        self._handle(event)  # the adapter judges the rest
-
-    def _bad(self, reason: str, sample: str) -> None:
-        self._owner.store.record_bad_event(reason, sample)
+        encoding = getattr(message, "content_encoding", None)
+        self._feed.message(message.body, message.content_type, encoding)
 
 
 class ReceiverThread:
-    """Runs Celery's event receiver in a daemon thread until :meth:`stop`."""
+    """Receives Celery's events in a daemon thread until :meth:`stop`.
+
+    ``path`` names the receive path in use ("amqp", "redis" or "kombu"), for
+    diagnostics.  ``raw_sink(body, received)``, when given, sees every decoded
+    message's body as JSON bytes, before its events are applied.
+    """
 
     def __init__(
         self,
@@ -131,17 +135,19 @@ class ReceiverThread:
         enable_events_interval: float = ENABLE_EVENTS_INTERVAL,
         resync: bool = True,
         broadcasts: bool = True,
-        raw_sink: Callable[[bytes, float], None] | None = None,
+        raw_sink: RawSink | None = None,
         start_gap: int | None = None,
     ) -> None:
         self.app = app
         self.store = store
-        # Called with each message's JSON bytes and its receive time, before decoding.
-        self.raw_sink = raw_sink
         # A gap recorded before the first connection (the time the monitor was
         # not running, from the journal): the first resync settles it.
         self._start_gap = start_gap
         self.adapter = EventAdapter(store)
+        # What EventReceiver accepts: the event serializer, and JSON.
+        accept = {app.conf.event_serializer, "json"}
+        self.feed = EventFeed(self.adapter, store, accept, raw_sink)
+        self.path = choose_path(app)
         # Read-only publishes nothing at all: no enable_events, no heartbeat wakeup.
         self.read_only = read_only
         self.enable_events = enable_events and not read_only
@@ -157,7 +163,6 @@ class ReceiverThread:
         self._last_enable = 0.0
         self._last_sweep = 0.0
         self._last_problem: str | None = None
-        self._receiver: _Receiver | None = None
         self._connected_at: float | None = None  # None while not connected
         self._was_connected = False
         # Set when a connection that had been delivering events broke.
@@ -208,9 +213,20 @@ class ReceiverThread:
         self.store.set_status("stopped", self.broker)
 
     def _consume_once(self) -> None:
+        if self.path == AMQP:
+            consume_amqp(self, self.feed, POLL_INTERVAL)
+        elif self.path == REDIS:
+            try:
+                consume_redis(self, self.feed, POLL_INTERVAL)
+            except LeanPathUnavailable:
+                self.path = KOMBU  # retried at once, the kombu way
+        else:
+            self._consume_kombu()
+
+    def _consume_kombu(self) -> None:
         with self.app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=0)
-            receiver = self._receiver = _Receiver(self, conn)
+            receiver = _Receiver(self, conn)
             consuming = receiver.consume(
                 limit=None, safety_interval=POLL_INTERVAL, wakeup=not self.read_only
             )
@@ -218,13 +234,13 @@ class ReceiverThread:
                 if self.stopping:
                     break
 
-    # Called from _Receiver, on this thread.
+    # Called from the receive paths, on this thread.
 
     def _note_loss(self, reason: str) -> None:
         """Remember when the stream was last known good, for the gap it leaves."""
         if self._connected_at is None:
             return  # already lost, or never connected: nothing new went missing
-        last_event = self._receiver.last_received if self._receiver else None
+        last_event = self.feed.last_received
         start = self._connected_at if last_event is None else max(last_event, self._connected_at)
         self._lost = (min(start, time.time()), reason)
         self._connected_at = None

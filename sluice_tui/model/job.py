@@ -11,19 +11,32 @@ attempt each error came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from sluice_tui.model.states import ACCEPTS, FINISHED_STATES, JobState
+from sluice_tui.model.states import ACCEPTS, ALL_STATES, FINISHED_STATES, JobState
 from sluice_tui.model.times import iso_epoch
 
+# Enum members as module globals for the hot paths: on CPython 3.11 reading
+# ``JobState.X`` goes through the enum's class machinery and costs about twenty
+# times a global read, and ingest and the list rows read these per event.
+_UNKNOWN = JobState.UNKNOWN
+_QUEUED = JobState.QUEUED
+_SCHEDULED = JobState.SCHEDULED
+_ACTIVE = JobState.ACTIVE
+_RETRYING = JobState.RETRYING
 
-class Step(NamedTuple):
+
+@dataclass(frozen=True, slots=True)
+class Step:
     """What one kind of event does to a job.
 
     ``order`` breaks ties between events with the same timestamp, following the
     natural life of an attempt (sent, received, started, then an outcome).
+
+    A slotted class, not a NamedTuple: ingest reads a step's attributes for
+    every event, and a slot is read several times faster than a tuple field.
     """
 
     state: JobState
@@ -54,14 +67,27 @@ class Step(NamedTuple):
     # A task's own event (``Task.send_event('task-progress', ...)``): passive,
     # but the worker's word, not an action of sluice-tui's.
     progress: bool = False
+    # The states this step takes a job out of (see moves), worked out once.
+    moves_from: frozenset[JobState] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        moves_from = frozenset(s for s in ALL_STATES if self._moves(s))
+        object.__setattr__(self, "moves_from", moves_from)  # frozen: set once, here
 
     def moves(self, current: JobState) -> bool:
         """Whether this step takes a job in ``current`` to ``self.state``."""
-        if self.passive or (self.weak and current is not JobState.UNKNOWN):
+        return current in self.moves_from
+
+    def _moves(self, current: JobState) -> bool:
+        if self.passive or (self.weak and current is not _UNKNOWN):
             return False
         if self.demotes is not None:
             return current is self.demotes
         return ACCEPTS[current][self.state]
+
+    def _replace(self, **changes: Any) -> Step:
+        """A copy with ``changes`` (the name NamedTuple gives it, which callers use)."""
+        return replace(self, **changes)
 
 
 # How far a worker's clock may lag the monitor's for an event to still count as
@@ -119,6 +145,8 @@ WORKER = 2  # the worker that last handled the job; the latest event time wins
 ERROR = 3  # the last exception seen; the latest event time wins
 
 
+_NEVER = float("-inf")  # the time of a field group no event has set yet
+
 # Text longer than this is cut: Celery cuts reprs at 1024 characters, but a
 # hand-made or hostile event must not make one job hold megabytes.
 MAX_TEXT = 64 * 1024
@@ -131,15 +159,23 @@ class Field(NamedTuple):
     kind: type = str  # values of another type are coerced, or dropped
 
 
-class FieldPlan(NamedTuple):
-    """How one kind of event feeds a job, split up for the ingest hot path."""
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """How one kind of event feeds a job: its fields, merged by one made-to-measure function.
 
-    # (key, attr) of constant text fields that say what the job is (name, args,
-    # kwargs): task-sent and task-received both carry them, so once a job has
-    # its args they are not read again.
-    identity: tuple[tuple[str, str], ...]
-    texts: tuple[tuple[str, str], ...]  # (key, attr) of other constant text fields
-    others: tuple[Field, ...]  # typed or per-attempt fields
+    ``merge(job, get, timestamp)`` reads the event through ``get`` (its dict's
+    ``get``) and sets the job's attributes.  It is generated from the fields
+    (see :func:`_merge_source`): straight-line code with one plain attribute
+    store per field costs ingest about half what a loop over the fields with
+    ``setattr`` did, and the field merge is most of what an event costs.
+    """
+
+    # Constant text fields that say what the job is (name, args, kwargs):
+    # task-sent and task-received both carry them, so once a job has its args
+    # they are not read again.
+    identity: tuple[Field, ...]
+    fields: tuple[Field, ...]  # every other field, merged in this order
+    merge: Callable[[Job, Callable[[str], Any], float], None] | None
     sets_worker: bool  # the event's hostname is the worker handling the job
     numbered: bool = False  # the event says its attempt, as ``retries``
     errors: bool = False  # the event carries an error (exception, traceback)
@@ -152,18 +188,74 @@ class FieldPlan(NamedTuple):
         identity: Iterable[Field] = (),
         sets_worker: bool = False,
     ) -> FieldPlan:
-        fields = (*identity, *fields)
-        texts = [(f.key, f.attr) for f in fields if f.group == CONSTANT and f.kind is str]
-        others = tuple(f for f in fields if f.group != CONSTANT or f.kind is not str)
-        split = sum(1 for f in identity if f.group == CONSTANT and f.kind is str)
-        numbered = any(f.key == "retries" for f in fields)
-        errors = any(f.group == ERROR for f in fields)
+        identity, fields = tuple(identity), tuple(fields)
+        if any(f.group != CONSTANT or f.kind is not str for f in identity):
+            raise ValueError("identity fields must be constant text")
+        every = (*identity, *fields)
+        # Text first, then the typed and per-attempt fields (the order the
+        # merge has always had: only fields of one group affect each other).
+        fields = (
+            *(f for f in fields if f.group == CONSTANT and f.kind is str),
+            *(f for f in fields if f.group != CONSTANT or f.kind is not str),
+        )
         return cls(
-            tuple(texts[:split]), tuple(texts[split:]), others, sets_worker, numbered, errors
+            identity,
+            fields,
+            _compile_merge(identity, fields),
+            sets_worker=sets_worker,
+            numbered=any(f.key == "retries" for f in every),
+            errors=any(f.group == ERROR for f in every),
         )
 
 
-NO_FIELDS = FieldPlan.of()
+def _merge_source(identity: tuple[Field, ...], fields: tuple[Field, ...]) -> tuple[str, dict]:
+    """The source of a plan's merge function, and the names it uses.
+
+    Per field: a missing (None) value leaves the attribute alone; a value of
+    another type, or text past MAX_TEXT, goes through :func:`coerce` and is
+    dropped when that gives None; a per-attempt value older than the one held
+    is dropped (see Job._newer, inlined here for ATTEMPT, the common group).
+    """
+    names: dict[str, Any] = {"coerce": coerce, "MAX_TEXT": MAX_TEXT}
+    lines = ["def merge(job, get, timestamp):"]
+
+    def field_lines(f: Field, n: int, indent: str) -> None:
+        if not (f.attr.isidentifier() and f.attr in Job.__slots__):
+            raise ValueError(f"no Job attribute {f.attr!r}")
+        kind = names[f"K{n}"] = f.kind
+        odd = f"v.__class__ is not K{n}" + (" or len(v) > MAX_TEXT" if kind is str else "")
+        add = [f"v = get({f.key!r})", "if v is not None:", f"    if {odd}:"]
+        add.append(f"        v = coerce(v, K{n})")
+        if f.group == CONSTANT and kind is str:  # coerce never gives None for text
+            add.append(f"    job.{f.attr} = v")
+        elif f.group == CONSTANT:
+            add += ["    if v is not None:", f"        job.{f.attr} = v"]
+        elif f.group == ATTEMPT:
+            add += ["    if v is not None and timestamp >= job._ts_attempt:"]
+            add += ["        job._ts_attempt = timestamp", f"        job.{f.attr} = v"]
+        else:
+            add += [f"    if v is not None and job._newer({f.group}, timestamp):"]
+            add += [f"        job.{f.attr} = v"]
+        lines.extend(indent + line for line in add)
+
+    if identity:
+        # args is the sign a job has its identity (a name alone may come from
+        # sluice-tui itself, for a retry it just sent).
+        lines.append("    if job.args is None:")
+        for n, f in enumerate(identity):
+            field_lines(f, n, "        ")
+    for n, f in enumerate(fields, start=len(identity)):
+        field_lines(f, n, "    ")
+    lines.append("    return None")
+    return "\n".join(lines), names
+
+
+def _compile_merge(identity: tuple[Field, ...], fields: tuple[Field, ...]) -> Callable | None:
+    if not (identity or fields):
+        return None  # nothing to merge: not even a call
+    source, names = _merge_source(identity, fields)
+    exec(compile(source, "<FieldPlan.merge>", "exec"), names)  # source made above, no input
+    return names["merge"]
 
 
 def coerce(value: Any, kind: type) -> Any:
@@ -182,6 +274,9 @@ def coerce(value: Any, kind: type) -> Any:
         value = float(value)
         return value if value == value and abs(value) != float("inf") else None
     return None
+
+
+NO_FIELDS = FieldPlan.of()
 
 
 class JobRow(NamedTuple):
@@ -309,11 +404,11 @@ class Job:
     def __init__(self, job_id: str, first_seen: float, history_cap: int = HISTORY_CAP) -> None:
         self.id = job_id
         self.first_seen = first_seen
-        self.state = JobState.UNKNOWN
+        self.state = _UNKNOWN
         # Flat [timestamp, step, hostname, ...]: three pointers an entry, no tuple.
         self._hist: list[Any] = []
-        self._cap3 = 3 * max(history_cap, MIN_HISTORY_CAP)
-        self._ts_attempt = self._ts_error = self._ts_worker = float("-inf")
+        self._cap3 = 3 * (history_cap if history_cap > MIN_HISTORY_CAP else MIN_HISTORY_CAP)
+        self._ts_attempt = self._ts_error = self._ts_worker = _NEVER
         self.name = self.args = self.kwargs = self.result = None
         self.exception = self.traceback = self.eta = self.expires = None
         self.worker = self.queue = self.exchange = self.routing_key = None
@@ -346,32 +441,14 @@ class Job:
                 self.state = self._fold()
         else:
             hist += (timestamp, step, hostname)
-            if step.moves(old):
+            if old in step.moves_from:  # step.moves(old), inlined
                 self.state = step.state
         if len(hist) > self._cap3:
             self._trim()
-        get = data.get
-        # Identity fields come once per job; args is the sign they have (a name
-        # alone may come from sluice-tui itself, for a retry it just sent).
-        texts = plan.texts if self.args is not None else plan.identity + plan.texts
-        for key, attr in texts:
-            value = get(key)
-            if value is not None:
-                if value.__class__ is not str or len(value) > MAX_TEXT:
-                    value = coerce(value, str)
-                setattr(self, attr, value)
-        for key, attr, group, kind in plan.others:
-            value = get(key)
-            if value is None:
-                continue
-            if value.__class__ is not kind or (kind is str and len(value) > MAX_TEXT):
-                value = coerce(value, kind)
-                if value is None:
-                    continue
-            if group and not self._newer(group, timestamp):
-                continue
-            setattr(self, attr, value)
-        if plan.errors and step.state is JobState.RETRYING and kept:
+        merge = plan.merge
+        if merge is not None:
+            merge(self, data.get, timestamp)
+        if plan.errors and step.state is _RETRYING and kept:
             self._keep_error(timestamp, data)
         if plan.sets_worker and hostname is not None and timestamp >= self._ts_worker:
             self._ts_worker = timestamp
@@ -549,7 +626,7 @@ class Job:
         task-started before it when the next attempt began first.
         """
         hist = self._hist
-        retried = JobState.RETRYING
+        retried = _RETRYING
         start = next((i - 1 for i in range(1, len(hist), 3) if hist[i].marker), None)
         if start is None:
             start = next(
@@ -565,7 +642,7 @@ class Job:
         keep = 2 * self._cap3 // 3 - start - 3  # room for the tail, after head and marker
         if keep < 3 * (MIN_HISTORY_CAP // 3):
             return None
-        state = JobState.UNKNOWN
+        state = _UNKNOWN
         last = None
         for i in range(0, len(hist) - 3, 3):
             step = hist[i + 1]
@@ -590,17 +667,17 @@ class Job:
             early -= 3
         if early < last - 3 and early >= start:
             step = hist[early + 1]
-            if step.state is JobState.ACTIVE and not (step.passive or step.marker):
-                state = JobState.UNKNOWN
+            if step.state is _ACTIVE and not (step.passive or step.marker):
+                state = _UNKNOWN
                 for i in range(1, early + 3, 3):
                     if hist[i].moves(state):
                         state = hist[i].state
-                if state is JobState.ACTIVE:
+                if state is _ACTIVE:
                     return start, early
         return start, last
 
     def _fold(self) -> JobState:
-        state = JobState.UNKNOWN
+        state = _UNKNOWN
         hist = self._hist
         for i in range(1, len(hist), 3):
             step = hist[i]
@@ -647,7 +724,7 @@ class Job:
         started = None
         for i in range(len(hist) - 2, 0, -3):
             step = hist[i]
-            if step.state is JobState.ACTIVE and not step.passive:
+            if step.state is _ACTIVE and not step.passive:
                 started = hist[i - 1]
                 break
         return JobRow(
@@ -663,7 +740,7 @@ class Job:
             self.args,
             self.kwargs,
             self._note(),
-            iso_epoch(self.eta) if self.state is JobState.SCHEDULED else None,
+            iso_epoch(self.eta) if self.state is _SCHEDULED else None,
         )
 
     def _note(self) -> str | None:
@@ -672,7 +749,7 @@ class Job:
             return None
         if extra.get(REVOKE_REQUESTED) and self.state not in FINISHED_STATES:
             return "revoke requested"
-        if WORKER_LOST in extra and self.state is JobState.UNKNOWN:
+        if WORKER_LOST in extra and self.state is _UNKNOWN:
             return "worker lost"
         if RETRIED_AS in extra:
             return f"retried as {str(extra[RETRIED_AS])[:8]}"
@@ -755,14 +832,14 @@ def number_attempts(steps: Iterable[Step], after_marker: int = 0) -> tuple[list[
     # Per kind, where to look for an attempt lacking it: attempts only gain
     # entries, so the search never goes back (a long history stays linear).
     lacking = {_SENT: 0, _RECEIPT: 0, _START: 0}
-    state = JobState.UNKNOWN
+    state = _UNKNOWN
     current = 1
     base = 0  # attempts closed by a marker
     for step in steps:
         if step.marker:
             # A marker ending at a task-started leaves that attempt open: its
             # task-retried is kept after the marker.
-            if step.state is JobState.ACTIVE:
+            if step.state is _ACTIVE:
                 base, has = after_marker - 1, [_SENT | _RECEIPT | _START]
             else:
                 base, has = after_marker, []
@@ -801,7 +878,7 @@ def _opens_attempt(step: Step) -> bool:
     """Whether a history step is one of an attempt's first (task-sent, task-received)."""
     if step.passive or step.marker:
         return False
-    return step.weak or step.state is JobState.QUEUED or step.state is JobState.SCHEDULED
+    return step.weak or step.state is _QUEUED or step.state is _SCHEDULED
 
 
 def _kind(step: Step) -> int:
@@ -810,11 +887,11 @@ def _kind(step: Step) -> int:
     if step.weak:
         return _SENT
     state = step.state
-    if state is JobState.RETRYING:
+    if state is _RETRYING:
         return _RETRY
-    if state is JobState.ACTIVE:
+    if state is _ACTIVE:
         return _START
-    if state is JobState.QUEUED or state is JobState.SCHEDULED:
+    if state is _QUEUED or state is _SCHEDULED:
         return _RECEIPT
     return _OTHER
 
@@ -880,7 +957,7 @@ class JobSnapshot:
 
     @classmethod
     def unseen(cls, job_id: str) -> JobSnapshot:
-        return cls(id=job_id, state=JobState.UNKNOWN, seen=False, explanation=UNSEEN_EXPLANATION)
+        return cls(id=job_id, state=_UNKNOWN, seen=False, explanation=UNSEEN_EXPLANATION)
 
     def last_time(self, state: JobState) -> float | None:
         """When the job last entered ``state``, by event time (actions are no events)."""

@@ -32,6 +32,12 @@ from sluice_tui.model.times import iso_epoch
 from sluice_tui.model.worker_info import WorkerBoard
 from sluice_tui.model.workers import Worker, WorkerSnapshot
 
+# Enum members as module globals for the ingest path (see the same in job.py).
+_UNKNOWN = JobState.UNKNOWN
+_QUEUED = JobState.QUEUED
+_SCHEDULED = JobState.SCHEDULED
+_ACTIVE = JobState.ACTIVE
+_RETRYING = JobState.RETRYING
 DEFAULT_MAX_JOBS = 100_000
 # An unfinished job with no event for this long is aged out (see age_out): a
 # purged queue, or a task sent where no worker listens, would otherwise leave
@@ -227,7 +233,12 @@ class JobStore:
                     "plan": plan,
                 },
             )
-        with self._lock:
+        # acquire/release, not `with`: the with statement costs this, the
+        # hottest lock, twice as much (its __enter__ and __exit__ are looked up
+        # and called as methods on every event).
+        lock = self._lock
+        lock.acquire()
+        try:
             if from_event:
                 self._events += 1
             job = jobs.get(job_id)
@@ -236,7 +247,7 @@ class JobStore:
                     self._dropped_late += 1
                     return
                 job = jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
-                self._counts[JobState.UNKNOWN] += 1
+                self._counts[_UNKNOWN] += 1
                 self._created_since_look += 1
             old_state = job.state
             old_parent = job.parent_id
@@ -248,9 +259,9 @@ class JobStore:
                 if state in FINISHED_STATES and old_state not in FINISHED_STATES:
                     self._finished.append(job)
                     self.task_types.record(job.name, state, timestamp, job.runtime)
-                elif state is JobState.RETRYING:
+                elif state is _RETRYING:
                     self.task_types.record(job.name, state, timestamp, None)
-                elif state is JobState.QUEUED and job.queue not in self._queues_seen:
+                elif state is _QUEUED and job.queue not in self._queues_seen:
                     self.queues.saw(job.queue)
             if job.parent_id is not old_parent and job.parent_id != old_parent:
                 self._link_child(job.parent_id, job_id, old_parent)
@@ -262,6 +273,8 @@ class JobStore:
                 self._feed_base += half
             if len(jobs) > self.max_jobs:
                 self._evict()
+        finally:
+            lock.release()
 
     def annotate(self, job_id: str, key: str, value: Any) -> None:
         """Attach a detail to a known job (ignored for unknown ids)."""
@@ -314,7 +327,7 @@ class JobStore:
                 )
             if job is None:
                 job = self._jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
-                self._counts[JobState.UNKNOWN] += 1
+                self._counts[_UNKNOWN] += 1
                 self._created_since_look += 1
                 if len(self._jobs) > self.max_jobs:
                     self._evict()
@@ -383,9 +396,7 @@ class JobStore:
                 return {}
             self._worker_version += 1
             running = [
-                job
-                for job in self._jobs.values()
-                if job.state is JobState.ACTIVE and job.worker in lost
+                job for job in self._jobs.values() if job.state is _ACTIVE and job.worker in lost
             ]
         marked = dict.fromkeys(lost, 0)
         for job in running:
@@ -559,11 +570,11 @@ class JobStore:
 
     def _still_expected(self, job: Job, now: float) -> bool:
         """Whether a quiet unfinished job is quiet for a good reason."""
-        if job.state is JobState.SCHEDULED:
+        if job.state is _SCHEDULED:
             # A countdown of three days is scheduled for three days.
             eta = iso_epoch(job.eta)
             return eta is not None and now - eta <= self.stale_after
-        if job.state is JobState.ACTIVE:
+        if job.state is _ACTIVE:
             # A long task says nothing while it runs; its worker's heartbeats do.
             worker = self._workers.get(job.worker) if job.worker is not None else None
             return worker is not None and worker.is_online(now)
