@@ -13,6 +13,7 @@ No pickle: every byte is JSON or numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import sys
@@ -222,33 +223,36 @@ def _what_the_plan_reads(data: Mapping[str, Any], plan: FieldPlan) -> dict[str, 
     would change (a tuple) is made text first, as Job.apply would.
     """
     kept: dict[str, Any] = {}
-    texts = [key for key, _ in plan.identity + plan.texts]
-    typed = {f.key: f.kind for f in plan.others}
-    if plan.numbered:
-        typed.setdefault("retries", int)
-    if plan.errors:
-        texts += ["exception", "traceback"]
-    for key in texts:
-        value = data.get(key)
-        if value is not None:
-            kept[key] = value if value.__class__ is str else coerce(value, str)
-    for key, kind in typed.items():
-        value = data.get(key)
-        if value is None or key in kept:
+    for field in (*plan.identity, *plan.fields):
+        value = data.get(field.key)
+        if value is None or field.key in kept:
             continue
-        if value.__class__ not in (str, int, float, bool):
-            value = coerce(value, kind)
+        if field.kind is str:
+            value = value if value.__class__ is str else coerce(value, str)
+        elif value.__class__ not in (str, int, float, bool):
+            value = coerce(value, field.kind)
         if value is not None:
-            kept[key] = value
+            kept[field.key] = value
     return kept
+
+
+def _step_fields() -> dict[str, Any]:
+    """Step's own fields (what its constructor takes), each with its default."""
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(Step)
+        if f.init and f.name not in ("state", "event", "order")
+    }
+
+
+_STEP_DEFAULTS = _step_fields()
 
 
 def step_to_json(step: Step) -> dict[str, Any]:
     out: dict[str, Any] = {"state": step.state.value, "event": step.event, "order": step.order}
-    defaults = Step._field_defaults
-    for name in Step._fields[3:]:
+    for name, default in _STEP_DEFAULTS.items():
         value = getattr(step, name)
-        if value != defaults[name]:
+        if value != default:
             if name == "precedes":
                 value = sorted(state.value for state in value)
             elif isinstance(value, JobState):
@@ -269,7 +273,7 @@ def step_from_json(data: Mapping[str, Any]) -> Step:
     step = _STEPS.get(key)
     if step is None:
         values: dict[str, Any] = {}
-        for name in Step._fields:
+        for name in ("state", "event", "order", *_STEP_DEFAULTS):
             if name not in data:
                 continue
             value = data[name]
@@ -288,12 +292,9 @@ def step_from_json(data: Mapping[str, Any]) -> Step:
 
 def plan_to_json(plan: FieldPlan) -> dict[str, Any]:
     return {
-        "identity": [list(pair) for pair in plan.identity],
-        "texts": [list(pair) for pair in plan.texts],
-        "others": [[f.key, f.attr, f.group, f.kind.__name__] for f in plan.others],
+        "identity": [_field_to_json(f) for f in plan.identity],
+        "fields": [_field_to_json(f) for f in plan.fields],
         "sets_worker": plan.sets_worker,
-        "numbered": plan.numbered,
-        "errors": plan.errors,
     }
 
 
@@ -301,27 +302,23 @@ def plan_from_json(data: Mapping[str, Any]) -> FieldPlan:
     key = json.dumps(data, sort_keys=True)
     plan = _PLANS.get(key)
     if plan is None:
-        others = []
-        for name, attr, group, kind in data["others"]:
-            if kind not in _KINDS or not isinstance(group, int) or attr not in JOB_FIELDS:
-                raise ValueError(f"malformed field plan {data!r:.200}")
-            others.append(Field(str(name), attr, group, _KINDS[kind]))
-        plan = FieldPlan(
-            _pairs(data["identity"]),
-            _pairs(data["texts"]),
-            tuple(others),
-            bool(data["sets_worker"]),
-            bool(data.get("numbered", False)),
-            bool(data.get("errors", False)),
+        plan = FieldPlan.of(
+            tuple(_field_from_json(f, data) for f in data["fields"]),
+            identity=tuple(_field_from_json(f, data) for f in data["identity"]),
+            sets_worker=bool(data["sets_worker"]),
         )
         if len(_PLANS) < _CACHE_LIMIT:
             _PLANS[key] = plan
     return plan
 
 
-def _pairs(items: Any) -> tuple[tuple[str, str], ...]:
-    """(event key, job attribute) pairs; only a job's public fields may be set."""
-    pairs = tuple((str(key), attr) for key, attr in items)
-    if any(attr not in JOB_FIELDS for _, attr in pairs):
-        raise ValueError(f"malformed field plan {items!r:.200}")
-    return pairs
+def _field_to_json(field: Field) -> list[Any]:
+    return [field.key, field.attr, field.group, field.kind.__name__]
+
+
+def _field_from_json(item: Any, plan: Mapping[str, Any]) -> Field:
+    """One field of a plan; only a job's public fields may be set, and only as plain values."""
+    key, attr, group, kind = item
+    if kind not in _KINDS or not isinstance(group, int) or attr not in JOB_FIELDS:
+        raise ValueError(f"malformed field plan {plan!r:.200}")
+    return Field(str(key), attr, group, _KINDS[kind])
