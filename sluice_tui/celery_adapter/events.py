@@ -130,24 +130,40 @@ class EventAdapter:
             if event.__class__ is not dict and not isinstance(event, Mapping):
                 self.store.record_bad_event("not a mapping", _sample(event))
                 return
-            get = event.get
-            kind = get("type")
+            kind = event.get("type")
             spec = TASK_EVENTS.get(kind) if kind.__class__ is str else None
             if spec is None:
                 self._handle_other(kind, event)
                 return
-            job_id = get("uuid")
+            job_id = event.get("uuid")
             if job_id.__class__ is not str or not job_id or len(job_id) > MAX_ID_LENGTH:
                 self.store.record_bad_event("task event without a valid uuid", _sample(event))
                 return
-            timestamp = get("timestamp")
+            timestamp = event.get("timestamp")
             if timestamp.__class__ is not float or timestamp - timestamp != 0.0:  # inf or nan
                 timestamp = self._timestamp(event)
             step, fields, details = spec
             if step is RECEIVED or step is SENT:
-                step = self._first_events(step, job_id, timestamp, event)
+                # What task-sent and task-received need beyond the table.
+                eta = event.get("eta")
+                if step is RECEIVED:
+                    if eta is not None and eta_is_future(eta, timestamp):
+                        step = RECEIVED_WITH_ETA
+                    if self._received_without_sent >= 0:
+                        self._count_received_without_sent(event)
+                else:
+                    if eta is not None and eta_is_future(eta, timestamp):
+                        step = SENT_WITH_ETA
+                    self._received_without_sent = -1
+                name = event.get("name")
+                if name.__class__ is str:
+                    event["name"] = self._names.get(name) or self._intern(name)
+                if event.get("parent_id") == job_id:
+                    # Task.retry re-sends the job naming itself as parent; its
+                    # real parent, if any, came with the first attempt.
+                    event["parent_id"] = None
             # self._hostname(event), inlined.
-            hostname = get("hostname")
+            hostname = event.get("hostname")
             if hostname.__class__ is not str or not hostname:
                 hostname = None
             else:
@@ -156,33 +172,11 @@ class EventAdapter:
             store.apply(job_id, step, timestamp, hostname, event, fields)
             if details:
                 for key in details:
-                    value = get(key)
+                    value = event.get(key)
                     if value is not None and type(value) in (bool, int, str):
                         store.annotate(job_id, key, value)
         except Exception as exc:  # an adapter bug must not kill the receiver
             self.store.record_bad_event(f"internal error: {type(exc).__name__}", _sample(event))
-
-    def _first_events(self, step: Step, job_id: str, timestamp: float, event: Any) -> Step:
-        """What task-sent and task-received need beyond the table."""
-        get = event.get
-        eta = get("eta")
-        if step is RECEIVED:
-            if eta is not None and eta_is_future(eta, timestamp):
-                step = RECEIVED_WITH_ETA
-            if self._received_without_sent >= 0:
-                self._count_received_without_sent(event)
-        else:
-            if eta is not None and eta_is_future(eta, timestamp):
-                step = SENT_WITH_ETA
-            self._received_without_sent = -1
-        name = get("name")
-        if name.__class__ is str:
-            event["name"] = self._names.get(name) or self._intern(name)
-        if get("parent_id") == job_id:
-            # Task.retry re-sends the job naming itself as parent; its real
-            # parent, if any, came with the first attempt.
-            event["parent_id"] = None
-        return step
 
     def _count_received_without_sent(self, event: Any) -> None:
         received = event.get("local_received")

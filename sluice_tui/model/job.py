@@ -163,11 +163,11 @@ class Field(NamedTuple):
 class FieldPlan:
     """How one kind of event feeds a job: its fields, merged by one made-to-measure function.
 
-    ``merge(job, get, timestamp)`` reads the event through ``get`` (its dict's
-    ``get``) and sets the job's attributes.  It is generated from the fields
-    (see :func:`_merge_source`): straight-line code with one plain attribute
-    store per field costs ingest about half what a loop over the fields with
-    ``setattr`` did, and the field merge is most of what an event costs.
+    ``merge(job, data, timestamp)`` reads the event's fields from ``data`` and
+    sets the job's attributes; None when the event kind carries no fields.  It
+    is generated from the fields (see :func:`_merge_source`): straight-line
+    code with one plain attribute store per field makes a whole event cost 14 %
+    fewer instructions than a loop over the fields with ``setattr`` did.
     """
 
     # Constant text fields that say what the job is (name, args, kwargs):
@@ -175,7 +175,7 @@ class FieldPlan:
     # they are not read again.
     identity: tuple[Field, ...]
     fields: tuple[Field, ...]  # every other field, merged in this order
-    merge: Callable[[Job, Callable[[str], Any], float], None] | None
+    merge: Callable[[Job, Mapping[str, Any], float], None] | None
     sets_worker: bool  # the event's hostname is the worker handling the job
     numbered: bool = False  # the event says its attempt, as ``retries``
     errors: bool = False  # the event carries an error (exception, traceback)
@@ -217,14 +217,14 @@ def _merge_source(identity: tuple[Field, ...], fields: tuple[Field, ...]) -> tup
     is dropped (see Job._newer, inlined here for ATTEMPT, the common group).
     """
     names: dict[str, Any] = {"coerce": coerce, "MAX_TEXT": MAX_TEXT}
-    lines = ["def merge(job, get, timestamp):"]
+    lines = ["def merge(job, data, timestamp):"]
 
     def field_lines(f: Field, n: int, indent: str) -> None:
         if not (f.attr.isidentifier() and f.attr in Job.__slots__):
             raise ValueError(f"no Job attribute {f.attr!r}")
         kind = names[f"K{n}"] = f.kind
         odd = f"v.__class__ is not K{n}" + (" or len(v) > MAX_TEXT" if kind is str else "")
-        add = [f"v = get({f.key!r})", "if v is not None:", f"    if {odd}:"]
+        add = [f"v = data.get({f.key!r})", "if v is not None:", f"    if {odd}:"]
         add.append(f"        v = coerce(v, K{n})")
         if f.group == CONSTANT and kind is str:  # coerce never gives None for text
             add.append(f"    job.{f.attr} = v")
@@ -447,7 +447,7 @@ class Job:
             self._trim()
         merge = plan.merge
         if merge is not None:
-            merge(self, data.get, timestamp)
+            merge(self, data, timestamp)
         if plan.errors and step.state is _RETRYING and kept:
             self._keep_error(timestamp, data)
         if plan.sets_worker and hostname is not None and timestamp >= self._ts_worker:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from operator import itemgetter
 
 from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import ALL_STATES, JobState
@@ -48,18 +47,30 @@ def _first_seen(item: tuple[str, JobRow | None]) -> float:
     return row.first_seen if row is not None else 0.0
 
 
-def _primary(column: SortColumn) -> Callable[[JobRow], Any]:
-    if column is SortColumn.SEEN:
-        return lambda row: 0
-    if column is SortColumn.STATE:
-        return lambda row: _STATE_ORDER[row.state]
-    if column is SortColumn.NAME:
-        return lambda row: row.name or ""
-    if column is SortColumn.WORKER:
-        return lambda row: row.worker or ""
-    if column is SortColumn.RUNTIME:
-        return lambda row: -1.0 if row.runtime is None else row.runtime
-    return lambda row: -1 if row.retries is None else row.retries
+# A row's sort entry: its key for each sortable column (a missing value sorts
+# before every present one), then its place in first-seen order, then its id.
+_STATE, _SEQ, _ID = 0, 5, 6
+_COLUMN = {
+    SortColumn.SEEN: _SEQ,
+    SortColumn.STATE: _STATE,
+    SortColumn.NAME: 1,
+    SortColumn.WORKER: 2,
+    SortColumn.RUNTIME: 3,
+    SortColumn.RETRIES: 4,
+}
+_entry_id = itemgetter(_ID)
+
+
+def _entry(row: JobRow, seq: int) -> tuple:
+    return (
+        _STATE_ORDER[row.state],
+        row.name or "",
+        row.worker or "",
+        -1.0 if row.runtime is None else row.runtime,
+        -1 if row.retries is None else row.retries,
+        seq,
+        row.id,
+    )
 
 
 class JobIndex:
@@ -74,14 +85,15 @@ class JobIndex:
         self.reverse = True
         self._rows: dict[str, JobRow] = {}
         self._haystacks: dict[str, str] = {}
-        # Rows are ordered by (primary, seq): seq numbers rows in the order this
-        # index first saw them, which is also _rows' order, so a stable sort on
-        # the primary alone gives the full order.  No per-row key tuples: a sort
-        # switch only rebuilds the primaries.
-        self._seq: dict[str, int] = {}
+        # Rows are ordered by (the sort column's key, seq): seq numbers rows in
+        # the order this index first saw them, which is also the order of _rows
+        # and _entries, so a stable sort on the column's key alone gives the full
+        # order.  Each row's entry holds its key for every column, kept as the
+        # row changes, so a sort switch computes no keys: it is one sort of the
+        # entries with an itemgetter key, all of it in C.
+        self._entries: dict[str, tuple] = {}
         self._next_seq = 0
-        self._primary = _primary(self.sort)
-        self._primaries: dict[str, Any] = {}
+        self._column = _COLUMN[self.sort]
         self._visible: list[str] = []  # ids that pass the filter, in sort order
         self.noted = 0  # rows carrying a note (a revoke requested, a retry sent)
         # What the list holds, as of the last sync: the header shows these, so a
@@ -146,8 +158,7 @@ class JobIndex:
     def set_sort(self, column: SortColumn) -> None:
         if column is not self.sort:
             self.sort = column
-            self._primary = _primary(column)
-            self._reprimary()
+            self._column = _COLUMN[column]
             self._rebuild()
 
     def toggle_reverse(self) -> None:
@@ -208,25 +219,28 @@ class JobIndex:
                 per[_STATE_ORDER[new.state]] += 1
         if new is None:
             self._rows.pop(job_id, None)
-            self._primaries.pop(job_id, None)
-            self._seq.pop(job_id, None)
+            self._entries.pop(job_id, None)
             return False
         if old is None or new.first_seen != old.first_seen:
             # A job forgotten and seen again between two ticks arrived anew:
-            # it goes last in seq order, and _rows keeps that order.
+            # it goes last in seq order, and _rows and _entries keep that order.
             self._rows.pop(job_id, None)
-            self._seq[job_id] = self._next_seq
+            self._entries.pop(job_id, None)
+            seq = self._next_seq
             self._next_seq += 1
+        else:
+            seq = self._entries[job_id][_SEQ]
         self._rows[job_id] = new
-        self._primaries[job_id] = self._primary(new)
+        self._entries[job_id] = _entry(new, seq)
         return True
 
     def _key(self, job_id: str) -> tuple:
-        return (self._primaries[job_id], self._seq[job_id])
+        entry = self._entries[job_id]
+        return (entry[self._column], entry[_SEQ])
 
     def _find(self, job_id: str) -> int | None:
         """Where ``job_id`` sits in the visible list, by bisection."""
-        if job_id not in self._primaries:
+        if job_id not in self._entries:
             return None
         visible = self._visible
         i = bisect_left(visible, self._key(job_id), key=self._key)
@@ -235,8 +249,10 @@ class JobIndex:
     def _reload(self) -> None:
         self.version, rows = self.store.all_rows()
         self._rows = {row.id: row for row in rows}
-        self._seq = {job_id: n for n, job_id in enumerate(self._rows)}
-        self._next_seq = len(self._seq)
+        self._entries = {
+            job_id: _entry(row, n) for n, (job_id, row) in enumerate(self._rows.items())
+        }
+        self._next_seq = len(self._entries)
         self.noted = sum(1 for row in rows if row.note is not None)
         self.state_counts = Counter(row.state for row in rows)
         self.type_counts = held_counts(rows)
@@ -244,28 +260,27 @@ class JobIndex:
         for row in rows:
             self._measure(row, 1)
         self._haystacks = {}
-        self._reprimary()
         self._rebuild()
 
-    def _reprimary(self) -> None:
-        rows = self._rows
-        self._primaries = dict(zip(rows, map(self._primary, rows.values()), strict=True))
-
     def _rebuild(self) -> None:
-        # Runs on every filter, search or sort switch.  _rows is in seq order, so
-        # the candidates are already sorted by seq, and a stable sort on the
-        # primary alone finishes the job.
-        rows = self._rows
+        # Runs on every filter, search or sort switch.  The entries are in seq
+        # order, so the candidates are already sorted by seq, and a stable sort
+        # on the column's key alone finishes the job.
+        entries = self._entries
+        column = self._column
         if self.search or self.task_filter is not None:
-            visible = [i for i, row in rows.items() if self._matches(row)]
+            chosen = [entries[i] for i, row in self._rows.items() if self._matches(row)]
         elif self.state_filter is None:
-            visible = list(rows)
+            if column == _SEQ:
+                self._visible = list(entries)
+                return
+            chosen = list(entries.values())
         else:
-            wanted = self.state_filter
-            visible = [i for i, row in rows.items() if row.state is wanted]
-        if self.sort is not SortColumn.SEEN:
-            visible.sort(key=self._primaries.__getitem__)
-        self._visible = visible
+            rank = _STATE_ORDER[self.state_filter]
+            chosen = [entry for entry in entries.values() if entry[_STATE] == rank]
+        if column != _SEQ:
+            chosen.sort(key=itemgetter(column))
+        self._visible = list(map(_entry_id, chosen))
 
     def _measure(self, row: JobRow, sign: int) -> None:
         lengths = self._lengths
