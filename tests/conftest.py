@@ -50,9 +50,18 @@ def session_state_home(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def own_state_home(session_state_home, tmp_path_factory, monkeypatch) -> None:
-    """Each test its own default journal: two monitors of one broker would share it."""
+def own_environment(session_state_home, tmp_path_factory, monkeypatch):
+    """Each test its own default journal (two monitors of one broker would share
+    it), and CELERY_BROKER_URL as it was: ``--broker`` sets it, as ``celery -b``
+    does, so a command run in-process would otherwise point later tests elsewhere.
+    """
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    broker = os.environ.get("CELERY_BROKER_URL")
+    yield
+    if broker is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = broker
 
 
 @pytest.fixture
