@@ -419,7 +419,21 @@ class JobTable(ScrollView, can_focus=True):
     def _resize_virtual(self) -> None:
         # No width: lines always fit the view, so there is never a horizontal
         # scrollbar to take a row from the list.
-        self.virtual_size = Size(0, len(self.index) + 1)
+        size = Size(0, len(self.index) + 1)
+        old, height = self.virtual_size, self.size.height
+        if (
+            size != old
+            and self.show_vertical_scrollbar
+            and min(size.height, old.height) > height
+            and self.scroll_y <= size.height - height
+        ):
+            # The scrollbar stays and the view need not move: only the bar's
+            # thumb changes.  Assigning virtual_size would lay out the whole
+            # screen again, on every tick that brings new jobs.
+            self.set_reactive(JobTable.virtual_size, size)
+            self.vertical_scrollbar.window_virtual_size = size.height
+            return
+        self.virtual_size = size
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         """A wheel or scrollbar scroll carries the cursor along if it would leave the view."""
