@@ -41,10 +41,11 @@ bench: setup
 	$(PY) -m bench.ingest
 	$(PY) -m bench.memory
 	$(PY) -m bench.scaling
-	$(PY) -m bench.end_to_end
+	$(PY) -m bench.drain
+	$(PY) -m bench.journal
 	$(PY) -m bench.ui
 	$(PY) -m bench.long_retry
 	$(PY) -m bench.detail
 	$(PY) -m bench.cluster_views
 	$(PY) -m bench.sustained
-	$(PY) -m pytest -m bench tests/test_bench.py tests/test_bench_sustained.py
+	$(PY) -m pytest -m bench tests/test_bench.py tests/test_bench_sustained.py tests/test_journal_core.py

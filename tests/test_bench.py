@@ -5,8 +5,9 @@ noise measured on the 2-core development machine (shared with other work).
 Each margin is the spread (largest / smallest - 1) of the figure over five
 runs of this module on the same code, 2026-11-23:
 
-- ingest ratio, 400k events: 4.37-4.59x without eviction (5 %), 5.20-5.75x
-  evicting at 10 000 jobs (11 %);
+- ingest ratio, 400k events: issue 13 asks for 5x in every run, so there is
+  no margin.  Measured 4.20-4.25x without eviction (not met) and 5.8-7.1x
+  evicting at 10 000 jobs, on a machine shared with five other sessions;
 - memory ratio at 100k jobs: 0.1996 in every run (tracemalloc is exact): none;
 - drain ratio: checked on whole processes (``bench.drain``), the figure users
   see: ``sluice-tui dump`` against a process running Celery's bare receiver,
@@ -38,7 +39,7 @@ from tests.cluster import RABBITMQ_URL, REDIS_URL, require_broker
 pytestmark = pytest.mark.bench
 
 # Targets, as the README states them.
-INGEST_RATIO = 4.0  # x Celery's State, 400k events, with and without eviction
+INGEST_RATIO = 5.0  # x Celery's State, 400k events, with and without eviction, every run
 MEMORY_RATIO = 0.30  # bytes per job / State's, at 100k jobs
 DRAIN_RATIO = 1.0  # x Celery's bare Receiver, whole processes: 24k RabbitMQ, 10k Redis
 SWITCH_MS = 100.0  # filter or sort switch, key to redraw, 100k jobs, 5k events/s
@@ -46,7 +47,7 @@ TICK_MS = 20.0  # one refresh tick, main-thread CPU
 FRAME_MS = 1000 / 60  # a cursor move redraws within one frame
 
 # Noise margins: the spread measured over repeated runs (see the docstring).
-INGEST_NOISE = {"full": 0.05, "evicting": 0.11}
+INGEST_NOISE = {"full": 0.0, "evicting": 0.0}
 MEMORY_NOISE = 0.0
 UI_NOISE = 0.0
 TIME_PER_EVENT_NOISE = 0.16
@@ -58,7 +59,7 @@ MEMORY_FLAT_NOISE = 0.0
     [("full", ingest.UNBOUNDED), ("evicting", 10_000)],
     ids=["full", "evicting"],
 )
-def test_ingest_is_four_times_celery_state(case, max_jobs):
+def test_ingest_is_five_times_celery_state(case, max_jobs):
     result = ingest.measure(400_000, repeat=3, max_jobs=max_jobs)
     print(result)
     assert result["ratio"] >= INGEST_RATIO * (1 - INGEST_NOISE[case]), result

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sluice_tui.journal.errors import JournalError, describe
@@ -45,6 +47,19 @@ MAX_PAGE_COUNT: int | None = None
 WRITER_CACHE_KB = 32 * 1024
 
 
+@contextmanager
+def _closed_on_failure(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """Close ``conn`` if setting it up fails, and say why in one line."""
+    try:
+        yield
+    except JournalError:
+        conn.close()
+        raise
+    except (OSError, sqlite3.Error) as exc:
+        conn.close()
+        raise JournalError(describe(path, exc)) from None
+
+
 def open_for_writing(path: Path, broker: str) -> sqlite3.Connection:
     """Open (creating if need be) and bring up to date; raises JournalError."""
     try:
@@ -55,7 +70,7 @@ def open_for_writing(path: Path, broker: str) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
     except (OSError, sqlite3.Error) as exc:
         raise JournalError(describe(path, exc)) from None
-    try:
+    with _closed_on_failure(conn, path):
         _configure(conn)
         version = _version(conn)
         if version > SCHEMA_VERSION:
@@ -69,13 +84,7 @@ def open_for_writing(path: Path, broker: str) -> sqlite3.Connection:
         if version < SCHEMA_VERSION:
             _migrate(conn, version, broker)
         _check_format(conn, path)
-        return conn
-    except JournalError:
-        conn.close()
-        raise
-    except (OSError, sqlite3.Error) as exc:
-        conn.close()
-        raise JournalError(describe(path, exc)) from None
+    return conn
 
 
 def open_for_reading(path: Path) -> sqlite3.Connection:
@@ -89,7 +98,7 @@ def open_for_reading(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
     except (OSError, sqlite3.Error) as exc:
         raise JournalError(describe(path, exc)) from None
-    try:
+    with _closed_on_failure(conn, path):
         conn.execute("PRAGMA query_only = ON")
         version = _version(conn)
         if version > SCHEMA_VERSION:
@@ -102,13 +111,7 @@ def open_for_reading(path: Path) -> sqlite3.Connection:
                 "for writing (sluice-tui or collect with --history) to bring it up to date"
             )
         _check_format(conn, path)
-        return conn
-    except JournalError:
-        conn.close()
-        raise
-    except (OSError, sqlite3.Error) as exc:
-        conn.close()
-        raise JournalError(describe(path, exc)) from None
+    return conn
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -117,8 +120,8 @@ def _configure(conn: sqlite3.Connection) -> None:
         raise JournalError(f"SQLite could not use write-ahead logging here (got {mode})")
     # NORMAL in WAL mode: a power cut may lose the last commits, never consistency.
     conn.execute("PRAGMA synchronous = NORMAL")
-    # Job rows go in by random id: a bigger page cache than the 2 MB default
-    # keeps a million-job table's upserts off the disk.
+    # A bigger page cache than the 2 MB default: pruning and restoring read
+    # across a large journal's job rows.
     conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KB}")
     if MAX_PAGE_COUNT is not None:
         conn.execute(f"PRAGMA max_page_count = {int(MAX_PAGE_COUNT)}")
