@@ -4,6 +4,7 @@ and keeps the selected row on screen whatever happens, at every terminal size.""
 from __future__ import annotations
 
 import pytest
+from textual.screen import Screen
 from textual.widgets import Input
 
 from sluice_tui.demo.sample import NOW, T0
@@ -308,3 +309,28 @@ async def test_workers_screen_at_80_columns_shows_when_each_last_spoke():
         assert "HEARTBEAT" in lines[header]
         rows = lines[header + 1 : header + 3]
         assert all(" ago" in line for line in rows), rows
+
+
+async def test_jobs_pouring_in_redraw_the_list_without_laying_out_the_screen(monkeypatch):
+    """A full layout of the screen on every tick cost keys their latency under load.
+
+    New jobs change the header's figures and the list's length; neither changes
+    the size of anything once the list is longer than the view.
+    """
+    layouts = []
+    real = Screen._refresh_layout
+    monkeypatch.setattr(
+        Screen, "_refresh_layout", lambda self, *a, **k: (layouts.append(1), real(self, *a, **k))
+    )
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        for batch in range(3):  # the list outgrows the view, the scrollbar appears
+            arrive(app, batch * 30, 30)
+            await pilot.pause()
+        layouts.clear()
+        for batch in range(3, 13):
+            newest = arrive(app, batch * 30, 30)[-1]
+            await pilot.pause()
+            assert assert_selection_on_screen(app) == newest  # the list did move on
+        assert f"0 all {len(app.store)}" in screen_text(app)  # and so did the header
+        assert layouts == []

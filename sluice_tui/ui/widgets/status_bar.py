@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
@@ -162,12 +163,23 @@ class StatusBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._view: StatusView | None = None
+        self._lines = 0  # how many lines the header took when last laid out
 
     def show(self, view: StatusView) -> None:
         if view != self._view:
             self._view = view
-            self.update(render_status(view, self.content_size.width))
+            self._show_view(resized=False)
 
     def on_resize(self) -> None:
         if self._view is not None:
-            self.update(render_status(self._view, self.content_size.width))
+            self._show_view(resized=True)
+
+    def _show_view(self, *, resized: bool) -> None:
+        width = self.content_size.width
+        text = render_status(self._view, width)
+        lines = text.plain.split("\n")
+        # New counts every tick: lay out the screen again only when the
+        # header's height may change, not for every figure that moves.
+        same = len(lines) == self._lines and all(cell_len(line) <= width for line in lines)
+        self._lines = len(lines)
+        self.update(text, layout=resized or not same)
