@@ -57,3 +57,22 @@ async def test_cluster_text_in_a_notice_is_shown_as_written_and_crashes_nothing(
         assert app.is_running
         shown = [n.message for n in app._notifications]
     assert any("jobs[/]eu and [bold]loud[/bold]" in text for text in shown)
+
+
+def test_diagnostics_show_bracketed_text_as_written():
+    """Rich reads a bare str cell as markup: a bad event carrying `[/]` crashed the screen."""
+    from rich.console import Console
+
+    from sluice_tui.history import HistoryStatus
+    from sluice_tui.ui.screens.diagnostics import render_diagnostics
+
+    store = JobStore()
+    store.record_bad_event("malformed event message", "[1, '[/]']")
+    store.record_gap(1_700_000_000.0, 1_700_000_009.0, "lost [bold]link[/bold]")
+    store.add_notice("worker said [/red] and left")
+    status = HistoryStatus(path="/srv/jobs[prod].sqlite3", mode="writing", size_bytes=1)
+    console = Console(width=160, record=True)
+    console.print(render_diagnostics(store, status))
+    text = console.export_text()
+    for written in ("[1, '[/]']", "lost [bold]link[/bold]", "said [/red] and", "jobs[prod]"):
+        assert written in text, written

@@ -64,6 +64,11 @@ def _table(*columns: str) -> Table:
     return table
 
 
+def _plain(value: object) -> Text:
+    """Cluster or file text as written: a Rich table reads a bare str as markup."""
+    return Text(inert(str(value)))
+
+
 def _none(text: str) -> Text:
     return Text(text, "grey50")
 
@@ -85,17 +90,17 @@ def _history(status: HistoryStatus) -> RenderableType:
     if status.mode == "off":
         table.add_row("mode", "off: jobs are kept in memory only, and lost on quitting")
         if status.path:
-            table.add_row("file", inert(status.path))
+            table.add_row("file", _plain(status.path))
         if status.problem:
             table.add_row("why", Text(inert(status.problem), "red"))
         else:
             table.add_row("why", "--no-history")
         return table
-    table.add_row("file", inert(status.path))
+    table.add_row("file", _plain(status.path))
     table.add_row("mode", status.mode)
     table.add_row("size", file_size(status.size_bytes))
     if status.keeps:
-        table.add_row("keeps", status.keeps)
+        table.add_row("keeps", _plain(status.keeps))
     table.add_row("last write", full_time(status.last_write) or "none yet")
     table.add_row(
         "restored at start",
@@ -117,8 +122,8 @@ def _gaps(store: JobStore) -> RenderableType:
             full_time(gap.start),
             full_time(gap.end),
             duration(gap.end - gap.start),
-            inert(gap.reason),
-            inert(gap.resync),
+            _plain(gap.reason),
+            _plain(gap.resync),
         )
     if store.gap_count > len(gaps):
         return Group(table, _none(f"(and {store.gap_count - len(gaps)} older gaps)"))
@@ -131,10 +136,10 @@ def _bad_events(store: JobStore) -> RenderableType:
         return _none("None received.")
     counts = _table("count", "reason")
     for reason, count in sorted(stats.bad_by_reason.items(), key=lambda kv: -kv[1]):
-        counts.add_row(f"{count:,}", inert(reason))
+        counts.add_row(f"{count:,}", _plain(reason))
     samples = _table("time", "reason", "sample (latest first)")
     for when, reason, sample in reversed(store.bad_event_samples()[-50:]):
-        samples.add_row(full_time(when), inert(reason), inert(sample))
+        samples.add_row(full_time(when), _plain(reason), _plain(sample))
     return Group(counts, Text(""), samples)
 
 
@@ -178,5 +183,5 @@ def _notices(store: JobStore) -> RenderableType:
         return _none("None.")
     table = _table("time", "notice")
     for when, text in reversed(notices):
-        table.add_row(full_time(when), inert(text))
+        table.add_row(full_time(when), _plain(text))
     return table
