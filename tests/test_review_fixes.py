@@ -76,3 +76,19 @@ def test_diagnostics_show_bracketed_text_as_written():
     text = console.export_text()
     for written in ("[1, '[/]']", "lost [bold]link[/bold]", "said [/red] and", "jobs[prod]"):
         assert written in text, written
+
+
+def test_events_read_with_the_redis_subscription_confirmation_are_kept():
+    """A publisher racing the subscription: events in the confirming read were dropped."""
+    from types import SimpleNamespace
+
+    from sluice_tui.celery_adapter import lean_redis
+
+    confirm = [b"psubscribe", b"/0.celeryev/*", 1]
+    event = [b"pmessage", b"/0.celeryev/*", b"/0.celeryev/task.sent", b'{"body": "e30="}']
+    reads = [None, [confirm, event, []]]  # nothing yet, then both in one read
+    stream = SimpleNamespace(read=lambda: reads.pop(0))
+    early = lean_redis._await_subscription(stream, 1, SimpleNamespace(stopping=False))
+    delivered: list[bytes] = []
+    lean_redis._deliver(early, delivered.append)
+    assert delivered == [event[3]]

@@ -47,7 +47,10 @@ def consume_redis(owner: ReceiverThread, feed: EventFeed, poll_interval: float) 
         channel = conn.default_channel  # kombu's channel: its pool, prefixes and options
         exchange = get_exchange(conn, name=owner.app.conf.event_exchange)
         patterns = subscribe_patterns(channel, exchange.name)
-        link = channel.pool.get_connection()
+        try:
+            link = channel.pool.get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            link = channel.pool.get_connection("PSUBSCRIBE")
         try:
             sock = getattr(link, "_sock", None)
             if sock is None or str(getattr(link, "protocol", None) or 2) not in ("2", "3"):
@@ -55,11 +58,12 @@ def consume_redis(owner: ReceiverThread, feed: EventFeed, poll_interval: float) 
             link.send_command("PSUBSCRIBE", *patterns, check_health=False)
             sock.settimeout(poll_interval)
             stream = _PushStream(sock)
-            _await_subscription(stream, len(patterns), owner)
+            early = _await_subscription(stream, len(patterns), owner)
             owner.on_connected(channel)
             if not owner.read_only:
                 owner.app.control.broadcast("heartbeat", connection=conn, channel=channel)
-            _drain(owner, feed, stream, channel, float(channel.health_check_interval or 0))
+            health = float(channel.health_check_interval or 0)
+            _drain(owner, feed, stream, channel, health, early)
         finally:
             link.disconnect()
 
@@ -78,24 +82,37 @@ def subscribe_patterns(channel: Any, exchange: str) -> list[str]:
     return [channel.global_keyprefix + topic for topic in found]
 
 
-def _await_subscription(stream: _PushStream, patterns: int, owner: ReceiverThread) -> None:
-    """Wait for every PSUBSCRIBE to be confirmed: events after this are ours."""
+def _await_subscription(stream: _PushStream, patterns: int, owner: ReceiverThread) -> list:
+    """Wait for every PSUBSCRIBE to be confirmed; return the frames read with them.
+
+    Events can arrive in the same read as a confirmation: they are ours too.
+    """
     deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
     confirmed = 0
+    early: list = []
     while confirmed < patterns:
         if owner.stopping:
-            return
+            return early
         if time.monotonic() > deadline:
             raise RedisStreamError("Redis did not confirm the event subscription")
-        for frame in stream.read():
+        for frame in stream.read() or ():
             if frame and frame[0] == b"psubscribe":
                 confirmed += 1
+            else:
+                early.append(frame)
+    return early
 
 
 def _drain(
-    owner: ReceiverThread, feed: EventFeed, stream: _PushStream, channel: Any, health: float
+    owner: ReceiverThread,
+    feed: EventFeed,
+    stream: _PushStream,
+    channel: Any,
+    health: float,
+    early: list,
 ) -> None:
     on_message = _message_handler(feed)
+    _deliver(early, on_message)
     read = stream.read
     next_tick = 0.0
     # A quiet link is asked for a PONG now and then; a silent one is dropped.
@@ -115,11 +132,17 @@ def _drain(
         if frames is None:
             continue  # nothing within the poll interval
         last_heard = time.monotonic()
-        for frame in frames:
-            if frame[0] == b"pmessage" and len(frame) == 4:
-                on_message(frame[3])
-            elif frame[0] == b"message" and len(frame) == 3:
-                on_message(frame[2])
+        _deliver(frames, on_message)
+
+
+def _deliver(frames: list, on_message: Any) -> None:
+    for frame in frames:
+        if not frame:
+            continue  # an empty array: nothing of ours
+        if frame[0] == b"pmessage" and len(frame) == 4:
+            on_message(frame[3])
+        elif frame[0] == b"message" and len(frame) == 3:
+            on_message(frame[2])
 
 
 def _message_handler(feed: EventFeed) -> Any:
