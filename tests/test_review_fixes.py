@@ -92,3 +92,23 @@ def test_events_read_with_the_redis_subscription_confirmation_are_kept():
     delivered: list[bytes] = []
     lean_redis._deliver(early, delivered.append)
     assert delivered == [event[3]]
+
+
+def test_a_reader_asking_who_writes_does_not_turn_a_new_writer_away(tmp_path):
+    """A writer that quit left its pid; a reader's probe at that moment refused the next writer."""
+    import fcntl
+    import os
+    import threading
+
+    from sluice_tui.journal.lock import WriterLock, lock_path
+
+    path = tmp_path / "journal.sqlite3"
+    first = WriterLock(path)
+    first.acquire()
+    first.release()
+    fd = os.open(lock_path(path), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # what writer_pid() holds for an instant
+    threading.Timer(0.1, os.close, (fd,)).start()
+    second = WriterLock(path)
+    second.acquire()  # waits the probe out instead of naming the old pid
+    second.release()

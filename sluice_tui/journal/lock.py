@@ -7,6 +7,7 @@ file, which is only a hint for the message a second writer gets.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -41,8 +42,10 @@ class WriterLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                holder = _read_pid(fd)
-                if holder is not None or time.monotonic() > deadline:
+                # A reader asking who writes holds it for an instant: wait that
+                # out, whatever pid an earlier writer left in the file.
+                if time.monotonic() > deadline:
+                    holder = _read_pid(fd)
                     os.close(fd)
                     raise JournalBusy(busy_message(self.path, holder)) from None
                 time.sleep(0.02)
@@ -52,6 +55,8 @@ class WriterLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # no pid left behind to be named as a writer
             os.close(self._fd)  # closing drops the flock; the file stays (no unlink race)
             self._fd = None
 
@@ -59,8 +64,8 @@ class WriterLock:
 def busy_message(path: Path, pid: int | None) -> str:
     who = f"pid {pid}" if pid is not None else "another process"
     return (
-        f"the history journal {path} is being written by {who} (sluice-tui collect?); "
-        "one writer per journal: stop it, or pass --history with another path"
+        f"the history journal {path} is being written by {who} (a sluice-tui or "
+        "sluice-tui collect); one writer per journal: stop it, or pass --history with another path"
     )
 
 
