@@ -112,3 +112,13 @@ def test_a_reader_asking_who_writes_does_not_turn_a_new_writer_away(tmp_path):
     second = WriterLock(path)
     second.acquire()  # waits the probe out instead of naming the old pid
     second.release()
+
+
+def test_every_password_of_a_failover_broker_list_is_masked():
+    from sluice_tui.celery_adapter.connect import mask_url
+
+    label = mask_url("amqp://u:first-secret@h1//;amqp://u:second-secret@h2//")
+    assert "first-secret" not in label and "second-secret" not in label
+    assert "h1" in label and "h2" in label
+    sentinel = mask_url("sentinel://:s3cret@h1:26379;sentinel://:s3cret@h2:26379")
+    assert "s3cret" not in sentinel and sentinel.startswith("sentinel://")

@@ -47,7 +47,15 @@ def broker_label(app: Celery) -> str:
 
 
 def mask_url(url: str) -> str:
-    return maybe_sanitize_url(url)
+    """Every password masked, in each URL of a failover list (``a;b``) too."""
+    masked = []
+    for part in url.split(";"):
+        try:
+            masked.append(maybe_sanitize_url(part.strip()))
+        except ValueError:  # a URL kombu cannot parse: show its scheme only
+            scheme = part.partition("://")[0].strip()
+            masked.append(f"{scheme}://**" if "://" in part else "**")
+    return ";".join(masked)
 
 
 def _import_app(app_path: str) -> Celery:
