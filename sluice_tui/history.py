@@ -14,6 +14,7 @@ never stops the monitor: it runs in memory and says why, once.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -186,11 +187,30 @@ def monitor_history(store: JobStore, broker: str, options: HistoryOptions) -> Hi
     from sluice_tui.celery_adapter.events import EventAdapter
     from sluice_tui.journal import JournalError
 
+    _say_when_loading_takes_a_while(options.resolve_path(broker))
     try:
         return open_history(store, broker, options, EventAdapter(store))
     except JournalError as exc:
         store.add_notice(f"History is off, the monitor keeps jobs in memory only: {exc}")
         return NoHistory(path=str(options.resolve_path(broker)), problem=str(exc))
+
+
+# Restoring replays the journal at about 50k events a second: a big one takes
+# seconds before the screen opens, so say what is happening meanwhile.
+SLOW_RESTORE_BYTES = 2_000_000
+
+
+def _say_when_loading_takes_a_while(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return
+    if size >= SLOW_RESTORE_BYTES:
+        print(
+            f"sluice-tui: loading history from {path} ({file_size(size)})...",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 class Source(Protocol):

@@ -318,3 +318,14 @@ def test_the_receiver_hands_each_message_to_the_raw_sink_as_received(transport, 
     event, at = events[0]
     assert event["type"] == "task-started" and "local_received" not in event
     assert before <= at <= time.time()
+
+
+def test_a_big_journal_says_it_is_loading_before_the_screen_opens(tmp_path, capsys):
+    from sluice_tui import history
+
+    path = tmp_path / "big.sqlite3"
+    path.write_bytes(b"\0" * history.SLOW_RESTORE_BYTES)
+    history._say_when_loading_takes_a_while(path)
+    assert f"loading history from {path} (2.0 MB)" in capsys.readouterr().err
+    history._say_when_loading_takes_a_while(tmp_path / "none-yet.sqlite3")
+    assert capsys.readouterr().err == ""
