@@ -132,6 +132,8 @@ class SluiceApp(App):
         self._measure_rate()
         self._show_notices()
         changed = False if self.paused else self.index.sync()
+        if not self.screen_stack:
+            return  # the app closed while this tick ran: nothing left to show it on
         screen = self.screen
         if isinstance(screen, LiveScreen) and screen.live:
             try:
