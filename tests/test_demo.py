@@ -139,8 +139,15 @@ class Terminal:
 
     def close(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            # SIGTERM, as closing a terminal window sends: the demo stops its
+            # workers, which run in sessions of their own that a SIGKILL of the
+            # demo's group would leave running.
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
         self._reader.join(5)
         os.close(self.master)
 
