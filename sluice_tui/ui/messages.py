@@ -19,6 +19,7 @@ from textual.message import Message
 from sluice_tui.model.states import Action
 
 if TYPE_CHECKING:
+    from sluice_tui.history import HistoryView
     from sluice_tui.model.store import JobStore
     from sluice_tui.ui.job_index import JobIndex
 
@@ -33,6 +34,7 @@ class Host(Protocol):
     paused: bool
     events_per_second: float
     actions: Any
+    history: HistoryView | None  # the journal's status; None: the app keeps none
 
     def action_log(self) -> list[Any]:
         """Every action sent from this app, oldest first."""

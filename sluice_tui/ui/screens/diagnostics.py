@@ -8,12 +8,14 @@ from rich.text import Text
 
 from sluice_tui.history import HistoryStatus, file_size
 from sluice_tui.model.store import JobStore
+from sluice_tui.ui.messages import Host
 from sluice_tui.ui.screens.report import ReportScreen
 from sluice_tui.ui.text import duration, full_time, inert
 
 
 class DiagnosticsScreen(ReportScreen):
     TITLE = "Diagnostics"
+    app: Host  # type: ignore[assignment]  # what this screen reads
 
     def report_key(self) -> object:
         store = self.app.store
@@ -30,7 +32,7 @@ class DiagnosticsScreen(ReportScreen):
         return render_diagnostics(self.app.store, self._history())
 
     def _history(self) -> HistoryStatus | None:
-        history = getattr(self.app, "history", None)  # an app without one: no section
+        history = self.app.history
         return None if history is None else history.status()
 
 
