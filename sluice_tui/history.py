@@ -187,12 +187,13 @@ def monitor_history(store: JobStore, broker: str, options: HistoryOptions) -> Hi
     from sluice_tui.celery_adapter.events import EventAdapter
     from sluice_tui.journal import JournalError
 
-    _say_when_loading_takes_a_while(options.resolve_path(broker))
+    path = options.resolve_path(broker)
+    _say_when_loading_takes_a_while(path)
     try:
         return open_history(store, broker, options, EventAdapter(store))
     except JournalError as exc:
         store.add_notice(f"History is off, the monitor keeps jobs in memory only: {exc}")
-        return NoHistory(path=str(options.resolve_path(broker)), problem=str(exc))
+        return NoHistory(path=str(path), problem=str(exc))
 
 
 # Restoring replays the journal at about 50k events a second: a big one takes
