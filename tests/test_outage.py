@@ -7,6 +7,7 @@ and jobs move on while the monitor hears nothing.
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -16,7 +17,14 @@ from sluice_tui.celery_adapter.receiver import AMQP, REDIS, ReceiverThread
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.app import SluiceApp
-from tests.cluster import Cluster, event_arrives, require_transport, wait_for
+from tests.cluster import (
+    RABBITMQ_URL,
+    REDIS_URL,
+    Cluster,
+    event_arrives,
+    require_transport,
+    wait_for,
+)
 from tests.own_servers import OwnRedis, TcpProxy
 from tests.ui_helpers import SIZE, screen_text, wait_in_app
 
@@ -152,6 +160,39 @@ def test_read_only_publishes_nothing_even_across_a_reconnect(own_redis, read_onl
             assert published > 0  # the same check would catch a publishing read-only mode
     finally:
         receiver.stop()
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("transport", ["redis", "rabbitmq"])
+def test_asking_workers_for_events_on_a_lost_link_fails_at_once(transport):
+    """Celery's broadcast would retry forever and hold the receiver: no reconnecting, no gap."""
+    require_transport(transport)
+    url = REDIS_URL if transport == "redis" else RABBITMQ_URL
+    target = urlsplit(url)
+    proxy = TcpProxy(target.hostname, target.port)
+    app = Celery("watcher", broker=through(proxy, url), set_as_current=False)
+    receiver = ReceiverThread(app, JobStore(), enable_events_interval=0.0)
+    outcome: list[str] = []
+
+    def ask_workers(channel) -> None:
+        try:
+            receiver.on_iteration(channel)
+            outcome.append("sent")
+        except channel.connection.client.connection_errors:
+            outcome.append("connection lost")
+
+    try:
+        with app.connection_for_read() as conn:
+            channel = conn.default_channel
+            ask_workers(channel)
+            assert outcome == ["sent"]
+            proxy.cut()
+            receiver._last_enable = 0.0
+            threading.Thread(target=ask_workers, args=(channel,), daemon=True).start()
+            wait_for(lambda: len(outcome) == 2, 10, "the broadcast to give up")
+            assert outcome[1] == "connection lost"  # raised, so the receive loop reconnects
+    finally:
+        proxy.close()
 
 
 async def test_the_header_follows_an_outage_and_keeps_the_gap(own_redis):

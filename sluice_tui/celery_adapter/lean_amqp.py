@@ -53,8 +53,7 @@ def consume_amqp(owner: ReceiverThread, feed: EventFeed, poll_interval: float) -
         # Taken once: kombu's default_channel property would quietly reconnect.
         broadcasts = conn.default_channel
         owner.on_connected(broadcasts)
-        if not owner.read_only:
-            spec.wakeup_workers(channel=broadcasts)
+        owner.wake_workers(broadcasts)
 
         def housekeeping() -> None:
             owner.on_iteration(broadcasts)

@@ -60,8 +60,7 @@ def consume_redis(owner: ReceiverThread, feed: EventFeed, poll_interval: float) 
             stream = _PushStream(sock)
             early = _await_subscription(stream, len(patterns), owner)
             owner.on_connected(channel)
-            if not owner.read_only:
-                owner.app.control.broadcast("heartbeat", connection=conn, channel=channel)
+            owner.wake_workers(channel)
             health = float(channel.health_check_interval or 0)
             _drain(owner, feed, stream, channel, health, early)
         finally:

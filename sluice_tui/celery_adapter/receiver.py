@@ -24,6 +24,7 @@ from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.celery_adapter.lean_amqp import consume_amqp
 from sluice_tui.celery_adapter.lean_redis import LeanPathUnavailable, consume_redis
 from sluice_tui.celery_adapter.resync import Resync
+from sluice_tui.celery_adapter.wakeup import ENABLE_EVENTS, HEARTBEAT, broadcast_once
 from sluice_tui.model.store import JobStore
 
 # Workers started without -E only send task events after someone asks; a
@@ -90,7 +91,8 @@ class _Receiver(EventReceiver):
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
         self._owner.on_connected(channel)
-        super().on_consume_ready(connection, channel, consumers, **kwargs)
+        # Not Celery's own wake-up: it retries forever on a broker that went away.
+        self._owner.wake_workers(channel)
 
     def on_iteration(self) -> None:
         self._owner.on_iteration(self.channel)
@@ -227,9 +229,7 @@ class ReceiverThread:
         with self.app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=0)
             receiver = _Receiver(self, conn)
-            consuming = receiver.consume(
-                limit=None, safety_interval=POLL_INTERVAL, wakeup=not self.read_only
-            )
+            consuming = receiver.consume(limit=None, safety_interval=POLL_INTERVAL, wakeup=False)
             for _ in consuming:
                 if self.stopping:
                     break
@@ -294,10 +294,18 @@ class ReceiverThread:
         if now - self._last_enable < self.enable_events_interval:
             return
         self._last_enable = now
+        self._broadcast(ENABLE_EVENTS, channel)
+
+    def wake_workers(self, channel: Any) -> None:
+        """Ask every worker for a heartbeat now, so the worker list fills at once."""
+        if not self.read_only:
+            self._broadcast(HEARTBEAT, channel)
+
+    def _broadcast(self, command: str, channel: Any) -> None:
         try:
-            self.app.control.broadcast(
-                "enable_events", connection=channel.connection.client, channel=channel
-            )
+            broadcast_once(self.app, command, channel)
+        except channel.connection.client.connection_errors:
+            raise  # the broker went away: the receive loop reconnects
         except Exception as exc:  # a broker that refuses broadcasts still delivers events
             problem = f"could not ask workers to send events: {describe_error(exc)}"
             if problem != self._last_problem:  # say it once, not every few seconds
