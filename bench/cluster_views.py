@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from bench.common import machine, report
 from bench.events import iter_task_events
-from bench.ui import EVENTS_PER_JOB, SIZE, Feeder, timed_press
+from bench.ui import EVENTS_PER_JOB, SIZE, Feeder, KeyTimer
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.model.store import JobStore
 from sluice_tui.model.task_types import task_types_of
@@ -52,6 +52,7 @@ async def figures(store: JobStore, rate: int, rounds: int) -> dict[str, float]:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("t")
         assert isinstance(app.screen, TaskTypesScreen)
+        keys = KeyTimer(app)
         feeder.start()
         try:
             for _ in range(rounds):
@@ -61,7 +62,7 @@ async def figures(store: JobStore, rate: int, rounds: int) -> dict[str, float]:
                     app.tick()
                     taken["tick"].append(time.thread_time() - started)
                 for _ in range(4):
-                    taken["sort"].append(await timed_press(pilot, "s"))
+                    taken["sort"].append(await keys.press("s"))
         finally:
             feeder.stop.set()
             feeder.join()
