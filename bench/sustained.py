@@ -518,6 +518,7 @@ def start_flower(folder: Path, env: dict[str, str], room: int, children: list) -
 async def run_rung(
     broker_name: str, rate: int, seconds: float, active: set[str], seed: int
 ) -> Rung:
+    from sluice_tui import gc_policy
     from sluice_tui.launch import build_app
 
     broker = BROKERS[broker_name]
@@ -535,6 +536,8 @@ async def run_rung(
                 sluice = None
                 if "sluice" in active:
                     app = build_app(make_app(broker, tag), store_options={"max_jobs": room})
+                    gc_policy.install()  # as the shipped command's run_app does
+                    stack.callback(gc_policy.uninstall)  # each rung starts as a fresh process would
                     sluice = SluiceProbe(app)
                     await stack.enter_async_context(app.run_test(size=SIZE))
                     gc.callbacks.append(sluice._collecting)

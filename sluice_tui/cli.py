@@ -541,8 +541,10 @@ def build_commands(
             )
 
         def work() -> int:
+            from sluice_tui import gc_policy
             from sluice_tui.collect import run_collect
 
+            gc_policy.install()  # a collector holds as many jobs as a TUI
             return run_collect(
                 find_app(ctx, options),
                 history=_history(options),

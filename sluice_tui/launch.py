@@ -116,6 +116,10 @@ def open_tui(celery_app: Celery, **options) -> int:
 def run_app(app: SluiceApp) -> int:
     from rich.console import Console
 
+    from sluice_tui import gc_policy
+
+    gc_policy.install()  # keys answer while the store holds 100 000s of jobs
+
     # Textual prints a crash's traceback (with locals) on its error console
     # once the terminal is back; keep it, and show it only if it was no crash.
     held = io.StringIO()
