@@ -119,6 +119,11 @@ async def test_garbage_on_the_event_exchange_is_counted_while_the_app_runs(trans
             text = screen_text(app)
             assert "undecodable message" in text and "malformed event message" in text
             assert "task event without a valid uuid" in text
+            assert {
+                "filesystem": "receiving: Celery's EventReceiver (kombu)",
+                "redis": "receiving: lean Redis pub/sub reader",
+                "rabbitmq": "receiving: lean AMQP consumer",
+            }[transport] in " ".join(text.split())
             assert store.status.state == "connected" and receiver.alive
     finally:
         cluster.close()

@@ -53,6 +53,14 @@ _REDIS_OPTIONS = frozenset(kombu_redis.Channel.from_transport_options) | {
 }
 
 
+# What diagnostics say about each path.
+RECEIVING = {
+    AMQP: "lean AMQP consumer (frames read off the socket)",
+    REDIS: "lean Redis pub/sub reader (replies read off the socket)",
+    KOMBU: "Celery's EventReceiver (kombu)",
+}
+
+
 def choose_path(app: Celery) -> str:
     """Which receive path suits the app's broker: a lean one only when sure."""
     try:
@@ -176,7 +184,7 @@ class ReceiverThread:
         self.broadcasts = BroadcastListener(app, store) if broadcasts else None
 
     def start(self) -> None:
-        self.store.set_status("connecting", self.broker)
+        self._status("connecting")
         self._thread.start()
         if self.broadcasts is not None:
             self.broadcasts.start()
@@ -209,10 +217,13 @@ class ReceiverThread:
                 if self.stopping:
                     break
                 self._note_loss(describe_error(exc))
-                self.store.set_status("reconnecting", self.broker, describe_error(exc))
+                self._status("reconnecting", describe_error(exc))
                 self._wake.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
-        self.store.set_status("stopped", self.broker)
+        self._status("stopped")
+
+    def _status(self, state: str, error: str | None = None) -> None:
+        self.store.set_status(state, self.broker, error, RECEIVING[self.path])
 
     def _consume_once(self) -> None:
         if self.path == AMQP:
@@ -247,7 +258,7 @@ class ReceiverThread:
 
     def on_connected(self, channel: Any) -> None:
         now = self._connected_at = time.time()
-        self.store.set_status("connected", self.broker)
+        self._status("connected")
         self._last_enable = 0.0
         gap = None
         if not self._was_connected and self._start_gap is not None:

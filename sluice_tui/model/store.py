@@ -81,6 +81,7 @@ class ConnectionStatus:
     broker: str  # always with the password masked
     error: str | None = None
     since: float = 0.0
+    receiving: str = ""  # how events are read (diagnostics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,8 +458,10 @@ class JobStore:
             self._notices.append((self._clock(), text))
             self._notice_total += 1
 
-    def set_status(self, state: str, broker: str, error: str | None = None) -> None:
-        self._status = ConnectionStatus(state, broker, error, self._clock())
+    def set_status(
+        self, state: str, broker: str, error: str | None = None, receiving: str = ""
+    ) -> None:
+        self._status = ConnectionStatus(state, broker, error, self._clock(), receiving)
 
     def _link_child(self, parent_id: str | None, child_id: str, old_parent: str | None) -> None:
         if old_parent is not None:

@@ -81,6 +81,8 @@ def _connection(store: JobStore) -> RenderableType:
     text.append(status.state, "bold")
     text.append(f" since {full_time(status.since)}  ")
     text.append(inert(status.broker), "bold")
+    if status.receiving:
+        text.append(f"\nreceiving: {status.receiving}")
     if status.error:
         text.append(f"\nlast error: {inert(status.error)}", "red")
     return text
