@@ -299,12 +299,18 @@ class Probe:
         self.conn.release()
 
 
+class PublisherFailed(RuntimeError):
+    """A publisher process ended without its counts: the rung cannot be judged."""
+
+
 class Publishers:
     """Enough publisher processes for ``rate``, started at once on ``go``."""
 
     def __init__(self, broker: str, tag: str, rate: int, seconds: float, seed: int) -> None:
         count = max(1, math.ceil(rate / PER_PUBLISHER))
         shares = [rate // count + (1 if i < rate % count else 0) for i in range(count)]
+        # What a failing publisher says, for the report (a file: a pipe could fill up).
+        self.errors = [tempfile.TemporaryFile("w+") for _ in shares]  # noqa: SIM115 (closed in end)
         self.processes = [
             spawn(
                 [
@@ -323,6 +329,7 @@ class Publishers:
                 ],
                 dict(os.environ),
                 subprocess.PIPE,
+                self.errors[i],
             )
             for i, share in enumerate(shares)
         ]
@@ -341,7 +348,14 @@ class Publishers:
 
     def results(self) -> tuple[int, int, float]:
         """(events, jobs, events per second) over every publisher."""
-        rows = [json.loads(process.stdout.readline()) for process in self.processes]
+        rows = []
+        for process, errors in zip(self.processes, self.errors, strict=True):
+            line = process.stdout.readline()
+            if not line.strip():
+                errors.seek(0)
+                said = errors.read().strip().splitlines()
+                raise PublisherFailed(said[-1] if said else f"exit status {process.wait()}")
+            rows.append(json.loads(line))
         events = sum(row["events"] for row in rows)
         jobs = sum(row["jobs"] for row in rows)
         return events, jobs, sum(row["events"] / row["seconds"] for row in rows)
@@ -349,6 +363,8 @@ class Publishers:
     def end(self) -> None:
         for process in self.processes:
             end(process)
+        for errors in self.errors:
+            errors.close()
 
 
 class SluiceProbe:
@@ -726,7 +742,12 @@ async def climb(
     for step, rate in enumerate(rates):
         if not active:
             break
-        rung = await run_rung(broker, rate, seconds, active, seed=step + 1)
+        try:
+            rung = await run_rung(broker, rate, seconds, active, seed=step + 1)
+        except PublisherFailed as exc:
+            # The ladder ends here: what was kept up with so far stands as "at least".
+            print(f"  {broker} {rate:>6,}/s: not judged, a publisher failed: {exc}", flush=True)
+            break
         rungs.append(rung)
         print_rung(rung)
         active -= {m for m, v in rung.verdicts.items() if not v.kept_up}
