@@ -7,9 +7,12 @@ import pytest
 from textual.screen import Screen
 from textual.widgets import Input
 
+from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.demo.sample import NOW, T0
 from sluice_tui.demo.screenshots import sample_app
 from sluice_tui.model.states import JobState
+from sluice_tui.model.store import JobStore
+from sluice_tui.ui.app import SluiceApp
 from sluice_tui.ui.job_index import SortColumn
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
 from sluice_tui.ui.text import short_id
@@ -220,6 +223,29 @@ async def test_the_header_wraps_between_items_never_inside_one(width):
         counts = app.index.state_counts
         for state in JobState:
             assert f"{state.digit} {state.value} {counts[state]}" in header, state
+
+
+async def test_a_header_taller_than_its_first_unwrapped_text_shows_every_line_from_the_start():
+    """Counts wide enough to wrap twice at 80 columns, and a gap: five lines, the warning last.
+
+    Seen in a trial after a restart: the header kept the height of its text
+    before the first layout, and the gap warning stayed hidden until a resize.
+    """
+    store = JobStore()
+    adapter = EventAdapter(store)
+    for n in range(8_652):
+        adapter(ev.sent(f"job-{n}", T0 + n))
+        final = ev.succeeded if n < 8_211 else ev.failed if n < 8_650 else ev.revoked
+        adapter(final(f"job-{n}", T0 + n + 0.5))
+    gap = store.record_gap(NOW - 60, NOW - 30, "sluice-tui was not running")
+    store.settle_gap(gap, "resync corrected 0 jobs")
+    app = SluiceApp(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        assert lines[3].strip() == "FOLLOW"  # the counts took two lines, as in the trial
+        assert "events may have been lost" in lines[4]
+        assert lines[5].startswith("ID ")
 
 
 def test_columns_follow_their_content_and_args_take_the_rest():

@@ -171,8 +171,10 @@ class StatusBar(Static):
             self._show_view(resized=False)
 
     def on_resize(self) -> None:
+        # After this layout pass: a height change asked for during it is not
+        # acted on, and the header would keep the height of its first, unwrapped text.
         if self._view is not None:
-            self._show_view(resized=True)
+            self.call_after_refresh(self._show_view, resized=True)
 
     def _show_view(self, *, resized: bool) -> None:
         width = self.content_size.width
