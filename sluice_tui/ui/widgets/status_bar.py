@@ -171,10 +171,11 @@ class StatusBar(Static):
             self._show_view(resized=False)
 
     def on_resize(self) -> None:
-        # After this layout pass: a height change asked for during it is not
-        # acted on, and the header would keep the height of its first, unwrapped text.
         if self._view is not None:
-            self.call_after_refresh(self._show_view, resized=True)
+            self._show_view(resized=True)
+            # A height change asked for during a layout pass is not acted on:
+            # the header would keep the height of its first, unwrapped text.
+            self.call_after_refresh(self.refresh, layout=True)
 
     def _show_view(self, *, resized: bool) -> None:
         width = self.content_size.width
