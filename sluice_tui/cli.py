@@ -14,6 +14,7 @@ same; the subcommand's own value wins when both are given.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 SETUP_ERROR = 2
 INTERRUPTED = 130
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a filter cut off by `head`
 Options = dict[str, Any]
 # Finds the Celery app a command acts on, from its context and merged options.
 AppFinder = Callable[[click.Context, Options], "Celery"]
@@ -361,6 +363,11 @@ def _finish(ctx: click.Context, work: Callable[[], int]) -> NoReturn:
         status = SETUP_ERROR
     except KeyboardInterrupt:
         status = INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a filter does.  What
+        # is still buffered goes nowhere, or the flush at exit would complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = BROKEN_PIPE
     except Exception as exc:
         status = report_crash(exc)
     ctx.exit(status)

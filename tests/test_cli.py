@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.cluster import WORKLOAD_APP, Cluster, LineReader, send_event
 from tests.own_servers import free_port
@@ -326,3 +327,27 @@ def test_memory_bounds_reach_the_store_before_or_after_the_command(monkeypatch):
         assert (store.max_jobs, store.history_cap) == (50, 40)
         assert (store.stale_after, store.forget_workers_after) == (60.0, 90.0)
     assert main(["--broker", "memory://", "--history-per-job", "5"]) == 2  # below the floor
+
+
+def test_a_dump_cut_off_by_its_reader_stops_quietly(tmp_path):
+    """`sluice-tui dump ... | head`: no crash report, the status a shell expects of a filter."""
+    from tests.test_journal_cli import JournalFeed, mixed_stream
+
+    path = tmp_path / "j.sqlite3"
+    feed = JournalFeed(path)
+    now = time.time()
+    for n in range(300):  # about a megabyte of JSON: more than a pipe holds
+        feed.send(*mixed_stream(now, prefix=f"{n}-"))
+    feed.stop()
+    dump = subprocess.Popen(
+        [sys.executable, "-m", "sluice_tui", "dump", "--history", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert dump.stdout.read(100).startswith(b"[")
+    dump.stdout.close()  # what `head -c 100` does once it has its bytes
+    stderr = dump.stderr.read().decode()
+    assert dump.wait(30) == 141, stderr
+    assert stderr == ""
+    crashes = Path(os.environ["XDG_STATE_HOME"]) / "sluice-tui"
+    assert not list(crashes.glob("crash-*.txt"))
