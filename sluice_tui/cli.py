@@ -136,7 +136,8 @@ WATCH_OPTIONS = (
     click.option(
         "--read-only",
         is_flag=True,
-        help="Never change the cluster: retry, revoke and enable_events are all off.",
+        help="Never change the cluster: no retry, revoke or worker control, and nothing "
+        "published at all (no enable_events, no inspect requests).",
     ),
     click.option(
         "--no-enable-events",

@@ -191,7 +191,7 @@ def test_the_backends_queue_when_events_did_not_carry_one(feed, celery_gate, cel
     }
     plan = celery_gate.plan_retry("j")
     assert plan.queue == "from-backend"
-    assert plan.call.queue_source == "from the result backend (result_extended)"
+    assert plan.call.queue_source == "from the result backend, result_extended"
     assert celery_app.inspector.asked == 0
 
 

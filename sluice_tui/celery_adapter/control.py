@@ -160,7 +160,7 @@ class CeleryControl:
         if meta.get("name") and meta.get("args") is not None:
             name = str(meta["name"])
             args, kwargs = tuple(meta["args"]), dict(meta.get("kwargs") or {})
-            source = "the result backend (result_extended)"
+            source = "the result backend, result_extended"
         else:
             parsed = parse_call_reprs(job.args, job.kwargs) if job.name else None
             if isinstance(parsed, tuple):
@@ -208,7 +208,7 @@ class CeleryControl:
         if job.queue or job.routing_key:
             return job.queue, job.routing_key, job.exchange, "from the task-sent event"
         if meta.get("queue"):
-            return str(meta["queue"]), None, None, "from the result backend (result_extended)"
+            return str(meta["queue"]), None, None, "from the result backend, result_extended"
         return None
 
     def worker_copy(self, job_id: str) -> WorkerCopy | None:
