@@ -8,6 +8,7 @@ and jobs move on while the monitor hears nothing.
 from __future__ import annotations
 
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -193,6 +194,29 @@ def test_asking_workers_for_events_on_a_lost_link_fails_at_once(transport):
             assert outcome[1] == "connection lost"  # raised, so the receive loop reconnects
     finally:
         proxy.close()
+
+
+def test_a_monitor_started_while_its_broker_is_down_counts_the_wait_in_its_start_gap(own_redis):
+    """The journal's gap (the time not running) lasts until events can flow, not until start."""
+    own_redis.stop()
+    app = Celery("watcher", broker=own_redis.url, set_as_current=False)
+    store = JobStore()
+    started = time.time()
+    gap = store.record_gap(started - 60, started, "sluice-tui was not running")
+    receiver = ReceiverThread(app, store, start_gap=gap)
+    receiver.start()
+    try:
+        wait_for(lambda: store.status.state == "reconnecting", 15, "the first failed connection")
+        back = time.time()
+        own_redis.start()
+        wait_for(lambda: store.status.state == "connected", 30, "the first connection")
+        first = store.gaps()[-1]
+        assert len(store.gaps()) == 1
+        assert first.start == started - 60 and first.end >= back
+        assert first.reason == ("sluice-tui was not running, then the broker could not be reached")
+        wait_for(lambda: store.gaps()[-1].resync != "resync pending", 30, "the resync")
+    finally:
+        receiver.stop()
 
 
 async def test_the_header_follows_an_outage_and_keeps_the_gap(own_redis):

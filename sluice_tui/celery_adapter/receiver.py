@@ -173,6 +173,7 @@ class ReceiverThread:
         self._last_enable = 0.0
         self._last_sweep = 0.0
         self._last_problem: str | None = None
+        self._connection_failed = False  # whether any attempt to connect has failed
         self._connected_at: float | None = None  # None while not connected
         self._was_connected = False
         # Set when a connection that had been delivering events broke.
@@ -216,6 +217,7 @@ class ReceiverThread:
             except Exception as exc:  # every failure is a reason to reconnect, never to die
                 if self.stopping:
                     break
+                self._connection_failed = True
                 self._note_loss(describe_error(exc))
                 self._status("reconnecting", describe_error(exc))
                 self._wake.wait(delay)
@@ -263,6 +265,9 @@ class ReceiverThread:
         gap = None
         if not self._was_connected and self._start_gap is not None:
             gap, self._start_gap = self._start_gap, None
+            # Nothing was received before this moment either.
+            why = "then the broker could not be reached" if self._connection_failed else None
+            self.store.extend_gap(gap, now, why)
         if self._lost is not None:
             start, reason = self._lost
             self._lost = None

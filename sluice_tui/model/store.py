@@ -428,6 +428,16 @@ class JobStore:
             self._gap_total += 1
             return self._gap_total
 
+    def extend_gap(self, number: int, end: float, why: str | None = None) -> None:
+        """Gap ``number`` lasted until ``end``; ``why``, if given, is added to its reason."""
+        with self._lock:
+            index = len(self._gaps) - (self._gap_total - number) - 1
+            if 0 <= index < len(self._gaps):
+                gap = self._gaps[index]
+                if end > gap.end:
+                    reason = gap.reason if why is None else f"{gap.reason}, {why}"
+                    self._gaps[index] = Gap(gap.start, end, reason, gap.resync)
+
     def settle_gap(self, number: int, outcome: str) -> None:
         """Say what the resync after gap ``number`` found (or why there was none)."""
         with self._lock:
