@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Sparkline, Static
 from sluice_tui.model.queues import QueueSnapshot, queues_of
 from sluice_tui.ui.messages import Host
 from sluice_tui.ui.screens.live import LiveScreen
-from sluice_tui.ui.screens.task_types import choose_columns
+from sluice_tui.ui.screens.task_types import choose_columns, column_widths
 from sluice_tui.ui.text import clock_time, inert
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 
@@ -124,7 +124,7 @@ class QueuesScreen(LiveScreen):
         rows = [queue_cells(q) for q in queues]
         labels = [c.label for c in COLUMNS]
         columns = choose_columns(
-            (self.size.width or 80) - 2, labels, [c.rank for c in COLUMNS], rows
+            (self.size.width or 80) - 2, column_widths(labels, rows), [c.rank for c in COLUMNS]
         )
         table = self.query_one(DataTable)
         selected = self.selected_name()

@@ -112,13 +112,20 @@ def cell_width(cell: object) -> int:
     return len(plain) if plain.isascii() else cell_len(plain)
 
 
-def choose_columns(width: int, labels: list[str], ranks: list[int], rows: list[tuple]) -> list[int]:
+def column_widths(labels: list[str], rows: list[tuple]) -> list[int]:
+    """Each column's width: its widest cell or its label, whichever is wider."""
+    return [
+        max(len(label), max((cell_width(row[i]) for row in rows), default=0))
+        for i, label in enumerate(labels)
+    ]
+
+
+def choose_columns(width: int, widths: list[int], ranks: list[int]) -> list[int]:
     """Indexes of the columns that fit ``width`` cells, by rank, shown in order."""
     chosen: list[int] = []
     used = 0
-    for i in sorted(range(len(labels)), key=ranks.__getitem__):
-        widest = max((cell_width(row[i]) for row in rows), default=0)
-        need = max(len(labels[i]), widest) + CELL_PADDING
+    for i in sorted(range(len(widths)), key=ranks.__getitem__):
+        need = widths[i] + CELL_PADDING
         if i == 0 or used + need <= width:
             chosen.append(i)
             used += need
@@ -257,16 +264,14 @@ class TaskTypesScreen(LiveScreen):
         cells = [tuple(column.cell(t) for column in COLUMNS) for t in rows]
         labels = [self._label(i) for i in range(len(COLUMNS))]
         ranks = [column.rank for column in COLUMNS]
-        columns = choose_columns((self.size.width or 80) - 2, labels, ranks, cells)
+        every_width = column_widths(labels, cells)  # once: 200 types by 19 columns, every tick
+        columns = choose_columns((self.size.width or 80) - 2, every_width, ranks)
         table = self.query_one(DataTable)
         selected = self.selected_name()
         # One DataTable cell per row, laid out here: a DataTable renders each
         # cell through Rich on its own, and 19 cells a row made a redraw of
         # 200 types take a third of a second.
-        widths = [
-            max(len(labels[i]), max((cell_width(row[i]) for row in cells), default=0))
-            for i in columns
-        ]
+        widths = [every_width[i] for i in columns]
         header = _line([labels[i] for i in columns], widths, self.app.console)
         table.clear(columns=True)
         table.add_column(header, key="row")
