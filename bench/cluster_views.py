@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from bench.common import machine, report
 from bench.events import iter_task_events
 from bench.ui import EVENTS_PER_JOB, SIZE, Feeder, KeyTimer
+from sluice_tui import gc_policy
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.model.store import JobStore
 from sluice_tui.model.task_types import task_types_of
@@ -46,6 +47,7 @@ def filled_store(jobs: int, types: int) -> JobStore:
 
 
 async def figures(store: JobStore, rate: int, rounds: int) -> dict[str, float]:
+    gc_policy.install()  # as the shipped command's run_app does
     app = SluiceApp(store, tick_seconds=None)
     feeder = Feeder(store, rate)
     taken: dict[str, list[float]] = {"tick": [], "sort": []}

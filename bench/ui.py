@@ -27,6 +27,7 @@ from textual.widgets import DataTable
 
 from bench.common import machine, report
 from bench.events import iter_task_events
+from sluice_tui import gc_policy
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import JobState
@@ -115,6 +116,7 @@ def render_visible(table: JobTable) -> None:
 
 
 async def sluice_figures(store: JobStore, rate: int, rounds: int) -> dict[str, float]:
+    gc_policy.install()  # as the shipped command's run_app does
     app = SluiceApp(store, tick_seconds=None)
     feeder = Feeder(store, rate)
     figures: dict[str, list[float]] = {"filter": [], "sort": [], "tick": [], "cursor": []}
