@@ -97,3 +97,19 @@ def test_a_lost_job_redelivered_by_the_broker_runs_again(feed, store, clock):
     a = store.get("a")
     assert a.state is JobState.ACTIVE and a.worker == "w2@host"
     assert store.rows(["a"])["a"].note is None
+
+
+def test_workers_stay_online_while_the_monitor_itself_is_cut_off(feed, store, clock):
+    """Seen in a trial: 'workers 0/1 online' four seconds into the monitor's own outage."""
+    store.set_status("connected", "redis://h")
+    feed(ev.heartbeat("w1@host", clock.now, freq=2.0))
+    clock.advance(1)
+    store.set_status("reconnecting", "redis://h", "Connection refused")
+    clock.advance(30)
+    store.set_status("reconnecting", "redis://h", "Connection refused")  # a retry
+    assert store.worker_counts() == (1, 1)
+    assert store.workers()[0].online
+    store.set_status("connected", "redis://h")  # back: now its silence counts again
+    assert store.worker_counts() == (0, 1)
+    feed(ev.heartbeat("w1@host", clock.now, freq=2.0))
+    assert store.worker_counts() == (1, 1)

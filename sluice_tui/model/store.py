@@ -73,6 +73,9 @@ class Gap:
     resync: str = "resync pending"  # what was done to make up for it
 
 
+RECONNECTING = "reconnecting"
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionStatus:
     """What the receiver last said about its broker connection."""
@@ -187,6 +190,7 @@ class JobStore:
         self._bad = Counter[str]()
         self._bad_samples: deque[tuple[float, str, str]] = deque(maxlen=200)
         self._status = ConnectionStatus("stopped", "", since=clock())
+        self._deaf_since: float | None = None  # when the link was lost, while reconnecting
         self._notices: deque[tuple[float, str]] = deque(maxlen=50)
         self._notice_total = 0
         self._gaps: list[Gap] = []
@@ -471,7 +475,17 @@ class JobStore:
     def set_status(
         self, state: str, broker: str, error: str | None = None, receiving: str = ""
     ) -> None:
-        self._status = ConnectionStatus(state, broker, error, self._clock(), receiving)
+        now = self._clock()
+        if state != RECONNECTING:
+            self._deaf_since = None
+        elif self._status.state != RECONNECTING:
+            self._deaf_since = now  # retries re-say "reconnecting": the first one counts
+        self._status = ConnectionStatus(state, broker, error, now, receiving)
+
+    def _judged_at(self, now: float) -> float:
+        """When to judge whether workers are online: silence while cut off proves nothing."""
+        deaf_since = self._deaf_since
+        return now if deaf_since is None else min(now, deaf_since)
 
     def _link_child(self, parent_id: str | None, child_id: str, old_parent: str | None) -> None:
         if old_parent is not None:
@@ -691,13 +705,13 @@ class JobStore:
             return dict(self._counts)
 
     def workers(self, now: float | None = None) -> list[WorkerSnapshot]:
-        now = self._clock() if now is None else now
+        now = self._judged_at(self._clock() if now is None else now)
         with self._lock:
             return [w.snapshot(now) for w in sorted(self._workers.values(), key=_hostname)]
 
     def worker_counts(self, now: float | None = None) -> tuple[int, int]:
         """(online, known) workers."""
-        now = self._clock() if now is None else now
+        now = self._judged_at(self._clock() if now is None else now)
         with self._lock:
             online = sum(1 for w in self._workers.values() if w.is_online(now))
             return online, len(self._workers)
