@@ -35,10 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluice_tui.journal.checkpoint import CutNote, copy_job, cut_note, pack_chunk
+from sluice_tui.journal.checkpoint import Copies, CutNote, cut_note, pack_chunk
 from sluice_tui.model.store import JobStore
 
-CHECKPOINT_RECORDS = 50_000
+CHECKPOINT_RECORDS = 25_000
 CHECKPOINT_INTERVAL = 300.0
 CHUNK_JOBS = 1_000
 CUT_SPACING = 500
@@ -199,8 +199,9 @@ class Checkpointer:
                 ids = plan.ids[plan.position : plan.position + CHUNK_JOBS]
                 plan.position += len(ids)
                 last = plan.position >= len(plan.ids)
+                copies = Copies()
                 self.store.copy_jobs(
-                    ids, copy_job, lambda *copied: self._copy(plan, *copied), links=last
+                    ids, copies.add, lambda *seen: self._copy(plan, copies, *seen), links=last
                 )
         except Exception as exc:  # never into the receiver: checkpoints stop, batches go on
             self.abandon(f"{type(exc).__name__}: {exc}")
@@ -228,7 +229,7 @@ class Checkpointer:
     def _copy(
         self,
         plan: Plan,
-        copies: list[Any],
+        copies: Copies,
         gone: list[str],
         children: dict[str, list[str]] | None,
     ) -> None:

@@ -17,7 +17,6 @@ from typing import Any
 from sluice_tui.journal.checkpoint import (
     Unusable,
     first_seen_of,
-    links_of,
     make_jobs,
     wanted_jobs,
 )
@@ -370,7 +369,8 @@ def _restore(
             store,
             apply_event,
             allowed,
-            first_seen=chosen,
+            # Jobs loaded whole have their first_seen already.
+            first_seen=chosen if gates is None else {i: chosen[i] for i in allowed if i in chosen},
             workers_since=workers_since,
             gates=gates,
         )
@@ -387,12 +387,12 @@ def _restore(
         )
         for row in cursor:
             replayer.batch(row)
+        replayer.finish()
+        if loaded_jobs:
+            store.order_by_first_seen()
     finally:
         if collecting:
             gc.enable()
-    replayer.finish()
-    if loaded_jobs:
-        store.order_by_first_seen()
     return len(ids), replayer.events, last_id, loaded_jobs
 
 
@@ -416,26 +416,23 @@ def _load_checkpoints(
         (chain[0][0],),
     )
     try:
-        found, _ = wanted_jobs(((c, n, b) for c, n, b in rows if c in members), ids)
+        found, links = wanted_jobs(((c, n, b) for c, n, b in rows if c in members), ids)
         ordered = sorted(found.values(), key=lambda copy: first_seen_of(copy[0]))
-        jobs = make_jobs(((values, steps) for values, steps, _, _ in ordered), store.history_cap)
+        jobs = make_jobs((row for row, _, _ in ordered), store.history_cap)
         counts = {str(k): int(v) for k, v in json.loads(bad).items()}
         marks: dict[int, tuple[int, set[str]]] = {0: (start_batch, set())}
-        newest_chunks = conn.execute(
-            "SELECT chunk, batch, body FROM checkpoint_chunks WHERE checkpoint = ? ORDER BY chunk",
-            (newest,),
-        ).fetchall()
-        for chunk, batch, _ in newest_chunks:
+        for chunk, batch in conn.execute(
+            "SELECT chunk, batch FROM checkpoint_chunks WHERE checkpoint = ?", (newest,)
+        ):
             marks[chunk] = (batch, set())
-        links = links_of(newest_chunks[-1][2]) if newest_chunks else {}
     except (Unusable, ValueError, TypeError, AttributeError) as exc:
         store.add_notice(f"the history journal's checkpoint was not used ({exc}); replaying it")
         return None
     # A job's order in the store is when it was first seen, as a replay makes it.
     store.load(jobs, counts)
-    for job_id, (_, _, checkpoint, chunk) in found.items():
+    for job_id, (_, checkpoint, chunk) in found.items():
         marks[chunk if checkpoint == newest else 0][1].add(job_id)
-    return set(found), Gates(store, newest, marks, links), start_batch
+    return set(found), Gates(store, newest, marks, links or {}), start_batch
 
 
 def checkpoint_chain(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:

@@ -8,6 +8,7 @@ the whole store.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections import Counter, deque
@@ -443,15 +444,14 @@ class JobStore:
     def copy_jobs(
         self,
         job_ids: Iterable[str],
-        copy: Callable[[Job], Any],
-        mark: Callable[[list[Any], list[str], dict[str, list[str]] | None], None],
+        copy: Callable[[Job], None],
+        mark: Callable[[list[str], dict[str, list[str]] | None], None],
         *,
         links: bool = False,
     ) -> None:
-        """``mark(copies, gone, children)``, under the lock: ``copy(job)`` of each of
-        ``job_ids`` held, the ids not held, and with ``links`` every job's children
-        in the order they were linked (else None)."""
-        copies: list[Any] = []
+        """Under the lock: ``copy(job)`` for each of ``job_ids`` held, then ``mark(gone,
+        children)``: the ids not held and, with ``links``, every job's children in
+        the order they were linked (else None)."""
         gone: list[str] = []
         with self._lock:
             jobs = self._jobs
@@ -460,11 +460,11 @@ class JobStore:
                 if job is None:
                     gone.append(job_id)
                 else:
-                    copies.append(copy(job))
+                    copy(job)
             children = None
             if links:
                 children = {parent: kids[:] for parent, kids in self._children.items()}
-            mark(copies, gone, children)
+            mark(gone, children)
 
     def order_by_first_seen(self) -> None:
         """Put the jobs in the order they were first seen (stable for equal times).
@@ -474,7 +474,9 @@ class JobStore:
         puts them back in it.
         """
         with self._lock:
-            self._jobs = dict(sorted(self._jobs.items(), key=_first_seen_of))
+            firsts = [job.first_seen for job in self._jobs.values()]
+            if not all(map(operator.le, firsts, firsts[1:])):  # mostly they are already
+                self._jobs = dict(sorted(self._jobs.items(), key=_first_seen_of))
 
     def relink(self, children: Mapping[str, Iterable[str]]) -> None:
         """Put each job's children in the order ``children`` (a checkpoint's) gives.
@@ -542,7 +544,7 @@ class JobStore:
         hist = job._hist  # the store's own jobs: no copy of the history
         for i in range(1, len(hist), 3):
             step = hist[i]
-            if step.moves(state):
+            if state in step.moves_from:  # step.moves(state), inlined
                 old, state = state, step.state
                 if state in FINISHED_STATES and old not in FINISHED_STATES:
                     self.task_types.record(job.name, state, hist[i - 1], job.runtime)
