@@ -12,10 +12,10 @@ checkpoints, and one restored by replaying every event.
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -122,10 +122,11 @@ def assert_same_jobs(restored: JobStore, live: JobStore, *, children_in_order: b
 
 def without_checkpoints(path: Path, copy: Path) -> Path:
     """The same journal with its checkpoints deleted: a restore of it replays everything."""
-    shutil.copy(path, copy)
-    with sqlite3.connect(copy) as conn:
+    with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as conn:
+        source.backup(conn)  # the write-ahead log's commits included
         conn.execute("DELETE FROM checkpoint_chunks")
         conn.execute("DELETE FROM checkpoints")
+        conn.commit()
     return copy
 
 
