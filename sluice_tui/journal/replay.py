@@ -1,5 +1,11 @@
 """Replaying journal batches into a store: the start-up restore, and following a collector.
 
+A restore loads the jobs the newest chain of checkpoints holds (see
+checkpointer.py) and replays the batches from the newest checkpoint's start:
+each loaded job from the mark of the cut it was copied at (Gates), the jobs
+no checkpoint holds (new since, or ones the writer no longer held) whole, as
+without checkpoints.
+
 Task events go through the caller's ``apply_event`` (the Celery adapter: this
 package imports no Celery), exactly as the receiver would hand them over, with
 ``local_received`` set to when they were received.  Notes (sluice-tui's own

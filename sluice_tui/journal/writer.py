@@ -6,7 +6,14 @@ the GIL meanwhile) and, in one transaction, inserts the batch and a row for
 each job that changed since the last one.  A job's change may be
 counted in the batch before or after the one holding its record (the store
 applies a record a moment after it is appended), so readers start one batch
-early (see replay.py) and pruning keeps one batch of slack.
+early (see replay.py) and pruning keeps one batch of slack.  The chunks of a
+checkpoint whose marks a batch holds go into its transaction (checkpointer.py).
+
+Pruning keeps the batches as before, by the retention of jobs, not only those
+after the newest checkpoint: ``dump --history --since`` and a reader with
+room for more jobs than the writer held replay jobs no checkpoint holds, and
+a follower reads batches anyway.  Checkpoints older than the newest complete
+full one go as soon as it completes; ones left unfinished go at the next prune.
 """
 
 from __future__ import annotations
