@@ -393,6 +393,8 @@ def _restore(
         )
         for row in cursor:
             replayer.batch(row)
+        if gates is not None:  # marks in batches pruned since: as if passed
+            gates.reach(last_id + 1, allowed)
         replayer.finish()
         if loaded_jobs:
             store.order_by_first_seen()
