@@ -132,6 +132,7 @@ def pack_chunk(
     kinds: list[str] = []
     plain: dict[str, Any] = {}
     parts: list[bytes] = []
+    ids = copies.values[_ID::width]
     for k, name in enumerate(SLOTS):
         values = copies.values[k::width]
         if name == "_hist":
@@ -148,7 +149,10 @@ def pack_chunk(
         elif _all_the_same(values):
             # Many fields are the same in every job (None, mostly): said once.
             kinds.append("same")
-            plain[name] = values[0] if values else None
+            plain[name] = values[0]
+        elif name == "root_id" and values == ids:
+            kinds.append("the id")  # a job that is its own root: the usual case
+
         elif set(map(type, values)) <= {float}:
             kinds.append("time")
             parts.append(_binary(array("d", values)))
@@ -169,12 +173,11 @@ def pack_chunk(
     return zlib.compress(b"".join([struct.pack("<I", len(head)), head, *parts]), LEVEL)
 
 
-def _all_the_same(values: tuple[Any, ...]) -> bool:
+def _all_the_same(values: list[Any]) -> bool:
     """Whether every value is the first, of its type too (1 == 1.0 == True)."""
-    try:
-        return len(set(values)) == 1 and len(set(map(type, values))) == 1
-    except TypeError:  # not hashable: not a plain value
+    if not values or values.count(values[0]) != len(values):
         return False
+    return len(set(map(type, values))) == 1
 
 
 def _pack_histories(flat: list[Any]) -> tuple[bytes, bytes, list[str | None], list[Any]]:
@@ -274,6 +277,8 @@ def unpack_chunk(body: bytes) -> Chunk:
                 column = plain[name]
             elif kind == "same":
                 column = [plain[name]] * n
+            elif kind == "the id" and len(columns) > _ID:
+                column = columns[_ID]
             else:
                 raise Unusable(f"a column of kind {kind!r}")
             if len(column) != n:
