@@ -42,10 +42,11 @@ CHECKPOINT_RECORDS = 25_000
 CHECKPOINT_INTERVAL = 300.0
 CHUNK_JOBS = 1_000
 CUT_SPACING = 500
-# A chain of incremental checkpoints is replaced by a full one past this many
-# links, or once its copies outnumber the jobs held this many times over:
-# a restore reads the whole chain.
-MAX_CHAIN = 16
+# A chain of incremental checkpoints is replaced by a full one once its copies
+# outnumber the jobs held CHAIN_COPIES times over (a restore reads the whole
+# chain: at most three copies a job; a full one copies every job again: half
+# a copy more a job, in the long run), or past MAX_CHAIN links.
+MAX_CHAIN = 1_000
 CHAIN_COPIES = 2
 
 
