@@ -55,6 +55,8 @@ _STATES = {state.value: state for state in JobState}
 # zlib level 1: a third of level 6's CPU (the writer thread copies every job
 # once) for a chunk about a tenth bigger.
 LEVEL = 1
+# Text that repeats across jobs (hosts, task names, queues): kept once per chunk.
+_SHARED = frozenset({"name", "worker", "queue", "exchange", "routing_key"})
 _VALUE = operator.attrgetter("_value_")  # JobState.value without the enum's descriptor
 _LITTLE = sys.byteorder == "little"
 
@@ -261,10 +263,14 @@ def unpack_chunk(body: bytes) -> Chunk:
             raise Unusable("its parts do not add up")
         parts.reverse()  # taken from the end: pop()
         plain = header["plain"]
+        shared: dict[Any, Any] = {}
         columns: list[list[Any]] = []
         for name, kind in zip(SLOTS, header["kinds"], strict=True):
             if kind == "history":
-                column = _histories(parts, plain["_steps"], plain["_hosts"])
+                hosts = plain["_hosts"]
+                column = _histories(
+                    parts, plain["_steps"], list(map(shared.setdefault, hosts, hosts))
+                )
             elif kind == "extra":
                 column = [None] * n
                 for i, extra in plain[name].items():
@@ -275,6 +281,8 @@ def unpack_chunk(body: bytes) -> Chunk:
                 column = _numbers("d", parts.pop()).tolist()
             elif kind == "json":
                 column = plain[name]
+                if name in _SHARED:  # one copy of each name, as the adapter keeps them
+                    column = list(map(shared.setdefault, column, column))
             elif kind == "same":
                 column = [plain[name]] * n
             elif kind == "the id" and len(columns) > _ID:
