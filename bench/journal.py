@@ -9,16 +9,25 @@ a real file meanwhile.  Two figures, since the writer runs beside the receiver:
 the receiver's own rate (wall clock of the receive loop: what decides whether
 the monitor keeps up) and the whole process's CPU per event, the writer's
 included (what it costs the machine).  Celery's State gets the same bytes.
+The journal takes checkpoints as it would live (see
+sluice_tui.journal.checkpointer); a third run without them shows their share.
+
+A restart restores through the newest checkpoint plus the batches after its
+start (the tail); the same file with its checkpoints deleted shows what a
+replay of every event costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import shutil
+import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from celery.events.state import State
@@ -26,7 +35,7 @@ from celery.events.state import State
 from bench.common import best_cpu_seconds, machine, report
 from bench.events import iter_task_events, task_events
 from sluice_tui.celery_adapter.events import EventAdapter
-from sluice_tui.journal import Journal
+from sluice_tui.journal import Journal, checkpointer
 from sluice_tui.model.store import JobStore
 
 UNBOUNDED = 10**9
@@ -58,24 +67,41 @@ def _receive(bodies: list[bytes], store: JobStore, journal: Journal | None) -> f
     return time.perf_counter() - started
 
 
+@contextlib.contextmanager
+def no_checkpoints() -> Iterator[None]:
+    """A journal that never takes a checkpoint (as before they existed)."""
+    every = checkpointer.CHECKPOINT_RECORDS
+    checkpointer.CHECKPOINT_RECORDS = UNBOUNDED
+    try:
+        yield
+    finally:
+        checkpointer.CHECKPOINT_RECORDS = every
+
+
 def measure_ingest(events: int, repeat: int, folder: Path) -> dict[str, float]:
-    """The receive loop from message bytes, journal off and on, interleaved; best of ``repeat``."""
+    """The receive loop from message bytes, journal off and on, interleaved; best of ``repeat``.
+
+    "bare": the journal on without checkpoints, for their share.
+    """
     bodies = message_bodies(events)
-    wall = {"off": float("inf"), "on": float("inf")}
-    cpu = {"off": float("inf"), "on": float("inf")}
+    sides = ("off", "on", "bare")
+    wall = dict.fromkeys(sides, float("inf"))
+    cpu = dict.fromkeys(sides, float("inf"))
     for round_ in range(repeat):
-        for side in ("off", "on"):
+        for side in sides:
             gc.collect()
             cpu_started = time.process_time()
             store = JobStore(max_jobs=UNBOUNDED)
             journal = None
-            if side == "on":
-                journal = Journal.open(folder / f"ingest-{round_}.sqlite3", mode="write")
+            if side != "off":
+                journal = Journal.open(folder / f"ingest-{side}-{round_}.sqlite3", mode="write")
                 journal.restore(store, EventAdapter(store))
-                journal.start_writing(store)
-            seconds = _receive(bodies, store, journal)
-            if journal is not None:
-                assert journal.stop(30.0) and journal.problem is None, journal.problem
+                with no_checkpoints() if side == "bare" else contextlib.nullcontext():
+                    journal.start_writing(store)
+                    seconds = _receive(bodies, store, journal)
+                    assert journal.stop(30.0) and journal.problem is None, journal.problem
+            else:
+                seconds = _receive(bodies, store, journal)
             wall[side] = min(wall[side], seconds)
             cpu[side] = min(cpu[side], time.process_time() - cpu_started)
             del store, journal
@@ -84,8 +110,10 @@ def measure_ingest(events: int, repeat: int, folder: Path) -> dict[str, float]:
         "off_eps": events / wall["off"],
         "on_eps": events / wall["on"],
         "on_ratio": wall["off"] / wall["on"],
+        "bare_ratio": wall["off"] / wall["bare"],
         "off_cpu_us": cpu["off"] / events * 1e6,
         "on_cpu_us": cpu["on"] / events * 1e6,
+        "bare_cpu_us": cpu["bare"] / events * 1e6,
         "cpu_ratio": cpu["off"] / cpu["on"],
     }
 
@@ -157,6 +185,7 @@ def write_journal(path: Path, jobs: int, *, retry_share: float) -> tuple[int, in
 
 def measure_restore(path: Path, repeat: int) -> dict[str, float]:
     wall = cpu = float("inf")
+    walls = []
     for _ in range(repeat):
         gc.collect()
         store = JobStore(max_jobs=UNBOUNDED)
@@ -165,9 +194,44 @@ def measure_restore(path: Path, repeat: int) -> dict[str, float]:
         restored = journal.restore(store, EventAdapter(store))
         cpu = min(cpu, time.process_time() - cpu_started)
         wall = min(wall, restored.seconds)
+        walls.append(restored.seconds)
         journal.stop()
         del store
-    return {"jobs": restored.jobs, "events": restored.events, "wall": wall, "cpu": cpu}
+    return {
+        "jobs": restored.jobs,
+        "loaded": restored.loaded,
+        "events": restored.events,
+        "wall": wall,
+        "worst": max(walls),
+        "cpu": cpu,
+    }
+
+
+def without_checkpoints(path: Path, copy: Path) -> Path:
+    """The journal with its checkpoints deleted: a restore of it replays every event."""
+    with (
+        contextlib.closing(sqlite3.connect(path)) as source,
+        contextlib.closing(sqlite3.connect(copy)) as conn,
+    ):
+        source.backup(conn)  # the write-ahead log's commits included
+        conn.execute("DELETE FROM checkpoint_chunks")
+        conn.execute("DELETE FROM checkpoints")
+        conn.commit()
+    return copy
+
+
+def checkpoint_bytes(path: Path) -> tuple[int, int]:
+    """(bytes of checkpoint chunks, records after the newest complete checkpoint's start)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        chunks = conn.execute("SELECT coalesce(sum(length(body)), 0) FROM checkpoint_chunks")
+        size = chunks.fetchone()[0]
+        start = conn.execute(
+            "SELECT max(start_batch) FROM checkpoints WHERE finished IS NOT NULL"
+        ).fetchone()[0]
+        tail = conn.execute(
+            "SELECT coalesce(sum(count), 0) FROM batches WHERE id >= ?", (start or 0,)
+        ).fetchone()[0]
+    return size, tail
 
 
 def main() -> None:
@@ -186,8 +250,10 @@ def main() -> None:
                 ("journal off: receiver", f"{r['off_eps']:>12,.0f} events/s"),
                 ("journal on: receiver", f"{r['on_eps']:>12,.0f} events/s"),
                 ("on / off (target >= 0.85)", f"{r['on_ratio']:>12.2f} x"),
+                ("on without checkpoints / off", f"{r['bare_ratio']:>12.2f} x"),
                 ("CPU per event, off", f"{r['off_cpu_us']:>12.2f} us"),
                 ("CPU per event, on (writer included)", f"{r['on_cpu_us']:>12.2f} us"),
+                ("CPU per event, on without checkpoints", f"{r['bare_cpu_us']:>12.2f} us"),
                 ("CPU, as a rate: on / off", f"{r['cpu_ratio']:>12.2f} x"),
             ],
         )
@@ -203,22 +269,33 @@ def main() -> None:
         path = folder / "restore.sqlite3"
         jobs, events = write_journal(path, args.jobs, retry_share=0.10)
         size = _file_size(path)
+        _, tail = checkpoint_bytes(path)
         rr = measure_restore(path, max(1, args.repeat - 1))
+        full = measure_restore(without_checkpoints(path, folder / "replay.sqlite3"), 1)
         report(
             f"restore at start-up: {jobs:,} jobs, {events:,} events (10 % retried)",
             [
                 ("jobs restored", f"{rr['jobs']:>12,}"),
+                ("of them loaded from checkpoints", f"{rr['loaded']:>12,}"),
+                ("records after the checkpoint (tail)", f"{tail:>12,}"),
+                ("events replayed", f"{rr['events']:>12,}"),
                 ("wall time (target < 2 s)", f"{rr['wall']:>12.2f} s"),
+                ("wall time, worst run", f"{rr['worst']:>12.2f} s"),
                 ("CPU time", f"{rr['cpu']:>12.2f} s"),
+                ("wall time replaying every event", f"{full['wall']:>12.2f} s"),
                 ("journal file", f"{size / 1e6:>12.1f} MB"),
             ],
         )
         four = folder / "four.sqlite3"
         four_jobs, four_events = write_journal(four, args.jobs // 2, retry_share=0.0)
         per_job = _file_size(four) / four_jobs
+        in_checkpoints, _ = checkpoint_bytes(four)
         report(
             f"file size: {four_jobs:,} jobs with a 4-event history ({four_events:,} events)",
-            [("bytes per job (target <= 400)", f"{per_job:>12.0f} B")],
+            [
+                ("bytes per job (target <= 400)", f"{per_job:>12.0f} B"),
+                ("of them checkpoint chunks", f"{in_checkpoints / four_jobs:>12.0f} B"),
+            ],
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -51,8 +51,10 @@ SCHEMA_V1 = (
 class Monitor:
     """A store, its adapter and a journal, fed as the receiver feeds them."""
 
-    def __init__(self, path: Path, retention: Retention | None = None) -> None:
-        self.store = JobStore()
+    def __init__(
+        self, path: Path, retention: Retention | None = None, max_jobs: int | None = None
+    ) -> None:
+        self.store = JobStore() if max_jobs is None else JobStore(max_jobs=max_jobs)
         self.adapter = EventAdapter(self.store)
         self.journal = Journal.open(
             path, mode="write", broker="redis://h:6379/0", retention=retention or Retention()

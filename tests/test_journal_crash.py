@@ -2,7 +2,9 @@
 
 A real process feeds about 20 000 events/s through the adapter, the store and
 the journal, as the receiver does, and is killed without warning once several
-batches are committed.  What was committed must all be there.
+batches are committed.  What was committed must all be there, and a restore
+through the checkpoints (one is likely cut short by the kill) must give what a
+replay of every event gives.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from sluice_tui.celery_adapter.events import EventAdapter
@@ -30,6 +33,9 @@ from sluice_tui.model.store import JobStore
 
 store = JobStore()
 adapter = EventAdapter(store)
+from sluice_tui.journal import checkpointer
+
+checkpointer.CHECKPOINT_RECORDS = int(sys.argv[2])
 journal = Journal.open(Path(sys.argv[1]), mode="write")
 journal.restore(store, adapter)
 journal.start_writing(store)
@@ -59,10 +65,20 @@ def _batches(path: Path) -> int:
         return 0  # not created yet
 
 
+def _checkpoints(path: Path) -> int:
+    try:
+        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM checkpoints WHERE finished IS NOT NULL"
+            ).fetchone()[0]
+    except sqlite3.Error:
+        return 0  # not created yet
+
+
 def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_path):
     path = tmp_path / "journal.sqlite3"
     flood = subprocess.Popen(
-        [sys.executable, "-c", FLOOD, str(path)],
+        [sys.executable, "-c", FLOOD, str(path), str(10**9)],
         cwd=Path(__file__).parent.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -106,3 +122,43 @@ def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_pa
     # Rows the writer had settled agree with the histories replayed.
     assert rows, "some rows were settled before the kill"
     assert all(store.get(job_id).state.value == state for job_id, state in rows.items())
+
+
+def test_kill_9_mid_checkpoint_restores_what_a_full_replay_gives(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    flood = subprocess.Popen(
+        [sys.executable, "-c", FLOOD, str(path), "3000"],  # a checkpoint every 3 000 records
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert flood.stdout.readline().strip() == "flooding", flood.stderr.read()
+        wait_for(lambda: _checkpoints(path) >= 3, 60, "three complete checkpoints")
+    finally:
+        os.kill(flood.pid, signal.SIGKILL)
+        flood.wait(10)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    copy = tmp_path / "replayed.sqlite3"  # the same journal without its checkpoints
+    with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as conn:
+        source.backup(conn)  # the write-ahead log's commits included
+        conn.execute("DELETE FROM checkpoint_chunks")
+        conn.execute("DELETE FROM checkpoints")
+        conn.commit()
+
+    stores = []
+    for journal_path in (path, copy):
+        journal = Journal.open(journal_path, mode="read")
+        store = JobStore(max_jobs=10**6)
+        restored = journal.restore(store, EventAdapter(store))
+        assert journal.stop()
+        stores.append((store, restored))
+    (loaded, by_checkpoint), (replayed, by_replay) = stores
+    assert by_checkpoint.loaded > 0 and by_replay.loaded == 0
+    assert by_checkpoint.events < by_replay.events
+    before = {s.id: s for s in replayed.snapshots()}
+    after = {s.id: s for s in loaded.snapshots()}
+    assert list(after) == list(before)
+    assert all(after[job_id] == snapshot for job_id, snapshot in before.items())

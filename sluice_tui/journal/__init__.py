@@ -2,9 +2,11 @@
 
 The receiver hands every event message, as received, to :meth:`Journal.raw`;
 the store tells :meth:`Journal.note` of its own changes; one writer thread
-commits them in batches.  At start-up :meth:`Journal.restore` replays the
-newest jobs into a fresh store.  No Celery here: the caller passes the event
-adapter.
+commits them in batches, and now and then a checkpoint: every job whole
+(checkpointer.py).  At start-up :meth:`Journal.restore` loads the newest jobs
+from the checkpoints into a fresh store and replays only the batches after
+the newest one's start (replay.py).  No Celery here: the caller passes the
+event adapter.
 """
 
 from sluice_tui.journal.errors import JournalBusy, JournalError

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sluice_tui.journal.checkpointer import Checkpointer
 from sluice_tui.journal.errors import JournalBusy, JournalError, describe
 from sluice_tui.journal.lock import WriterLock, writer_pid
 from sluice_tui.journal.records import encode_note
@@ -31,6 +32,14 @@ class Restored:
     events: int  # events replayed for them (worker events included)
     seconds: float
     last_write: float | None  # epoch seconds of the journal's last commit; None if never
+    loaded: int = 0  # of the jobs, those loaded whole from checkpoints (the rest replayed)
+
+
+class _NoCheckpoints:
+    """What Journal.raw asks before a writer starts: no cut is ever due."""
+
+    wanted = False
+    problem = None
 
 
 class _Discard(list):
@@ -74,6 +83,7 @@ class Journal:
         self._last_batch: int | None = None
         self._dropped_notes = 0
         self._last_write: float | None = None
+        self._checkpoints: Checkpointer | _NoCheckpoints = _NoCheckpoints()
 
     # -- opening ---------------------------------------------------------
 
@@ -146,19 +156,29 @@ class Journal:
         started = time.perf_counter()
         conn = self._open_conn()
         try:
-            jobs, events, last = restore(conn, store, apply_event, since=since, states=states)
+            jobs, events, last, loaded = restore(
+                conn, store, apply_event, since=since, states=states
+            )
             row = conn.execute("SELECT value FROM meta WHERE key = 'last_write'").fetchone()
         except sqlite3.Error as exc:
             raise JournalError(describe(self.path, exc)) from None
         self._last_batch = last
         last_write = float(row[0]) if row is not None and row[0] is not None else None
         self._last_write = last_write
-        return Restored(jobs, events, time.perf_counter() - started, last_write)
+        return Restored(jobs, events, time.perf_counter() - started, last_write, loaded)
 
     # -- writing ---------------------------------------------------------
 
     def raw(self, body: bytes, received: float) -> None:
-        """The receiver's raw sink: one event message as received, before decoding."""
+        """The receiver's raw sink: one event message as received, before decoding.
+
+        Called by the one receiver thread, which applies a message in full
+        before it hands over the next: so a checkpoint's cut is taken here
+        (see checkpointer.py).
+        """
+        checkpoints = self._checkpoints
+        if checkpoints.wanted:
+            checkpoints.cut()
         self._pending.append((body, received))
 
     def note(self, kind: str, payload: dict[str, Any]) -> None:
@@ -177,17 +197,26 @@ class Journal:
         if self._writer is not None or self._problem is not None:
             return
         self._store = store
+        conn = self._open_conn()
+        next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[0]
+        checkpoints = Checkpointer(store, self._record, next_id)
         writer = BatchWriter(
-            self._open_conn(), self.path, store, self._pending, self.retention, self._failed
+            conn, self.path, store, self._pending, self.retention, self._failed, checkpoints
         )
+        self._checkpoints = checkpoints
         store.journal_hook = self.note
         self._writer = writer
         writer.start()
+
+    def _record(self, item: tuple[Any, float]) -> None:
+        self._pending.append(item)  # looked up each time: _failed replaces the list
 
     def _failed(self, reason: str) -> None:
         """The writer stopped: drop what is pending, stop collecting, say so once."""
         self._problem = reason
         self._pending = _Discard()
+        if isinstance(self._checkpoints, Checkpointer):
+            self._checkpoints.abandon(reason)
         store = self._store
         if store is not None:
             if store.journal_hook == self.note:

@@ -1,5 +1,11 @@
 """Replaying journal batches into a store: the start-up restore, and following a collector.
 
+A restore loads the jobs the newest chain of checkpoints holds (see
+checkpointer.py) and replays the batches from the newest checkpoint's start:
+each loaded job from the mark of the cut it was copied at (Gates), the jobs
+no checkpoint holds (new since, or ones the writer no longer held) whole, as
+without checkpoints.
+
 Task events go through the caller's ``apply_event`` (the Celery adapter: this
 package imports no Celery), exactly as the receiver would hand them over, with
 ``local_received`` set to when they were received.  Notes (sluice-tui's own
@@ -9,10 +15,17 @@ changes) go to the store methods that made them.
 from __future__ import annotations
 
 import gc
+import json
 import sqlite3
 from collections.abc import Callable, Collection
 from typing import Any
 
+from sluice_tui.journal.checkpoint import (
+    Unusable,
+    first_seen_of,
+    make_jobs,
+    wanted_jobs,
+)
 from sluice_tui.journal.records import (
     BatchDamaged,
     plan_from_json,
@@ -20,6 +33,7 @@ from sluice_tui.journal.records import (
     unpack,
     unpack_workers,
 )
+from sluice_tui.journal.schema import has_checkpoints
 from sluice_tui.journal.writer import batch_at
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
@@ -36,6 +50,56 @@ TAIL_BATCHES = 2
 WORKER_WINDOW = 900.0
 
 
+class Gates:
+    """Where the jobs loaded from checkpoints join a replay: at the mark of their chunk.
+
+    A job copied at a cut holds every record before the cut's mark and none
+    after: its records are replayed from the mark on.  Jobs of the chain's
+    older checkpoints join at the newest one's start mark (chunk 0): nothing
+    about them came between their copy and that start, or the newest
+    checkpoints would hold a newer copy.  A mark whose batch was pruned counts
+    as passed.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        checkpoint: int,
+        marks: dict[int, tuple[int, set[str]]],
+        links: dict[str, list[str]],
+    ) -> None:
+        self.store = store
+        self.checkpoint = checkpoint
+        self.pending = marks  # chunk -> (the batch holding its mark, its jobs)
+        self.counting = False  # past the start mark: bad records count again
+        # At the last mark every job is as it was at that cut: then the links
+        # are set as they were (the order children were linked in is not in
+        # the jobs), and the replay links the rest in order.
+        self.links = links
+        self.last = max(marks)
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.pending)
+
+    def reach(self, batch: int, chosen: set[str]) -> None:
+        """Open the chunks whose marks were in batches before ``batch``."""
+        for chunk in [c for c, (at, _) in self.pending.items() if at < batch]:
+            self._open(chunk, chosen)
+
+    def mark(self, note: dict, chosen: set[str]) -> None:
+        if note.get("checkpoint") == self.checkpoint and note.get("chunk") in self.pending:
+            self._open(note["chunk"], chosen)
+
+    def _open(self, chunk: int, chosen: set[str]) -> None:
+        _, ids = self.pending.pop(chunk)
+        chosen.update(ids)
+        if chunk == 0:
+            self.counting = True
+        if chunk == self.last:
+            self.store.relink(self.links)
+
+
 class Replayer:
     """Applies batches, in order, for the jobs in ``chosen`` (None: every job)."""
 
@@ -47,14 +111,19 @@ class Replayer:
         *,
         first_seen: dict[str, float] | None = None,
         workers_since: float | None = None,
+        gates: Gates | None = None,
     ) -> None:
         self.store = store
         self.apply_event = apply_event
         self.chosen = chosen
+        # After a checkpoint's load: ``chosen`` grows as the replay passes the
+        # marks of the chunks the jobs were copied at (see checkpointer.py).
+        self.gates = gates
         self.events = 0
         self.last_batch: int | None = None
         # Worker events of batches that end before this are skipped (None: none are).
         self.workers_since = workers_since
+        self.workers_from = 0  # and those of batches before this one
         # When each job was first seen: the store dates a job by its own clock
         # when it creates it, the wrong one in a replay (see JobStore.backdate).
         # Given by the caller (a restore reads it from the rows), or else taken
@@ -64,13 +133,24 @@ class Replayer:
 
     def batch(self, row: tuple[int, float, float, bytes, bytes, bytes, bytes | None]) -> None:
         batch_id, first, last, received, sizes, body, workers = row
-        if workers is not None and (self.workers_since is None or last >= self.workers_since):
+        if (
+            workers is not None
+            and (self.workers_since is None or last >= self.workers_since)
+            and batch_id >= self.workers_from
+        ):
             self._workers(batch_id, first, workers)
         self.last_batch = batch_id
+        gates = self.gates
+        if gates is not None:
+            gates.reach(batch_id, self.chosen)
         try:
             unpacked = unpack(first, received, sizes, body)
         except BatchDamaged as exc:
-            self.store.record_bad_event("damaged journal batch", f"batch {batch_id}: {exc}")
+            if gates is None or gates.counting:
+                self.store.record_bad_event("damaged journal batch", f"batch {batch_id}: {exc}")
+            return
+        if gates is not None and (gates.waiting or not gates.counting):
+            self._gated(unpacked, gates)
             return
         if unpacked.notes or not self._given:
             applied = 0
@@ -99,6 +179,40 @@ class Replayer:
         for _, reason in unpacked.undecodable:
             self.store.record_bad_event("undecodable message", reason)
         self.events += applied
+
+    def _gated(self, unpacked: Any, gates: Gates) -> None:
+        """A batch while some loaded jobs still wait for their chunk's mark.
+
+        Before the checkpoint's start mark only the jobs no checkpoint holds
+        are replayed, and nothing is counted as bad (the checkpoint's counts
+        hold it already).
+        """
+        applied = 0
+        notes = unpacked.notes
+        bad = {i for i, _ in unpacked.undecodable}
+        for i, (record, t) in enumerate(zip(unpacked.records, unpacked.times, strict=True)):
+            if i in notes:
+                if record.__class__ is dict and record.get("kind") == "cut":
+                    gates.mark(record, self.chosen)
+                else:
+                    self._note(record, t)
+            elif gates.counting:
+                applied += self._message(record, t)
+            elif i not in bad:
+                applied += self._chosen_only(record, t)
+            if gates.counting and i in bad:
+                self.store.record_bad_event("undecodable message", dict(unpacked.undecodable)[i])
+        self.events += applied
+
+    def _chosen_only(self, record: Any, t: float) -> int:
+        """Apply the events of a message that are for chosen jobs; count nothing bad."""
+        if record.__class__ is list:
+            return sum(self._chosen_only(event, t) for event in record)
+        if record.__class__ is dict:
+            job_id = record.get("uuid")
+            if job_id.__class__ is str and job_id in self.chosen:
+                return self._message(record, t)
+        return 0
 
     def _workers(self, batch_id: int, first: float, packed: bytes) -> None:
         """Worker events go apart from the jobs' (the store keeps them apart too)."""
@@ -143,6 +257,8 @@ class Replayer:
     def _note(self, note: Any, t: float) -> None:
         store = self.store
         try:
+            if note["kind"] == "cut":  # a checkpoint's mark: see _gated
+                return
             job_id = note["id"]
             if self.chosen is not None and job_id not in self.chosen:
                 return
@@ -193,10 +309,11 @@ def restore(
     *,
     since: float | None = None,
     states: Collection[JobState] | None = None,
-) -> tuple[int, int, int | None]:
+) -> tuple[int, int, int | None, int]:
     """Replay the newest ``store.max_jobs`` jobs (of ``states``, seen since ``since``).
 
-    Returns (jobs chosen, events applied, last batch id replayed).
+    Returns (jobs chosen, events applied, last batch id replayed, jobs loaded
+    from checkpoints).
     """
     conn.execute("BEGIN")  # one snapshot: a collector may be writing meanwhile
     try:
@@ -211,10 +328,10 @@ def _restore(
     apply_event: Callable[[dict], None],
     since: float | None,
     states: Collection[JobState] | None,
-) -> tuple[int, int, int | None]:
+) -> tuple[int, int, int | None, int]:
     last_id = conn.execute("SELECT max(id) FROM batches").fetchone()[0]
     if last_id is None:
-        return 0, 0, None
+        return 0, 0, None, 0
     pruned = conn.execute("SELECT value FROM meta WHERE key = 'pruned_before'").fetchone()
     # A record's row may go with the batch before its own: from the batch after
     # the pruned ones on, a job with records but no row never had one.
@@ -233,22 +350,113 @@ def _restore(
         start = min(start, tail)
     ids = chosen.keys() | rowless
     last_write = conn.execute("SELECT last FROM batches WHERE id = ?", (last_id,)).fetchone()[0]
-    replayer = Replayer(
-        store, apply_event, ids, first_seen=chosen, workers_since=last_write - WORKER_WINDOW
-    )
+    workers_since = last_write - WORKER_WINDOW
+    allowed: Collection[str] = ids
+    gates = None
+    replay_from = start
+    loaded_jobs = 0
     collecting = gc.isenabled()
-    gc.disable()  # a replay makes millions of objects that all live on
+    gc.disable()  # a restore makes millions of objects that all live on
     try:
+        loaded = _load_checkpoints(conn, store, ids) if ids else None
+        if loaded is not None:
+            # The jobs no checkpoint holds are replayed whole, as before; the
+            # others from their chunk's mark on.
+            copied, gates, start_batch = loaded
+            loaded_jobs = len(copied)
+            allowed = set(ids - copied)
+            replay_from = start_batch
+            whole = [chosen[i] for i in allowed if i in chosen]
+            if whole:
+                replay_from = min(replay_from, batch_at(conn, min(whole)) - 1)
+            if rowless & allowed:
+                replay_from = min(replay_from, tail)
+        replayer = Replayer(
+            store,
+            apply_event,
+            allowed,
+            # Jobs loaded whole have their first_seen already.
+            first_seen=chosen if gates is None else {i: chosen[i] for i in allowed if i in chosen},
+            workers_since=workers_since,
+            gates=gates,
+        )
+        replayer.workers_from = start
+        # The worker events a replay from `start` would have given.
+        for batch_id, first, packed in conn.execute(
+            "SELECT id, first, workers FROM batches WHERE id >= ? AND id < ? AND last >= ?"
+            " AND workers IS NOT NULL ORDER BY id",
+            (start, replay_from, workers_since),
+        ):
+            replayer._workers(batch_id, first, packed)
         cursor = conn.execute(
-            f"SELECT {BATCH_COLUMNS} FROM batches WHERE id >= ? ORDER BY id", (start,)
+            f"SELECT {BATCH_COLUMNS} FROM batches WHERE id >= ? ORDER BY id", (replay_from,)
         )
         for row in cursor:
             replayer.batch(row)
+        if gates is not None:  # marks in batches pruned since: as if passed
+            gates.reach(last_id + 1, allowed)
+        replayer.finish()
+        if loaded_jobs:
+            store.order_by_first_seen()
     finally:
         if collecting:
             gc.enable()
-    replayer.finish()
-    return len(ids), replayer.events, last_id
+    return len(ids), replayer.events, last_id, loaded_jobs
+
+
+def _load_checkpoints(
+    conn: sqlite3.Connection, store: JobStore, ids: set[str]
+) -> tuple[set[str], Gates, int] | None:
+    """Load the jobs of ``ids`` the newest chain of checkpoints holds into ``store``.
+
+    Returns the ids loaded, the gates of the replay after it, and the batch
+    to replay from (the newest checkpoint's start); None when there is no
+    complete checkpoint, or none this sluice-tui can read (then all is replayed).
+    """
+    chain = checkpoint_chain(conn)
+    if not chain:
+        return None
+    newest, start_batch, bad = chain[-1]
+    members = {checkpoint for checkpoint, _, _ in chain}
+    rows = conn.execute(
+        "SELECT checkpoint, chunk, body FROM checkpoint_chunks WHERE checkpoint >= ?"
+        " ORDER BY checkpoint, chunk",
+        (chain[0][0],),
+    )
+    try:
+        found, links = wanted_jobs(((c, n, b) for c, n, b in rows if c in members), ids)
+        ordered = sorted(found.values(), key=lambda copy: first_seen_of(copy[0]))
+        jobs = make_jobs((row for row, _, _ in ordered), store.history_cap)
+        counts = {str(k): int(v) for k, v in json.loads(bad).items()}
+        marks: dict[int, tuple[int, set[str]]] = {0: (start_batch, set())}
+        for chunk, batch in conn.execute(
+            "SELECT chunk, batch FROM checkpoint_chunks WHERE checkpoint = ?", (newest,)
+        ):
+            marks[chunk] = (batch, set())
+    except (Unusable, ValueError, TypeError, AttributeError) as exc:
+        store.add_notice(f"the history journal's checkpoint was not used ({exc}); replaying it")
+        return None
+    # A job's order in the store is when it was first seen, as a replay makes it.
+    store.load(jobs, counts)
+    for job_id, (_, checkpoint, chunk) in found.items():
+        marks[chunk if checkpoint == newest else 0][1].add(job_id)
+    return set(found), Gates(store, newest, marks, links or {}), start_batch
+
+
+def checkpoint_chain(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:
+    """(id, start batch, bad counts) of the newest complete full checkpoint and those
+    completed on it since, oldest first."""
+    chain: list[tuple[int, int, str]] = []
+    if not has_checkpoints(conn):
+        return chain
+    for checkpoint, base, start_batch, bad in conn.execute(
+        "SELECT id, base, start_batch, bad FROM checkpoints WHERE finished IS NOT NULL ORDER BY id"
+    ):
+        if base is None:
+            chain = [(checkpoint, start_batch, bad)]
+        elif chain and base == chain[-1][0]:
+            chain.append((checkpoint, start_batch, bad))
+    return chain
 
 
 def _choose(

@@ -16,7 +16,10 @@ from pathlib import Path
 
 from sluice_tui.journal.errors import JournalError, describe
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# A reader takes a file of an older schema as it is: what a step added (the
+# checkpoints of step 2) is only missing, and then not used.
+READABLE_FROM = 1
 FORMAT = "sluice-tui journal"
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -38,6 +41,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TABLE job_changes (batch INTEGER NOT NULL, id TEXT NOT NULL,"
         " state TEXT NOT NULL, name TEXT, first_seen REAL NOT NULL,"
         " PRIMARY KEY (batch, id)) WITHOUT ROWID",
+    ),
+    2: (
+        # Checkpoints: every job's whole state, so a restart loads jobs instead
+        # of replaying all their events (see checkpoint.py).  A checkpoint holds
+        # the jobs that changed since its base (NULL: every job the store held);
+        # it counts once `finished` is set.  start_batch: the batch holding its
+        # start mark; bad: the store's bad-event counts then (JSON).
+        "CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, base INTEGER, start_batch INTEGER"
+        " NOT NULL, started REAL NOT NULL, finished REAL, jobs INTEGER NOT NULL DEFAULT 0,"
+        " bad TEXT NOT NULL DEFAULT '{}')",
+        # One row per chunk of jobs copied at one cut of the record stream: the
+        # chunk's mark is a note in batch `batch`; body: compressed JSON.
+        "CREATE TABLE checkpoint_chunks (checkpoint INTEGER NOT NULL, chunk INTEGER NOT NULL,"
+        " batch INTEGER NOT NULL, jobs INTEGER NOT NULL, body BLOB NOT NULL,"
+        " PRIMARY KEY (checkpoint, chunk))",
     ),
 }
 
@@ -105,13 +123,21 @@ def open_for_reading(path: Path) -> sqlite3.Connection:
             raise JournalError(_newer(path, version))
         if version == 0:
             raise JournalError(f"{path} holds no sluice-tui history")
-        if version < SCHEMA_VERSION:
+        if version < READABLE_FROM:
             raise JournalError(
                 f"{path} was written by an older sluice-tui (schema {version}); open it once "
                 "for writing (sluice-tui or collect with --history) to bring it up to date"
             )
         _check_format(conn, path)
     return conn
+
+
+def has_checkpoints(conn: sqlite3.Connection) -> bool:
+    """Whether the file has schema step 2 (a reader may open an older one)."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+    ).fetchone()
+    return found is not None
 
 
 def _configure(conn: sqlite3.Connection) -> None:

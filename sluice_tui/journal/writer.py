@@ -6,7 +6,14 @@ the GIL meanwhile) and, in one transaction, inserts the batch and a row for
 each job that changed since the last one.  A job's change may be
 counted in the batch before or after the one holding its record (the store
 applies a record a moment after it is appended), so readers start one batch
-early (see replay.py) and pruning keeps one batch of slack.
+early (see replay.py) and pruning keeps one batch of slack.  The chunks of a
+checkpoint whose marks a batch holds go into its transaction (checkpointer.py).
+
+Pruning keeps the batches as before, by the retention of jobs, not only those
+after the newest checkpoint: ``dump --history --since`` and a reader with
+room for more jobs than the writer held replay jobs no checkpoint holds, and
+a follower reads batches anyway.  Checkpoints older than the newest complete
+full one go as soon as it completes; ones left unfinished go at the next prune.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sluice_tui.journal.checkpointer import Checkpointer
 from sluice_tui.journal.errors import describe
 from sluice_tui.journal.records import pack
 from sluice_tui.model.store import JobStore
@@ -58,8 +66,10 @@ class BatchWriter:
         pending: list[tuple[Any, float]],
         retention: Retention,
         on_failure: Callable[[str], None],
+        checkpoints: Checkpointer,
     ) -> None:
         self.conn = conn
+        self.checkpoints = checkpoints
         self.path = path
         self.store = store
         self.pending = pending
@@ -92,7 +102,9 @@ class BatchWriter:
                 now = time.monotonic()
                 if stopping or len(pending) >= BATCH_RECORDS or now - last_write >= BATCH_INTERVAL:
                     last_write = now
-                    self.write_batch()
+                    written = self.write_batch()
+                    if not stopping:
+                        self.checkpoints.poll(written, now)
                 if stopping:
                     return
                 if now >= self._next_prune:
@@ -103,17 +115,20 @@ class BatchWriter:
         except Exception as exc:  # a bug here must not take the monitor down
             self.on_failure(f"history journal {self.path}: {type(exc).__name__}: {exc}")
 
-    def write_batch(self) -> None:
+    def write_batch(self) -> int:
+        """Commit what is pending; the number of records written."""
         pending = self.pending
         count = len(pending)
         items = pending[:count]
         del pending[:count]  # appends made meanwhile stay: slicing and del hold the GIL
+        checkpoints = self.checkpoints
+        cuts = checkpoints.take_cuts(items) if checkpoints.plan is not None else None
         packed = pack(items) if items else None
         changes = self.store.changes_since(self.version)
         self.version = changes.version
         unchanged = changes.job_ids is not None and not changes.job_ids  # None: re-read all
         if packed is None and (unchanged or self.last_batch is None):
-            return
+            return count
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -132,6 +147,8 @@ class BatchWriter:
                     ),
                 )
                 self.last_batch = cursor.lastrowid
+                if cuts:
+                    checkpoints.write(conn, cuts, self.last_batch)
             now = time.time()
             conn.executemany(INSERT_CHANGE, self._job_rows(changes.job_ids, self.last_batch))
             conn.execute(
@@ -144,6 +161,7 @@ class BatchWriter:
             raise
         self.batches_written += 1
         self.last_commit = now
+        return count
 
     def _job_rows(self, job_ids, batch: int):
         store = self.store
@@ -185,6 +203,16 @@ class BatchWriter:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('pruned_before', ?)",
                     (horizon,),
                 )
+            # Checkpoints given up (a writer that stopped or failed mid-way): not
+            # the one under way.
+            plan = self.checkpoints.plan
+            current = plan.checkpoint if plan is not None else -1
+            conn.execute(
+                "DELETE FROM checkpoint_chunks WHERE checkpoint IN (SELECT id FROM checkpoints"
+                " WHERE finished IS NULL AND id != ?)",
+                (current,),
+            )
+            conn.execute("DELETE FROM checkpoints WHERE finished IS NULL AND id != ?", (current,))
             earliest = conn.execute("SELECT min(first_seen) FROM job_changes").fetchone()[0]
             needed = horizon if earliest is None else batch_at(conn, earliest) - 1
             gone = conn.execute("DELETE FROM batches WHERE id < ?", (needed,)).rowcount

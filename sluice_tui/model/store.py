@@ -8,6 +8,7 @@ the whole store.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections import Counter, deque
@@ -226,18 +227,6 @@ class JobStore:
         resync, a lost worker): it changes the job but is not counted as an event.
         """
         jobs = self._jobs
-        if not from_event and self.journal_hook is not None:  # events are journaled raw
-            self.journal_hook(
-                "apply",
-                {
-                    "id": job_id,
-                    "step": step,
-                    "timestamp": timestamp,
-                    "hostname": hostname,
-                    "data": data,
-                    "plan": plan,
-                },
-            )
         # acquire/release, not `with`: the with statement costs this, the
         # hottest lock, twice as much (its __enter__ and __exit__ are looked up
         # and called as methods on every event).
@@ -246,6 +235,21 @@ class JobStore:
         try:
             if from_event:
                 self._events += 1
+            elif self.journal_hook is not None:  # events are journaled raw
+                # Told under the lock, as the other hooks are: a journal's
+                # checkpoint, copying jobs under it, sees each change either
+                # both recorded and applied or neither.
+                self.journal_hook(
+                    "apply",
+                    {
+                        "id": job_id,
+                        "step": step,
+                        "timestamp": timestamp,
+                        "hostname": hostname,
+                        "data": data,
+                        "plan": plan,
+                    },
+                )
             job = jobs.get(job_id)
             if job is None:
                 if job_id in self._evicted:
@@ -422,6 +426,135 @@ class JobStore:
                 if job is not None and when < job.first_seen:
                     job.first_seen = when
                     self._feed.append(job_id)  # readers re-read its row
+
+    # -- a journal's checkpoints (sluice_tui.journal.checkpoint) ---------------
+
+    def begin_checkpoint(
+        self, since: int | None, mark: Callable[[int, list[str] | None, list[str], dict], None]
+    ) -> None:
+        """Tell ``mark`` what a checkpoint after version ``since`` (None: every job) must copy.
+
+        ``mark(version, changed, held, bad)`` is called under the lock, so
+        what it records is at this very point: the version now, the ids that
+        changed since ``since`` (those no longer held included; None when it
+        is too far behind to tell), every id held, and the bad-event counts.
+        """
+        with self._lock:
+            version = self._feed_base + len(self._feed)
+            changed = None
+            if since is not None and since >= self._feed_base:
+                changed = list(dict.fromkeys(self._feed[since - self._feed_base :]))
+            mark(version, changed, list(self._jobs), dict(self._bad))
+
+    def copy_jobs(
+        self,
+        job_ids: Iterable[str],
+        copy: Callable[[Job], None],
+        mark: Callable[[list[str], dict[str, list[str]] | None], None],
+        *,
+        links: bool = False,
+    ) -> None:
+        """Under the lock: ``copy(job)`` for each of ``job_ids`` held, then ``mark(gone,
+        children)``: the ids not held and, with ``links``, every job's children in
+        the order they were linked (else None)."""
+        gone: list[str] = []
+        with self._lock:
+            jobs = self._jobs
+            for job_id in job_ids:
+                job = jobs.get(job_id)
+                if job is None:
+                    gone.append(job_id)
+                else:
+                    copy(job)
+            children = None
+            if links:
+                children = {parent: kids[:] for parent, kids in self._children.items()}
+            mark(gone, children)
+
+    def order_by_first_seen(self) -> None:
+        """Put the jobs in the order they were first seen (stable for equal times).
+
+        A replay makes jobs in the order their first records come, which is
+        that order; a restore that loads some jobs whole and replays others
+        puts them back in it.
+        """
+        with self._lock:
+            firsts = [job.first_seen for job in self._jobs.values()]
+            if not all(map(operator.le, firsts, firsts[1:])):  # mostly they are already
+                self._jobs = dict(sorted(self._jobs.items(), key=_first_seen_of))
+
+    def relink(self, children: Mapping[str, Iterable[str]]) -> None:
+        """Put each job's children in the order ``children`` (a checkpoint's) gives.
+
+        A restore cannot tell in which order the children it loaded whole
+        were linked; the checkpoint says.  Children it does not name (ones
+        the writer no longer held) follow, in the order they were linked here.
+        """
+        with self._lock:
+            jobs = self._jobs
+            linked: dict[str, list[str]] = {}
+            for parent, kids in children.items():
+                held = [kid for kid in kids if (job := jobs.get(kid)) and job.parent_id == parent]
+                if held:
+                    linked[parent] = held
+            for parent, kids in self._children.items():
+                named = set(linked.get(parent, ()))
+                rest = [kid for kid in kids if kid not in named]
+                if rest:
+                    linked.setdefault(parent, []).extend(rest)
+            self._children = linked
+
+    def load(self, jobs: Iterable[Job], bad: Mapping[str, int] | None = None) -> int:
+        """Put jobs restored whole (a journal's checkpoint) into the store; how many went in.
+
+        For a store being restored, before the first live event: what a
+        replay of their events would have done besides making the jobs is
+        done here (counts, links, lifetime figures per task, queues seen).
+        Ids already held are left alone.
+        """
+        loaded = 0
+        with self._lock:
+            held = self._jobs
+            counts = self._counts
+            for job in jobs:
+                job_id = job.id
+                if job_id in held:
+                    continue
+                held[job_id] = job
+                counts[job.state] += 1
+                loaded += 1
+                if job.state in FINISHED_STATES:
+                    self._finished.append(job)
+                if job.parent_id is not None:
+                    self._children.setdefault(job.parent_id, []).append(job_id)
+                if job.queue is not None and job.queue not in self._queues_seen:
+                    self.queues.saw(job.queue)
+                self._count_type(job)
+                self._feed.append(job_id)
+            for reason, n in (bad or {}).items():
+                self._bad[reason] += n
+            self._created_since_look += loaded
+            feed = self._feed
+            if len(feed) > self._feed_limit:
+                cut = len(feed) - self._feed_limit // 2
+                del feed[:cut]
+                self._feed_base += cut
+            if len(held) > self.max_jobs:
+                self._evict()
+        return loaded
+
+    def _count_type(self, job: Job) -> None:
+        """The lifetime figures a replay of the job's history would have recorded."""
+        state = _UNKNOWN
+        hist = job._hist  # the store's own jobs: no copy of the history
+        for i in range(1, len(hist), 3):
+            step = hist[i]
+            if state in step.moves_from:  # step.moves(state), inlined
+                old, state = state, step.state
+                if state in FINISHED_STATES and old not in FINISHED_STATES:
+                    self.task_types.record(job.name, state, hist[i - 1], job.runtime)
+                elif state is _RETRYING:
+                    self.task_types.record(job.name, state, hist[i - 1], None)
 
     def record_gap(self, start: float, end: float, reason: str) -> int:
         """Note that events between ``start`` and ``end`` may be missing; returns its number."""
@@ -781,6 +914,10 @@ def _last_heard(job: Job) -> float:
     """
     history = job.transitions()
     return history[-1].timestamp if history else job.first_seen
+
+
+def _first_seen_of(item: tuple[str, Job]) -> float:
+    return item[1].first_seen
 
 
 def _hostname(worker: Worker) -> str:
