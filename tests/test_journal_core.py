@@ -551,3 +551,32 @@ def test_a_job_with_a_four_event_history_takes_under_400_bytes(tmp_path):
     jobs, events = write_journal(path, 5_000, retry_share=0.0)
     assert events == 4 * jobs
     assert path.stat().st_size / jobs <= 400
+
+
+def test_the_write_ahead_log_stays_small_while_writing(tmp_path):
+    """Diagnostics show the file with its log: a log of 4 MB beside a 0.2 MB file alarmed a user."""
+    from bench.journal import message_bodies
+
+    journal = Journal.open(tmp_path / "journal.sqlite3", mode="write")
+    store = JobStore(max_jobs=10**9)
+    adapter = EventAdapter(store)
+    journal.restore(store, adapter)
+    journal.start_writing(store)
+    log = Path(f"{journal.path}-wal")
+    bodies = message_bodies(200_000)
+    biggest = 0
+    try:
+        for start in range(0, len(bodies), 5_000):
+            committed = journal.last_write
+            for body in bodies[start : start + 5_000]:
+                received = time.time()
+                journal.raw(body, received)
+                event = json.loads(body)
+                event["local_received"] = received
+                adapter(event)
+            wait_for(lambda c=committed: journal.last_write != c, 10, "the batch to be committed")
+            biggest = max(biggest, log.stat().st_size)
+        assert journal.size_bytes() > 8 * 2**20  # far more than SQLite's default log limit
+        assert biggest < 2 * 2**20
+    finally:
+        assert journal.stop(30.0)
