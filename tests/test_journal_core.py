@@ -563,7 +563,7 @@ def test_the_write_ahead_log_stays_small_while_writing(tmp_path):
     journal.restore(store, adapter)
     journal.start_writing(store)
     log = Path(f"{journal.path}-wal")
-    bodies = message_bodies(200_000)
+    bodies = message_bodies(120_000)
     biggest = 0
     try:
         for start in range(0, len(bodies), 5_000):
@@ -576,7 +576,7 @@ def test_the_write_ahead_log_stays_small_while_writing(tmp_path):
                 adapter(event)
             wait_for(lambda c=committed: journal.last_write != c, 10, "the batch to be committed")
             biggest = max(biggest, log.stat().st_size)
-        assert journal.size_bytes() > 8 * 2**20  # far more than SQLite's default log limit
+        assert journal.size_bytes() > 5 * 2**20  # more than SQLite's default log limit
         assert biggest < 2 * 2**20
     finally:
         assert journal.stop(30.0)
