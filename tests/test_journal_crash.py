@@ -75,10 +75,10 @@ def _checkpoints(path: Path) -> int:
         return 0  # not created yet
 
 
-def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_path):
-    path = tmp_path / "journal.sqlite3"
+def kill_9_mid_flood(path: Path, checkpoint_every: int, until, what: str) -> None:
+    """Flood a journal from a process of its own until ``until()``, then kill -9 it."""
     flood = subprocess.Popen(
-        [sys.executable, "-c", FLOOD, str(path), str(10**9)],
+        [sys.executable, "-c", FLOOD, str(path), str(checkpoint_every)],
         cwd=Path(__file__).parent.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -86,11 +86,16 @@ def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_pa
     )
     try:
         assert flood.stdout.readline().strip() == "flooding", flood.stderr.read()
-        wait_for(lambda: _batches(path) >= 4, 30, "four committed batches")
+        wait_for(until, 60, what)
     finally:
         os.kill(flood.pid, signal.SIGKILL)
         flood.wait(10)
     assert flood.returncode == -signal.SIGKILL
+
+
+def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    kill_9_mid_flood(path, 10**9, lambda: _batches(path) >= 4, "four committed batches")
 
     with sqlite3.connect(path) as conn:  # recovers the write-ahead log, as any opener would
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -126,19 +131,8 @@ def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_pa
 
 def test_kill_9_mid_checkpoint_restores_what_a_full_replay_gives(tmp_path):
     path = tmp_path / "journal.sqlite3"
-    flood = subprocess.Popen(
-        [sys.executable, "-c", FLOOD, str(path), "3000"],  # a checkpoint every 3 000 records
-        cwd=Path(__file__).parent.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert flood.stdout.readline().strip() == "flooding", flood.stderr.read()
-        wait_for(lambda: _checkpoints(path) >= 3, 60, "three complete checkpoints")
-    finally:
-        os.kill(flood.pid, signal.SIGKILL)
-        flood.wait(10)
+    # A checkpoint every 3 000 records.
+    kill_9_mid_flood(path, 3000, lambda: _checkpoints(path) >= 3, "three complete checkpoints")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     copy = tmp_path / "replayed.sqlite3"  # the same journal without its checkpoints
