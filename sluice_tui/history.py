@@ -71,6 +71,7 @@ class HistoryStatus:
     restored_events: int = 0
     restore_seconds: float = 0.0
     keeps: str = ""  # the retention, as said to the user
+    checkpoints: str = ""  # how the journal's checkpoints stand (writing only)
 
 
 class HistoryView(Protocol):
@@ -126,6 +127,7 @@ class History:
             restored_events=self.restored.events,
             restore_seconds=self.restored.seconds,
             keeps=keeps(journal.retention.max_age, journal.retention.max_jobs),
+            checkpoints=journal.checkpoints if self.writing else "",
         )
 
 

@@ -294,3 +294,27 @@ def test_a_job_the_checkpoint_never_held_is_replayed_whole(tmp_path, small_check
     assert loaded.get("early") == replayed.get("early")
     assert loaded.get("early").state is JobState.COMPLETED
     assert_same_jobs(loaded, replayed, children_in_order=False)
+
+
+def test_diagnostics_say_how_checkpoints_stand(tmp_path, small_checkpoints):
+    from rich.console import Console
+
+    from sluice_tui.history import HistoryStatus
+    from sluice_tui.ui.screens.diagnostics import render_diagnostics
+
+    def shown(m: Monitor) -> str:
+        status = HistoryStatus(path="j", mode="writing", checkpoints=m.journal.checkpoints)
+        console = Console(width=120, record=True)
+        console.print(render_diagnostics(m.store, status))
+        return " ".join(console.export_text().split())
+
+    m = Monitor(tmp_path / "journal.sqlite3")
+    try:
+        flood(m, 300)
+        wait_for(lambda: m.journal._checkpoints.completed >= 1, 20, "a checkpoint")
+        assert "checkpoints" in shown(m) and "completed by this process" in shown(m)
+        # Checkpoints that stop (a job that cannot be written) say so, not silently.
+        m.journal._checkpoints.abandon("a job could not be written: TypeError: odd value")
+        assert "checkpoints stopped: a job could not be written: TypeError: odd value" in shown(m)
+    finally:
+        assert m.journal.stop()

@@ -302,6 +302,16 @@ class Journal:
         return self._last_write
 
     @property
+    def checkpoints(self) -> str:
+        """How checkpoints stand, for diagnostics: how many were completed, or why they stopped."""
+        checkpoints = self._checkpoints
+        if checkpoints.problem is not None:
+            return f"stopped: {checkpoints.problem} (restarts replay every event)"
+        if not isinstance(checkpoints, Checkpointer):
+            return "none taken by this process"
+        return f"{checkpoints.completed:,} completed by this process"
+
+    @property
     def writing(self) -> bool:
         return self._writer is not None and self._problem is None
 

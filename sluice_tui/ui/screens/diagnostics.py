@@ -106,6 +106,9 @@ def _history(status: HistoryStatus) -> RenderableType:
     if status.keeps:
         table.add_row("keeps", _plain(status.keeps))
     table.add_row("last write", full_time(status.last_write) or "none yet")
+    if status.checkpoints:
+        style = "red" if status.checkpoints.startswith("stopped") else ""
+        table.add_row("checkpoints", Text(inert(status.checkpoints), style))
     table.add_row(
         "restored at start",
         f"{status.restored_jobs:,} jobs, {status.restored_events:,} events "
