@@ -181,6 +181,16 @@ class Journal:
             checkpoints.cut()
         self._pending.append((body, received))
 
+    def idle(self) -> None:
+        """The receiver's thread between messages (as at ``raw``): a checkpoint's cut may go here.
+
+        Without it a checkpoint begun just before the cluster went quiet would
+        stay open until events came again.
+        """
+        checkpoints = self._checkpoints
+        if checkpoints.wanted:
+            checkpoints.cut()
+
     def note(self, kind: str, payload: dict[str, Any]) -> None:
         """The store's hook: a change to jobs that no event carries."""
         try:
@@ -198,7 +208,10 @@ class Journal:
             return
         self._store = store
         conn = self._open_conn()
-        next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[0]
+        try:
+            next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise JournalError(describe(self.path, exc)) from None
         checkpoints = Checkpointer(store, self._record, next_id)
         writer = BatchWriter(
             conn, self.path, store, self._pending, self.retention, self._failed, checkpoints
