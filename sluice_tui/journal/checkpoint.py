@@ -340,6 +340,8 @@ def make_jobs(rows: Iterable[tuple[Any, ...]], history_cap: int) -> list[Job]:
         job = new(Job)
         job._cap3 = cap3
         fill(job, row)
+        if len(job._hist) > cap3:  # saved by a monitor with a larger --history-per-job
+            job._trim()
         made.append(job)
     return made
 

@@ -178,8 +178,11 @@ class Checkpointer:
         self.wanted = False
         self.plan = None
         self.chain = None
-        if reason is not None:
+        if reason is not None and self.problem is None:
             self.problem = reason
+            self.store.add_notice(
+                f"history checkpoints stopped: {reason}; a restart will replay every event"
+            )
 
     # -- the receiver's thread -------------------------------------------------------
 

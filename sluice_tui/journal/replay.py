@@ -88,8 +88,13 @@ class Gates:
             self._open(chunk, chosen)
 
     def mark(self, note: dict, chosen: set[str]) -> None:
-        if note.get("checkpoint") == self.checkpoint and note.get("chunk") in self.pending:
-            self._open(note["chunk"], chosen)
+        chunk = note.get("chunk")
+        if (
+            note.get("checkpoint") == self.checkpoint
+            and type(chunk) is int
+            and chunk in self.pending
+        ):
+            self._open(chunk, chosen)
 
     def _open(self, chunk: int, chosen: set[str]) -> None:
         _, ids = self.pending.pop(chunk)
