@@ -6,7 +6,9 @@ freezes and a key waits that long.  The store's jobs hold no reference
 cycles (reference counting frees an evicted job at once), so walking them
 again and again finds nothing.  After each full collection the survivors are
 therefore frozen (``gc.freeze``), and later full collections walk only what
-is newer.  How often full collections run is unchanged.
+is newer.  They come more often (CPython starts one when the objects left
+unfrozen grow by a quarter), each of them short.  Young objects alive at that
+moment are frozen too.
 
 Cyclic garbage among frozen objects (the widgets of a screen closed since it
 was frozen) would never be freed, so every ``thaw_every`` seconds the frozen

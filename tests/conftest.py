@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from sluice_tui import gc_policy
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.model.store import JobStore
 from tests.own_servers import OwnRedis
@@ -35,6 +36,13 @@ def store(clock: FakeClock) -> JobStore:
 def feed(store: JobStore, clock: FakeClock) -> EventAdapter:
     """Feeds event dicts into the store exactly as the receiver does."""
     return EventAdapter(store, clock=clock)
+
+
+@pytest.fixture(autouse=True)
+def cpython_gc():
+    """A command run in-process (``collect``) installs the GC policy: not for the next test."""
+    yield
+    gc_policy.uninstall()
 
 
 @pytest.fixture(autouse=True, scope="session")

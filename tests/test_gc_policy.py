@@ -29,6 +29,7 @@ class Cycle:
 @pytest.fixture
 def clock():
     clock = Clock()
+    assert gc_policy._installed is None, "left installed by an earlier test"
     gc_policy.install(thaw_every=600.0, clock=clock)
     yield clock
     gc_policy.uninstall()
