@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -364,14 +365,27 @@ def _finish(ctx: click.Context, work: Callable[[], int]) -> NoReturn:
         status = SETUP_ERROR
     except KeyboardInterrupt:
         status = INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as a filter does.  What
-        # is still buffered goes nowhere, or the flush at exit would complain.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        status = BROKEN_PIPE
+    except BrokenPipeError as exc:
+        if not _reader_gone():
+            status = report_crash(exc)  # a broker's socket, say: a real failure
+        else:
+            # The reader went away (`| head`): stop quietly, as a filter does.  What
+            # is still buffered goes nowhere, or the flush at exit would complain.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            status = BROKEN_PIPE
     except Exception as exc:
         status = report_crash(exc)
     ctx.exit(status)
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _merged(ctx: click.Context) -> Options:
