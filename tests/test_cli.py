@@ -143,7 +143,7 @@ def test_retry_of_an_unknown_id_is_refused_with_status_2(tmp_path):
     result = run_in(cluster, "retry", "no-such-job", "-A", WORKLOAD_APP, "--yes", "--listen", "0.2")
     assert result.returncode == 2
     assert_human(result.stderr)
-    assert "cannot retry job no-such-job: it is unknown" in result.stderr
+    assert "cannot retry job no-such-job (it is unknown)" in result.stderr
     assert "no job no-such-job is known anywhere" in result.stderr
     assert "failed, cancelled" in result.stderr
 
@@ -186,7 +186,7 @@ def test_revoke_of_a_completed_job_is_refused_and_one_reaching_no_worker_fails(t
     cluster.app.backend.mark_as_done("done-job", 3)
     result = run_in(cluster, "revoke", "done-job", "-A", "sluice_tui.demo.workload", "--yes")
     assert result.returncode == 2
-    assert "cannot revoke job done-job: it is completed" in result.stderr
+    assert "cannot revoke job done-job (it is completed)" in result.stderr
     # Allowed (unknown), said to be unknown, and not a success: no worker took it.
     result = run_in(cluster, "revoke", "never-seen", "-A", WORKLOAD_APP, "--yes", "--listen", "0.2")
     assert result.returncode == 1, result.stderr

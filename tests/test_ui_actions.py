@@ -67,7 +67,7 @@ async def test_keys_reach_celery_only_where_the_rules_allow(cluster, state, acti
         if not allowed(action, state):
             assert not isinstance(app.screen, ConfirmRetryScreen | ConfirmRevokeScreen)
             assert any(
-                f"cannot {action.value} job {job.id}: it is {state.value}" in n for n in notes
+                f"cannot {action.value} job {job.id} (it is {state.value})" in n for n in notes
             ), notes
             assert cluster.sent == [] and cluster.revoked == []
             return

@@ -99,7 +99,8 @@ class ActionNotAllowed(Exception):
         self.state = state
         allowed = ", ".join(s.value for s in ALL_STATES if s in ACTION_RULES[action])
         super().__init__(
-            f"cannot {action.value} job {job_id}: it is {state.value}; "
+            # The state before the colon: a wrapped toast never starts a line with ":".
+            f"cannot {action.value} job {job_id} (it is {state.value}): "
             f"{action.value} is allowed only when a job is {allowed}"
         )
 
