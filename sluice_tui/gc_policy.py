@@ -35,7 +35,6 @@ class FreezeSurvivors:
         self.thaw_every = thaw_every
         self.clock = clock
         self.next_thaw = clock() + thaw_every
-        self.thaws = 0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase != "stop" or info.get("generation") != OLDEST:
@@ -43,7 +42,6 @@ class FreezeSurvivors:
         now = self.clock()
         if now >= self.next_thaw:
             self.next_thaw = now + self.thaw_every
-            self.thaws += 1
             gc.unfreeze()  # the next full collection walks everything once
         else:
             gc.freeze()
