@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from celery.events.event import get_exchange
 from kombu import Connection
@@ -62,13 +63,7 @@ def amqp_sender(conn: Connection, exchange: str) -> Callable[[list[dict]], None]
         transport._write = collect
         try:
             for event in events:
-                message = channel.prepare_message(
-                    json.dumps(event),
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    headers={"hostname": event["hostname"]},
-                    properties={"delivery_mode": 1},
-                )
+                message = event_message(channel, event)
                 channel.basic_publish(
                     message, exchange=exchange, routing_key=event["type"].replace("-", ".")
                 )
@@ -80,6 +75,17 @@ def amqp_sender(conn: Connection, exchange: str) -> Callable[[list[dict]], None]
     return send
 
 
+def event_message(channel: Any, event: dict) -> Any:
+    """The message Celery's EventDispatcher would make of ``event``, on either transport."""
+    return channel.prepare_message(
+        json.dumps(event),
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers={"hostname": event["hostname"]},
+        properties={"delivery_mode": 1},
+    )
+
+
 def redis_sender(conn: Connection, exchange: str) -> Callable[[list[dict]], None]:
     channel = conn.default_channel
     client = channel.client
@@ -88,13 +94,7 @@ def redis_sender(conn: Connection, exchange: str) -> Callable[[list[dict]], None
         pipe = client.pipeline(transaction=False)
         for event in events:
             routing_key = event["type"].replace("-", ".")
-            message = channel.prepare_message(
-                json.dumps(event),
-                content_type="application/json",
-                content_encoding="utf-8",
-                headers={"hostname": event["hostname"]},
-                properties={"delivery_mode": 1},
-            )
+            message = event_message(channel, event)
             channel._inplace_augment_message(message, exchange, routing_key)
             payload = json.dumps(message)
             for topic in channel._get_publish_topics(exchange, routing_key):

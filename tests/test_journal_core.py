@@ -398,18 +398,7 @@ def test_a_file_made_by_the_first_schema_opens_and_restores(tmp_path):
     conn.executemany(
         "INSERT INTO meta VALUES (?, ?)", [("format", "sluice-tui journal"), ("last_write", 100.0)]
     )
-    conn.execute(
-        "INSERT INTO batches VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            packed.first,
-            packed.last,
-            packed.count,
-            packed.received,
-            packed.sizes,
-            packed.body,
-            packed.workers,
-        ),
-    )
+    conn.execute("INSERT INTO batches VALUES (1, ?, ?, ?, ?, ?, ?, ?)", packed.row())
     conn.execute("INSERT INTO job_changes VALUES (1, 'v1-job', 'queued', 'proj.old', 100.0)")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()

@@ -70,6 +70,18 @@ class PackedBatch:
     # last minutes of them, and skips the rest without decoding it.
     workers: bytes | None
 
+    def row(self) -> tuple[float, float, int, bytes, bytes, bytes, bytes | None]:
+        """The batches table's columns after its id, in order."""
+        return (
+            self.first,
+            self.last,
+            self.count,
+            self.received,
+            self.sizes,
+            self.body,
+            self.workers,
+        )
+
 
 # Worker events name their type "worker-...": the cheap test that picks the
 # messages worth parsing to be sure.

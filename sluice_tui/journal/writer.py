@@ -136,15 +136,7 @@ class BatchWriter:
                 cursor = conn.execute(
                     "INSERT INTO batches (first, last, count, received, sizes, body, workers)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        packed.first,
-                        packed.last,
-                        packed.count,
-                        packed.received,
-                        packed.sizes,
-                        packed.body,
-                        packed.workers,
-                    ),
+                    packed.row(),
                 )
                 self.last_batch = cursor.lastrowid
                 if cuts:

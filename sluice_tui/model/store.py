@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, KeysView, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sluice_tui.model.job import (
@@ -567,21 +567,26 @@ class JobStore:
 
     def extend_gap(self, number: int, end: float, why: str | None = None) -> None:
         """Gap ``number`` lasted until ``end``; ``why``, if given, is added to its reason."""
-        with self._lock:
-            index = len(self._gaps) - (self._gap_total - number) - 1
-            if 0 <= index < len(self._gaps):
-                gap = self._gaps[index]
-                if end > gap.end:
-                    reason = gap.reason if why is None else f"{gap.reason}, {why}"
-                    self._gaps[index] = Gap(gap.start, end, reason, gap.resync)
+
+        def extended(gap: Gap) -> Gap:
+            if end <= gap.end:
+                return gap
+            return replace(
+                gap, end=end, reason=gap.reason if why is None else f"{gap.reason}, {why}"
+            )
+
+        self._change_gap(number, extended)
 
     def settle_gap(self, number: int, outcome: str) -> None:
         """Say what the resync after gap ``number`` found (or why there was none)."""
+        self._change_gap(number, lambda gap: replace(gap, resync=outcome))
+
+    def _change_gap(self, number: int, change: Callable[[Gap], Gap]) -> None:
+        """Gap ``number`` (as record_gap returned it) becomes ``change(gap)``, if still kept."""
         with self._lock:
             index = len(self._gaps) - (self._gap_total - number) - 1
             if 0 <= index < len(self._gaps):
-                gap = self._gaps[index]
-                self._gaps[index] = Gap(gap.start, gap.end, gap.reason, outcome)
+                self._gaps[index] = change(self._gaps[index])
 
     def record_bad_event(self, reason: str, sample: str = "") -> None:
         """Count an event that could not be used; keep a short sample for diagnostics.
