@@ -277,9 +277,7 @@ class JobStore:
             feed = self._feed
             feed.append(job_id)
             if len(feed) > self._feed_limit:
-                half = len(feed) // 2
-                del feed[:half]
-                self._feed_base += half
+                self._trim_feed()
             if len(jobs) > self.max_jobs:
                 self._evict()
         finally:
@@ -534,14 +532,18 @@ class JobStore:
             for reason, n in (bad or {}).items():
                 self._bad[reason] += n
             self._created_since_look += loaded
-            feed = self._feed
-            if len(feed) > self._feed_limit:
-                cut = len(feed) - self._feed_limit // 2
-                del feed[:cut]
-                self._feed_base += cut
+            if len(self._feed) > self._feed_limit:
+                self._trim_feed()
             if len(held) > self.max_jobs:
                 self._evict()
         return loaded
+
+    def _trim_feed(self) -> None:
+        """Keep the newest half of the change feed's limit; readers further behind re-read all."""
+        feed = self._feed
+        cut = len(feed) - self._feed_limit // 2
+        del feed[:cut]
+        self._feed_base += cut
 
     def _count_type(self, job: Job) -> None:
         """The lifetime figures a replay of the job's history would have recorded."""
