@@ -194,7 +194,7 @@ class Replayer:
         """
         applied = 0
         notes = unpacked.notes
-        bad = {i for i, _ in unpacked.undecodable}
+        bad = dict(unpacked.undecodable)  # index: reason
         for i, (record, t) in enumerate(zip(unpacked.records, unpacked.times, strict=True)):
             if i in notes:
                 if record.__class__ is dict and record.get("kind") == "cut":
@@ -206,7 +206,7 @@ class Replayer:
             elif i not in bad:
                 applied += self._chosen_only(record, t)
             if gates.counting and i in bad:
-                self.store.record_bad_event("undecodable message", dict(unpacked.undecodable)[i])
+                self.store.record_bad_event("undecodable message", bad[i])
         self.events += applied
 
     def _chosen_only(self, record: Any, t: float) -> int:
