@@ -9,7 +9,8 @@ at a fixed rate for ``--seconds`` to the run's own event exchange, and three
 monitors consume that one stream at once, each started fresh for the rung:
 
 - sluice-tui: the full TUI as ``sluice-tui`` builds it (launch.build_app:
-  the receiver thread, the queue poller, the actions gate), headless through
+  the receiver thread, the queue poller, the actions gate and the history
+  journal, in the rung's folder; ``--no-history`` leaves it out), headless through
   ``App.run_test`` at 200x60, in this process.  It keeps up when its store
   has taken in every published event within DRAIN seconds of the end, the
   refresh tick's p95 stays under 50 ms, and a key pressed every second
@@ -532,9 +533,10 @@ def start_flower(folder: Path, env: dict[str, str], room: int, children: list) -
 
 
 async def run_rung(
-    broker_name: str, rate: int, seconds: float, active: set[str], seed: int
+    broker_name: str, rate: int, seconds: float, active: set[str], seed: int, history: bool = True
 ) -> Rung:
     from sluice_tui import gc_policy
+    from sluice_tui.history import HistoryOptions
     from sluice_tui.launch import build_app
 
     broker = BROKERS[broker_name]
@@ -551,7 +553,13 @@ async def run_rung(
             async with contextlib.AsyncExitStack() as stack:
                 sluice = None
                 if "sluice" in active:
-                    app = build_app(make_app(broker, tag), store_options={"max_jobs": room})
+                    # The journal on, as the shipped command has it, in the rung's folder.
+                    journal = HistoryOptions(path=Path(folder) / "journal.sqlite3")
+                    app = build_app(
+                        make_app(broker, tag),
+                        store_options={"max_jobs": room},
+                        history=journal if history else None,
+                    )
                     gc_policy.install()  # as the shipped command's run_app does
                     stack.callback(gc_policy.uninstall)  # each rung starts as a fresh process would
                     sluice = SluiceProbe(app)
@@ -735,7 +743,11 @@ def clean_broker(broker: str, tag: str) -> None:
 
 
 async def climb(
-    broker: str, rates: list[int], seconds: float, monitors: tuple[str, ...] = MONITORS
+    broker: str,
+    rates: list[int],
+    seconds: float,
+    monitors: tuple[str, ...] = MONITORS,
+    history: bool = True,
 ) -> list[Rung]:
     rungs: list[Rung] = []
     active = set(monitors)
@@ -743,7 +755,7 @@ async def climb(
         if not active:
             break
         try:
-            rung = await run_rung(broker, rate, seconds, active, seed=step + 1)
+            rung = await run_rung(broker, rate, seconds, active, seed=step + 1, history=history)
         except PublisherFailed as exc:
             # The ladder ends here: what was kept up with so far stands as "at least".
             print(f"  {broker} {rate:>6,}/s: not judged, a publisher failed: {exc}", flush=True)
@@ -823,12 +835,21 @@ def print_table(results: dict[str, list[Rung]], monitors: tuple[str, ...], secon
 
 
 def measure(
-    brokers: list[str], rates: list[int], seconds: float, monitors: tuple[str, ...] = MONITORS
+    brokers: list[str],
+    rates: list[int],
+    seconds: float,
+    monitors: tuple[str, ...] = MONITORS,
+    history: bool = True,
 ) -> dict[str, list[Rung]]:
     results = {}
+    journal = "on" if history else "off"
     for broker in brokers:
-        print(f"{broker}: rates {', '.join(map(str, rates))}, {seconds:.0f} s each", flush=True)
-        results[broker] = asyncio.run(climb(broker, sorted(rates), seconds, monitors))
+        print(
+            f"{broker}: rates {', '.join(map(str, rates))}, {seconds:.0f} s each,"
+            f" sluice-tui's journal {journal}",
+            flush=True,
+        )
+        results[broker] = asyncio.run(climb(broker, sorted(rates), seconds, monitors, history))
     return results
 
 
@@ -839,6 +860,11 @@ def main() -> None:
     parser.add_argument("--rates", default=None, help="comma-separated events/s, ascending")
     parser.add_argument("--monitors", default=",".join(MONITORS))
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS:.0f} s rungs")
+    parser.add_argument(
+        "--no-history",
+        action="store_true",
+        help="sluice-tui without its history journal (on by default, as the command has it)",
+    )
     args = parser.parse_args()
     brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
     unknown = [b for b in brokers if b not in BROKERS]
@@ -858,7 +884,7 @@ def main() -> None:
     rates = rates or list(QUICK_RATES if args.quick else FULL_RATES)
     seconds = args.seconds or (QUICK_SECONDS if args.quick else 60.0)
     print(f"machine: {machine()}")
-    results = measure(brokers, rates, seconds, monitors)
+    results = measure(brokers, rates, seconds, monitors, history=not args.no_history)
     print_table(results, monitors, seconds)
 
 
