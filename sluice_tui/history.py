@@ -247,7 +247,13 @@ class JournalFeeds:
         if self.history.writing:
             journal.start_writing(self.store)
         else:
-            self.store.set_status(self.history.following, self.history.broker)
+            # With no collector writing, nothing new comes: workers are not judged on silence.
+            self.store.set_status(
+                self.history.following,
+                self.history.broker,
+                hearing=self.history.writer is not None,
+                deaf_since=journal.last_write,
+            )
             journal.follow(self.store, self.history.apply_event)
             self._watch = WriterWatch(self.history, self.store)
             self._watch.start()
@@ -299,6 +305,8 @@ class WriterWatch:
                     WRITER_GONE,
                     self.history.broker,
                     "no process writes the journal now; restart sluice-tui to listen itself",
+                    hearing=False,  # a worker is not offline because nobody listens to it
+                    deaf_since=time.time() - self.interval,  # it stopped since the last look
                 )
                 self.store.add_notice(
                     f"The collector (pid {before}) stopped writing {path}: this monitor shows "

@@ -27,7 +27,7 @@ from sluice_tui.launch import build_app
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.screens.diagnostics import render_diagnostics
 from tests.cluster import TRANSPORTS, Cluster, event_arrives, require_transport, wait_for
-from tests.events import failed, received, retried, sent, started, succeeded
+from tests.events import failed, heartbeat, received, retried, sent, started, succeeded
 from tests.ui_helpers import SIZE, screen_text, wait_in_app
 
 HOUR = 3600.0
@@ -212,6 +212,8 @@ async def test_a_tui_on_a_journal_someone_else_writes_follows_it(tmp_path):
             assert str(path) in text.replace("\n", "")
             assert f"following collector pid {os.getpid()}" in text
             await pilot.press("escape")
+            feed.send(heartbeat("w1@host", time.time()))
+            await wait_in_app(pilot, lambda: app.store.worker_counts() == (1, 1), "a worker")
             feed.stop()  # the collector goes away: the header must not name it still
             await wait_in_app(
                 pilot,
@@ -220,6 +222,8 @@ async def test_a_tui_on_a_journal_someone_else_writes_follows_it(tmp_path):
                 explain=lambda: screen_text(app),
             )
             assert any(f"pid {os.getpid()}) stopped writing" in n for _, n in app.store.notices())
+            # Nobody listens now: the worker the collector heard is not judged on that silence.
+            assert app.store.worker_counts(time.time() + 3600) == (1, 1)
     finally:
         feed.stop()
 

@@ -89,6 +89,19 @@ def test_a_wakeup_heartbeat_does_not_stretch_the_real_interval(feed, store, cloc
     assert not store.workers()[0].online
 
 
+def test_a_follower_whose_collector_stopped_does_not_call_its_workers_offline(feed, store, clock):
+    """Seen in a trial: the collector quit, and a TUI reading its journal said the
+    worker that was fine had gone offline 10 s before (nobody listened to it)."""
+    store.set_status("following collector pid 42", "redis://h")
+    feed(ev.heartbeat("w1@host", clock.now, freq=2.0))
+    clock.advance(3)
+    store.set_status("collector stopped", "redis://h", hearing=False, deaf_since=clock.now - 2)
+    clock.advance(600)
+    assert store.worker_counts() == (1, 1)
+    store.set_status("following collector pid 43", "redis://h")  # a collector writes again
+    assert store.worker_counts() == (0, 1)
+
+
 def test_a_lost_job_redelivered_by_the_broker_runs_again(feed, store, clock):
     """With acks_late the broker hands a dead worker's job to another worker."""
     run_a_job_then_lose_its_worker(feed, store, clock)

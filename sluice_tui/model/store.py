@@ -613,13 +613,28 @@ class JobStore:
             self._notice_total += 1
 
     def set_status(
-        self, state: str, broker: str, error: str | None = None, receiving: str = ""
+        self,
+        state: str,
+        broker: str,
+        error: str | None = None,
+        receiving: str = "",
+        *,
+        hearing: bool | None = None,
+        deaf_since: float | None = None,
     ) -> None:
+        """The header's connection state.
+
+        ``hearing``: whether events can reach this monitor now (by default,
+        unless reconnecting); while they cannot, workers are judged as of
+        ``deaf_since`` (default: now), as silence proves nothing.
+        """
         now = self._clock()
-        if state != RECONNECTING:
+        if hearing is None:
+            hearing = state != RECONNECTING
+        if hearing:
             self._deaf_since = None
-        elif self._status.state != RECONNECTING:
-            self._deaf_since = now  # retries re-say "reconnecting": the first one counts
+        elif self._deaf_since is None:  # retries re-say "reconnecting": the first one counts
+            self._deaf_since = now if deaf_since is None else min(now, deaf_since)
         self._status = ConnectionStatus(state, broker, error, now, receiving)
 
     def _judged_at(self, now: float) -> float:
