@@ -337,3 +337,20 @@ async def test_jobs_of_a_lost_worker_show_as_unknown_with_a_note(app):
         await pilot.press("g", *job_id(4)[:8], "enter")
         text = screen_text(app)
         assert "worker lost" in text and "no longer known" in text
+
+
+@pytest.mark.parametrize("size", [SIZE, (80, 24)])
+async def test_a_failed_jobs_error_shows_in_the_list(size):
+    """Seen in a trial: the list showed nothing of why jobs failed; each had to be opened."""
+    app = sample_app()
+    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    feed(app, ev.received("bad-1", NOW - 3, name="shop.charge"))
+    feed(app, ev.failed("bad-1", NOW - 2, exception="ValueError('payment declined\x1b[2J')"))
+    feed(app, ev.received("flaky-1", NOW - 3, name="shop.sync"))
+    feed(app, ev.retried("flaky-1", NOW - 2, exception="ConnectionError('reset')"))
+    async with app.run_test(size=size):
+        app.tick()
+        text = screen_text(app)
+        # At 80 columns the error leads the ARGS column, cut to fit.
+        assert "ValueError('pay" in text and "\x1b" not in text
+        assert "ConnectionError" in text

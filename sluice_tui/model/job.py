@@ -26,6 +26,8 @@ _QUEUED = JobState.QUEUED
 _SCHEDULED = JobState.SCHEDULED
 _ACTIVE = JobState.ACTIVE
 _RETRYING = JobState.RETRYING
+_FAILED = JobState.FAILED
+ERROR_NOTE_LENGTH = 120  # a list shows how an error starts; the job's detail has all of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +295,7 @@ class JobRow(NamedTuple):
     retries: int | None
     args: str | None
     kwargs: str | None
-    note: str | None  # what sluice-tui itself did to the job, if anything
+    note: str | None  # what sluice-tui did to the job, or else why it failed (or retries)
     eta: float | None = None  # when a scheduled job is due, in epoch seconds
 
 
@@ -745,16 +747,18 @@ class Job:
 
     def _note(self) -> str | None:
         extra = self.extra
-        if not extra:
-            return None
-        if extra.get(REVOKE_REQUESTED) and self.state not in FINISHED_STATES:
-            return "revoke requested"
-        if WORKER_LOST in extra and self.state is _UNKNOWN:
-            return "worker lost"
-        if RETRIED_AS in extra:
-            return f"retried as {str(extra[RETRIED_AS])[:8]}"
-        if RETRY_OF in extra:
-            return f"retry of {str(extra[RETRY_OF])[:8]}"
+        if extra:
+            if extra.get(REVOKE_REQUESTED) and self.state not in FINISHED_STATES:
+                return "revoke requested"
+            if WORKER_LOST in extra and self.state is _UNKNOWN:
+                return "worker lost"
+            if RETRIED_AS in extra:
+                return f"retried as {str(extra[RETRIED_AS])[:8]}"
+            if RETRY_OF in extra:
+                return f"retry of {str(extra[RETRY_OF])[:8]}"
+        # Why a job failed (or is retrying) is what a list of them is read for.
+        if (self.state is _FAILED or self.state is _RETRYING) and self.exception:
+            return self.exception.partition("\n")[0][:ERROR_NOTE_LENGTH]
         return None
 
     def snapshot(self, children: tuple[str, ...] = ()) -> JobSnapshot:

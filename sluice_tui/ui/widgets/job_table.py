@@ -145,7 +145,7 @@ def time_cell(row: JobRow, now: float) -> Cell:
 def cells(row: JobRow, now: float, *, note_column: bool, dark: bool = True) -> tuple[Cell, ...]:
     """Each column's text for one job, made inert; with no NOTE column the note leads ARGS."""
     args = inert(row.args)
-    note = row.note or ""
+    note = inert(row.note)  # a failed job's note is its error: task data
     if note and not note_column:
         args = f"[{note}] {args}"
     return (
