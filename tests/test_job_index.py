@@ -59,17 +59,19 @@ def sort_key(column: SortColumn, job: JobSnapshot):
     return 0  # SEEN: first-seen order alone
 
 
-def found_by(search: str, job: JobSnapshot) -> bool:
-    fields = (job.id, job.name, job.worker, job.args, job.kwargs)
+def found_by(search: str, job: JobSnapshot, note: str | None) -> bool:
+    fields = (job.id, job.name, job.worker, job.args, job.kwargs, note)
     return not search or any(search in field.lower() for field in fields if field)
 
 
 def expected(view: View, store: JobStore) -> list[str]:
     jobs = store.snapshots()  # oldest first: first-seen order breaks ties
+    notes = {job_id: row.note for job_id, row in store.rows([j.id for j in jobs]).items()}
     shown = [
         job
         for job in jobs
-        if (view.state is None or job.state is view.state) and found_by(view.search, job)
+        if (view.state is None or job.state is view.state)
+        and found_by(view.search, job, notes[job.id])
     ]
     shown.sort(key=lambda job: sort_key(view.sort, job))  # stable: ties stay first-seen
     if view.newest_first:

@@ -354,3 +354,17 @@ async def test_a_failed_jobs_error_shows_in_the_list(size):
         # At 80 columns the error leads the ARGS column, cut to fit.
         assert "ValueError('pay" in text and "\x1b" not in text
         assert "ConnectionError" in text
+
+
+async def test_search_finds_jobs_by_their_error():
+    app = sample_app()
+    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    feed(app, ev.received("bad-1", NOW - 3, name="shop.charge"))
+    feed(app, ev.failed("bad-1", NOW - 2, exception="PaymentDeclined('card expired')"))
+    feed(app, ev.received("bad-2", NOW - 3, name="shop.charge"))
+    feed(app, ev.failed("bad-2", NOW - 2, exception="TimeoutError()"))
+    async with app.run_test(size=SIZE) as pilot:
+        app.tick()
+        await pilot.press("slash", *"declined")
+        await pilot.pause()
+        assert shown_ids(app) == ["bad-1"]

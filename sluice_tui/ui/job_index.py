@@ -301,7 +301,9 @@ class JobIndex:
         haystack = self._haystacks.get(row.id)
         if haystack is None:
             haystack = "\0".join(
-                part for part in (row.id, row.name, row.worker, row.args, row.kwargs) if part
+                part
+                for part in (row.id, row.name, row.worker, row.args, row.kwargs, row.note)
+                if part
             ).lower()
             self._haystacks[row.id] = haystack
         return self.search in haystack

@@ -52,7 +52,7 @@ class JobsScreen(LiveScreen):
         yield StatusBar(id="status")
         yield Static(id="task-filter")
         yield JobTable(self.app.index, clock=self.app.clock, id="jobs")
-        yield Input(placeholder="search id, name, worker, args, kwargs", id="search")
+        yield Input(placeholder="search id, name, worker, args, kwargs, error", id="search")
         yield FittingFooter()
 
     def on_mount(self) -> None:
