@@ -7,6 +7,7 @@ import pytest
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.demo.sample import NOW, T0, job_id
 from sluice_tui.demo.screenshots import sample_app
+from sluice_tui.history import NOT_RUNNING
 from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.screens.help import HelpScreen
@@ -368,3 +369,24 @@ async def test_search_finds_jobs_by_their_error():
         await pilot.press("slash", *"declined")
         await pilot.pause()
         assert shown_ids(app) == ["bad-1"]
+
+
+async def test_the_header_drops_a_settled_gap_after_a_while_and_names_a_restart():
+    """Seen in a trial: a restart's gap warning stayed for good, two of the 24 lines."""
+    clock = [NOW]
+    app = sample_app()
+    app.clock = lambda: clock[0]
+    app.store = app.index.store = JobStore(clock=lambda: clock[0])
+    number = app.store.record_gap(NOW - 60, NOW - 50, NOT_RUNNING)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.tick()
+        await pilot.pause()
+        assert "sluice-tui was not running" in screen_text(app)
+        clock[0] = NOW + 3600  # an hour later, the resync still under way: still shown
+        app.tick()
+        await pilot.pause()
+        assert "sluice-tui was not running" in screen_text(app)
+        app.store.settle_gap(number, "resync corrected 2 jobs")
+        app.tick()
+        await pilot.pause()
+        assert "not running" not in screen_text(app)

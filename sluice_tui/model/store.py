@@ -64,6 +64,9 @@ LOST_WITH_WORKER = Step(JobState.UNKNOWN, "worker lost", 5, demotes=JobState.ACT
 MAX_GAPS = 100
 
 
+RESYNC_PENDING = "resync pending"
+
+
 @dataclass(frozen=True, slots=True)
 class Gap:
     """A stretch of time in which events may have been lost."""
@@ -71,7 +74,7 @@ class Gap:
     start: float  # epoch seconds: the last moment the stream was known good
     end: float  # when events flowed again
     reason: str
-    resync: str = "resync pending"  # what was done to make up for it
+    resync: str = RESYNC_PENDING  # what was done to make up for it
 
 
 RECONNECTING = "reconnecting"

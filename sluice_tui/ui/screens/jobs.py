@@ -16,7 +16,7 @@ from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import inert
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 from sluice_tui.ui.widgets.job_table import JobTable
-from sluice_tui.ui.widgets.status_bar import StatusBar, StatusView
+from sluice_tui.ui.widgets.status_bar import StatusBar, StatusView, gap_to_show
 
 FILTER_BINDINGS = [
     Binding("0", "filter(0)", "All states", id="jobs.filter.all", show=False),
@@ -103,7 +103,7 @@ class JobsScreen(LiveScreen):
                 read_only=app.read_only,
                 bad_events=store.stats().bad_events,
                 gaps=store.gap_count,
-                last_gap=store.last_gap(),
+                last_gap=gap_to_show(store.last_gap(), app.clock()),
                 following=self.table.following,
                 dark=app.current_theme.dark,
             )

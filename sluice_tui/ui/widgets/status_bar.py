@@ -8,8 +8,9 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
+from sluice_tui.history import NOT_RUNNING
 from sluice_tui.model.states import JobState
-from sluice_tui.model.store import Gap
+from sluice_tui.model.store import RESYNC_PENDING, Gap
 from sluice_tui.ui.text import clock_time, inert, state_style
 
 CONNECTION_STYLES = {
@@ -94,6 +95,19 @@ def _list_items(view: StatusView) -> list[Text]:
     return items
 
 
+# How long the header keeps warning of a gap once its resync is done;
+# diagnostics (d) keep every gap.  Long enough to be seen on coming back to
+# the screen, short enough that a restart's gap does not take a line all day.
+GAP_SHOWN = 600.0
+
+
+def gap_to_show(gap: Gap | None, now: float) -> Gap | None:
+    """The gap the header warns of: until its resync is done, and GAP_SHOWN after it ended."""
+    if gap is None or (gap.resync != RESYNC_PENDING and now - gap.end >= GAP_SHOWN):
+        return None
+    return gap
+
+
 def _warning_items(view: StatusView) -> list[Text]:
     """A third line, only while there is something the user must not miss."""
     if view.last_gap is None and not view.bad_events:
@@ -101,10 +115,10 @@ def _warning_items(view: StatusView) -> list[Text]:
     items = []
     if view.last_gap is not None:
         gap = view.last_gap
-        lost = Text(
-            f"\u26a0 events may have been lost {clock_time(gap.start)}-{clock_time(gap.end)}",
-            "bold yellow",
-        )
+        what = "events may have been lost"
+        if gap.reason == NOT_RUNNING:
+            what = "sluice-tui was not running"  # a restart: not a fault
+        lost = Text(f"\u26a0 {what} {clock_time(gap.start)}-{clock_time(gap.end)}", "bold yellow")
         if view.gaps > 1:
             lost.append(f" (and {view.gaps - 1} earlier)", "yellow")
         items.append(lost)
