@@ -539,9 +539,10 @@ class ActionsGate:
     def refresh_workers(self, destination: list[str] | None = None) -> list[WorkerFigures]:
         """Ask the workers for their figures and keep the replies on the board."""
         if self.read_only:
-            reason = "workers not asked (--read-only: an inspect request is a published message)"
-            self.workers.record_failure(reason)
-            raise ActionRefused(reason)
+            self.workers.record_failure("workers not asked (--read-only)")  # a title line
+            raise ActionRefused(
+                "workers not asked (--read-only: an inspect request is a published message)"
+            )
         self.workers.asking()
         try:
             figures = self.control.worker_figures(destination)

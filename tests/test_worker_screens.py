@@ -192,7 +192,8 @@ async def test_read_only_refuses_every_control_before_a_dialog():
     async with app.run_test(size=SIZE) as pilot:
         await open_workers(pilot)
         assert control.asked == []  # inspect publishes: not in read-only
-        assert "workers not asked (--read-only" in screen_text(app)
+        assert "workers not asked (--read-only)" in screen_text(app)
+        assert "shutdown" not in screen_text(app)  # no list of controls that would be refused
         for n, key in enumerate(["plus", "minus", "a", "c", "x", "r", "m", "S"], 1):
             await pilot.press(key)
             await settle(pilot)

@@ -149,7 +149,8 @@ class WorkerDetailScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="worker-title")
-        yield Static(CONTROL_KEYS, id="worker-keys", markup=False)
+        if not self.app.read_only:  # --read-only: no control would be sent
+            yield Static(CONTROL_KEYS, id="worker-keys", markup=False)
         yield Static(id="worker-figures")
         with Horizontal(id="worker-trend"):
             yield Static(id="worker-rate")

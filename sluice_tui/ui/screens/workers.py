@@ -127,7 +127,8 @@ class WorkersScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="workers-title")
-        yield Static(CONTROL_KEYS, id="workers-keys", markup=False)
+        if not self.app.read_only:  # --read-only: no control would be sent
+            yield Static(CONTROL_KEYS, id="workers-keys", markup=False)
         yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
         yield Static(id="workers-empty")
         yield FittingFooter()

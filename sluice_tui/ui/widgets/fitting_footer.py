@@ -33,6 +33,11 @@ IMPORTANCE = (
 )
 
 
+# Keys that change the cluster (or publish a request): --read-only refuses them
+# with a notice if pressed, and the footer does not offer them.
+WRITES = frozenset({"retry", "revoke", "ask"})
+
+
 def key_width(key: FooterKey) -> int:
     """Cells one key takes: its key and description, padded as the footer draws them."""
     return cell_len(key.key_display) + cell_len(key.description) + 3
@@ -48,6 +53,12 @@ def rank(key: FooterKey) -> int:
 class FittingFooter(Footer):
     def compose(self) -> ComposeResult:
         widgets = list(super().compose())
+        if getattr(self.app, "read_only", False):
+            widgets = [
+                w
+                for w in widgets
+                if not (isinstance(w, FooterKey) and w.action.rpartition(".")[2] in WRITES)
+            ]
         keys = [w for w in widgets if isinstance(w, FooterKey)]
         room = self.size.width or self.app.size.width
         dropped: set[int] = set()
