@@ -44,6 +44,7 @@ class Column(NamedTuple):
     style: Callable[[TaskTypeSnapshot], str] | None = None  # a Rich style for the cell
     spark: Callable[[TaskTypeSnapshot], tuple[int, ...]] | None = None  # a sparkline cell
     fail: bool = False  # the sparkline's colours: failures, else completions
+    grows: bool = False  # the text never gets shorter as the key grows: the widest is the max's
 
 
 def _count(state: JobState) -> Callable[[TaskTypeSnapshot], int]:
@@ -76,7 +77,7 @@ def _no_text(t: TaskTypeSnapshot) -> str:
 
 def _state_column(state: JobState, rank: int) -> Column:
     count = _count(state)
-    return Column(state.value.upper(), rank, count, lambda t: _number(count(t)))
+    return Column(state.value.upper(), rank, count, lambda t: _number(count(t)), grows=True)
 
 
 # Names repeat every tick: make each inert once.
@@ -93,16 +94,16 @@ COLUMNS: tuple[Column, ...] = (
     _state_column(JobState.FAILED, 6),
     _state_column(JobState.RETRYING, 13),
     _state_column(JobState.CANCELLED, 15),
-    Column("FAIL%", 1, lambda t: _missing_last(t.failure_rate), _rate, _rate_style),
-    Column("RETRIES", 11, lambda t: t.retries, lambda t: _number(t.retries)),
+    Column("FAIL%", 1, lambda t: _missing_last(t.failure_rate), _rate, _rate_style, grows=True),
+    Column("RETRIES", 11, lambda t: t.retries, lambda t: _number(t.retries), grows=True),
     Column("P50", 8, lambda t: _missing_last(t.p50), lambda t: duration(t.p50)),
     Column("P95", 2, lambda t: _missing_last(t.p95), lambda t: duration(t.p95)),
     Column("MAX", 9, lambda t: _missing_last(t.max), lambda t: duration(t.max)),
-    Column("/MIN", 3, lambda t: t.per_minute, lambda t: f"{t.per_minute:.1f}"),
+    Column("/MIN", 3, lambda t: t.per_minute, lambda t: f"{t.per_minute:.1f}", grows=True),
     Column("DONE 10M", 7, None, _no_text, spark=lambda t: t.completions),
     Column("FAILS 10M", 12, None, _no_text, spark=lambda t: t.failures, fail=True),
-    Column("OK TOTAL", 17, lambda t: t.completed, lambda t: _number(t.completed)),
-    Column("FAILED TOTAL", 18, lambda t: t.failed, lambda t: _number(t.failed)),
+    Column("OK TOTAL", 17, lambda t: t.completed, lambda t: _number(t.completed), grows=True),
+    Column("FAILED TOTAL", 18, lambda t: t.failed, lambda t: _number(t.failed), grows=True),
 )
 SORTABLE = tuple(i for i, column in enumerate(COLUMNS) if column.key is not None)
 RANKS = [column.rank for column in COLUMNS]
@@ -117,7 +118,7 @@ def text_width(texts: list[str]) -> int:
     return max(map(cell_len, texts))
 
 
-def text_widths(labels: list[str], texts: list[list[str]], sparks: list[bool]) -> list[int]:
+def text_widths(labels: list[str], texts: list[list[str] | None], sparks: list[bool]) -> list[int]:
     """Each column's width: its widest cell or its label, whichever is wider.
 
     ``texts`` holds each column's cells (column by column); a column with a
@@ -125,7 +126,7 @@ def text_widths(labels: list[str], texts: list[list[str]], sparks: list[bool]) -
     over every row on every tick.
     """
     return [
-        max(len(label), SPARK_WIDTH if spark else text_width(cells))
+        max(len(label), SPARK_WIDTH if spark else text_width(cells or []))
         for label, cells, spark in zip(labels, texts, sparks, strict=True)
     ]
 
@@ -284,13 +285,18 @@ class TaskTypesScreen(LiveScreen):
         self._shown = state
         rows = self.rows(now)
         self._total = self._seen
-        # Every row's plain text, column by column, to size the columns; the
-        # lines themselves are built only for the rows the table draws.
-        texts = [[column.text(t) for t in rows] for column in COLUMNS]
-        sparks = [
-            column.spark is not None and any(any(column.spark(t)) for t in rows)
-            for column in COLUMNS
-        ]
+        # Each column's width, from as little text as will tell it: counts and
+        # rates are widest at their largest value; the lines themselves are
+        # built only for the rows the table draws.
+        texts: list[list[str] | None] = [None] * len(COLUMNS)
+        sparks = [False] * len(COLUMNS)
+        for i, column in enumerate(COLUMNS):
+            if column.spark is not None:
+                sparks[i] = any(any(column.spark(t)) for t in rows)
+            elif column.grows and column.key is not None:
+                texts[i] = [column.text(max(rows, key=column.key))] if rows else []
+            else:
+                texts[i] = [column.text(t) for t in rows]
         labels = [self._label(i) for i in range(len(COLUMNS))]
         every_width = text_widths(labels, texts, sparks)
         columns = choose_columns((self.size.width or 80) - 2, every_width, RANKS)
@@ -309,10 +315,13 @@ class TaskTypesScreen(LiveScreen):
                     column = COLUMNS[i]
                     if column.spark is not None:
                         cells.append(_spark_text(column.spark(t), column.fail, console))
-                    elif column.style is not None:
-                        cells.append(Text(texts[i][n], column.style(t)))
                     else:
-                        cells.append(texts[i][n])
+                        known = texts[i]
+                        text = known[n] if known is not None and not column.grows else None
+                        if text is None:
+                            text = column.text(t)
+                        style = column.style(t) if column.style is not None else ""
+                        cells.append(Text(text, style) if style else text)
                 line = built[n] = _line(cells, widths)
             return line
 
