@@ -20,7 +20,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.renderables.sparkline import Sparkline
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from sluice_tui.model.states import JobState
 from sluice_tui.model.task_types import MINUTES, RELATIVE_ERROR, TaskTypeSnapshot, task_types_of
@@ -28,18 +28,23 @@ from sluice_tui.ui.messages import Host, ShowTaskJobs
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.text import duration, inert
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
+from sluice_tui.ui.widgets.line_table import LineTable
 
 SPARK_WIDTH = MINUTES
 DONE_COLOURS = (Color.parse("#005f00"), Color.parse("#5fff5f"))
 FAIL_COLOURS = (Color.parse("#5f0000"), Color.parse("#ff5f5f"))
-CELL_PADDING = 2  # DataTable pads each cell by one on either side
+CELL_PADDING = 2  # the table pads its line by one on either side
 
 
 class Column(NamedTuple):
     label: str
     rank: int  # lower joins first when the screen is narrow
     key: Callable[[TaskTypeSnapshot], Any] | None  # how the column sorts; None: not sortable
-    cell: Callable[[TaskTypeSnapshot], Any]
+    text: Callable[[TaskTypeSnapshot], str]  # the cell's plain text (inert)
+    style: Callable[[TaskTypeSnapshot], str] | None = None  # a Rich style for the cell
+    spark: Callable[[TaskTypeSnapshot], tuple[int, ...]] | None = None  # a sparkline cell
+    fail: bool = False  # the sparkline's colours: failures, else completions
+    grows: bool = False  # the text never gets shorter as the key grows: the widest is the max's
 
 
 def _count(state: JobState) -> Callable[[TaskTypeSnapshot], int]:
@@ -50,37 +55,37 @@ def _number(value: int) -> str:
     return f"{value:,}" if value else ""
 
 
-def _rate(t: TaskTypeSnapshot) -> Text:
+def _rate(t: TaskTypeSnapshot) -> str:
+    rate = t.failure_rate
+    return "" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _rate_style(t: TaskTypeSnapshot) -> str:
     rate = t.failure_rate
     if rate is None:
-        return Text("")
-    style = "bold red" if rate >= 0.2 else "red" if rate > 0 else "green"
-    return Text(f"{rate * 100:.1f}%", style)
+        return ""
+    return "bold red" if rate >= 0.2 else "red" if rate > 0 else "green"
 
 
 def _missing_last(value: float | None) -> float:
     return -1.0 if value is None else value
 
 
-class Spark(NamedTuple):
-    """A sparkline cell: drawn by Textual's Sparkline renderable when the row is laid out."""
-
-    values: tuple[int, ...]
-    fail: bool
-
-
-def _spark(values: tuple[int, ...], fail: bool) -> Spark | str:
-    return Spark(values, fail) if any(values) else ""
+def _no_text(t: TaskTypeSnapshot) -> str:
+    return ""  # a sparkline has no text: its width is SPARK_WIDTH when it shows
 
 
 def _state_column(state: JobState, rank: int) -> Column:
     count = _count(state)
-    return Column(state.value.upper(), rank, count, lambda t: _number(count(t)))
+    return Column(state.value.upper(), rank, count, lambda t: _number(count(t)), grows=True)
 
+
+# Names repeat every tick: make each inert once.
+_inert_name = lru_cache(maxsize=8192)(inert)
 
 # Left to right as shown; at 80 columns the lowest ranks are what remain.
 COLUMNS: tuple[Column, ...] = (
-    Column("TASK", 0, lambda t: t.name, lambda t: Text(inert(t.name))),
+    Column("TASK", 0, lambda t: t.name, lambda t: _inert_name(t.name)),
     _state_column(JobState.UNKNOWN, 16),
     _state_column(JobState.QUEUED, 5),
     _state_column(JobState.SCHEDULED, 14),
@@ -89,23 +94,45 @@ COLUMNS: tuple[Column, ...] = (
     _state_column(JobState.FAILED, 6),
     _state_column(JobState.RETRYING, 13),
     _state_column(JobState.CANCELLED, 15),
-    Column("FAIL%", 1, lambda t: _missing_last(t.failure_rate), _rate),
-    Column("RETRIES", 11, lambda t: t.retries, lambda t: _number(t.retries)),
+    Column("FAIL%", 1, lambda t: _missing_last(t.failure_rate), _rate, _rate_style, grows=True),
+    Column("RETRIES", 11, lambda t: t.retries, lambda t: _number(t.retries), grows=True),
     Column("P50", 8, lambda t: _missing_last(t.p50), lambda t: duration(t.p50)),
     Column("P95", 2, lambda t: _missing_last(t.p95), lambda t: duration(t.p95)),
     Column("MAX", 9, lambda t: _missing_last(t.max), lambda t: duration(t.max)),
-    Column("/MIN", 3, lambda t: t.per_minute, lambda t: f"{t.per_minute:.1f}"),
-    Column("DONE 10M", 7, None, lambda t: _spark(t.completions, False)),
-    Column("FAILS 10M", 12, None, lambda t: _spark(t.failures, True)),
-    Column("OK TOTAL", 17, lambda t: t.completed, lambda t: _number(t.completed)),
-    Column("FAILED TOTAL", 18, lambda t: t.failed, lambda t: _number(t.failed)),
+    Column("/MIN", 3, lambda t: t.per_minute, lambda t: f"{t.per_minute:.1f}", grows=True),
+    Column("DONE 10M", 7, None, _no_text, spark=lambda t: t.completions),
+    Column("FAILS 10M", 12, None, _no_text, spark=lambda t: t.failures, fail=True),
+    Column("OK TOTAL", 17, lambda t: t.completed, lambda t: _number(t.completed), grows=True),
+    Column("FAILED TOTAL", 18, lambda t: t.failed, lambda t: _number(t.failed), grows=True),
 )
 SORTABLE = tuple(i for i, column in enumerate(COLUMNS) if column.key is not None)
+RANKS = [column.rank for column in COLUMNS]
+
+
+def text_width(texts: list[str]) -> int:
+    """The widest of ``texts`` in cells: plain ``len`` unless some are not ASCII."""
+    if not texts:
+        return 0
+    if "".join(texts).isascii():
+        return max(map(len, texts))
+    return max(map(cell_len, texts))
+
+
+def text_widths(labels: list[str], texts: list[list[str] | None], sparks: list[bool]) -> list[int]:
+    """Each column's width: its widest cell or its label, whichever is wider.
+
+    ``texts`` holds each column's cells (column by column); a column with a
+    sparkline in any row is SPARK_WIDTH wide.  Plain strings only: this runs
+    over every row on every tick.
+    """
+    return [
+        max(len(label), SPARK_WIDTH if spark else text_width(cells or []))
+        for label, cells, spark in zip(labels, texts, sparks, strict=True)
+    ]
 
 
 def cell_width(cell: object) -> int:
-    if isinstance(cell, Spark):
-        return SPARK_WIDTH
+    """A cell's width, whatever it is (the queues screen's cells are mixed)."""
     if not isinstance(cell, str | Text):
         return getattr(cell, "width", 0) or 0  # a renderable sized by its own width
     plain = cell.plain if isinstance(cell, Text) else str(cell)
@@ -113,7 +140,7 @@ def cell_width(cell: object) -> int:
 
 
 def column_widths(labels: list[str], rows: list[tuple]) -> list[int]:
-    """Each column's width: its widest cell or its label, whichever is wider."""
+    """Each column's width over rows of mixed cells: its widest cell or its label."""
     return [
         max(len(label), max((cell_width(row[i]) for row in rows), default=0))
         for i, label in enumerate(labels)
@@ -132,11 +159,11 @@ def choose_columns(width: int, widths: list[int], ranks: list[int]) -> list[int]
     return sorted(chosen)
 
 
-def _line(cells: list[Any], widths: list[int], console: Console) -> Text:
+def _line(cells: list[str | Text], widths: list[int]) -> Text:
     """One row as a single Text: each cell padded to its column, two spaces apart.
 
-    Built from plain strings and spans in one go: this runs for every row on
-    every redraw, so it avoids Text.append's per-call work.
+    Built from plain strings and spans in one go, which is cheaper than
+    Text.append for each cell.
     """
     parts: list[str] = []
     spans: list[Span] = []
@@ -145,8 +172,6 @@ def _line(cells: list[Any], widths: list[int], console: Console) -> Text:
         if n:
             parts.append("  ")
             at += 2
-        if isinstance(cell, Spark):
-            cell = _spark_text(cell, console)
         if isinstance(cell, Text):
             plain = cell.plain
             if cell.style:
@@ -177,12 +202,14 @@ def _render_spark(data: tuple[int, ...], low: Color, high: Color) -> list:
     return list(console.render(spark, console.options.update_width(SPARK_WIDTH)))
 
 
-def _spark_text(spark: Spark, console: Console) -> Text:
-    """The sparkline renderable's own bars, as Text (cached: most rows repeat each tick)."""
+def _spark_text(values: tuple[int, ...], fail: bool, console: Console) -> Text | str:
+    """Textual's Sparkline renderable's own bars, as Text (cached: most rows repeat each tick)."""
+    if not any(values):
+        return ""
     if not _CONSOLE:
         _CONSOLE.append(console)
-    low, high = FAIL_COLOURS if spark.fail else DONE_COLOURS
-    return _spark_segments(spark.values, low, high)
+    low, high = FAIL_COLOURS if fail else DONE_COLOURS
+    return _spark_segments(values, low, high)
 
 
 class TaskTypesScreen(LiveScreen):
@@ -211,7 +238,7 @@ class TaskTypesScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="types-title")
-        yield DataTable(id="types", cursor_type="row", zebra_stripes=True)
+        yield LineTable(id="types")
         yield Input(placeholder="filter task names", id="types-search")
         yield Static(id="types-empty")
         yield FittingFooter()
@@ -219,7 +246,7 @@ class TaskTypesScreen(LiveScreen):
     def on_mount(self) -> None:
         self.query_one("#types-search").display = False
         self.refresh_from_store(changed=True)
-        self.query_one(DataTable).focus()
+        self.query_one(LineTable).focus()
 
     def on_resize(self) -> None:
         if self.live:
@@ -227,10 +254,7 @@ class TaskTypesScreen(LiveScreen):
             self.refresh_from_store(changed=True)
 
     def selected_name(self) -> str | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.query_one(LineTable).selected_key
 
     # -- drawing --------------------------------------------------------------
 
@@ -261,26 +285,47 @@ class TaskTypesScreen(LiveScreen):
         self._shown = state
         rows = self.rows(now)
         self._total = self._seen
-        cells = [tuple(column.cell(t) for column in COLUMNS) for t in rows]
+        # Each column's width, from as little text as will tell it: counts and
+        # rates are widest at their largest value; the lines themselves are
+        # built only for the rows the table draws.
+        texts: list[list[str] | None] = [None] * len(COLUMNS)
+        sparks = [False] * len(COLUMNS)
+        for i, column in enumerate(COLUMNS):
+            if column.spark is not None:
+                sparks[i] = any(any(column.spark(t)) for t in rows)
+            elif column.grows and column.key is not None:
+                texts[i] = [column.text(max(rows, key=column.key))] if rows else []
+            else:
+                texts[i] = [column.text(t) for t in rows]
         labels = [self._label(i) for i in range(len(COLUMNS))]
-        ranks = [column.rank for column in COLUMNS]
-        every_width = column_widths(labels, cells)  # once: 200 types by 19 columns, every tick
-        columns = choose_columns((self.size.width or 80) - 2, every_width, ranks)
-        table = self.query_one(DataTable)
-        selected = self.selected_name()
-        # One DataTable cell per row, laid out here: a DataTable renders each
-        # cell through Rich on its own, and 19 cells a row made a redraw of
-        # 200 types take a third of a second.
-        widths = [every_width[i] for i in columns]
-        header = _line([labels[i] for i in columns], widths, self.app.console)
-        table.clear(columns=True)
-        table.add_column(header, key="row")
+        every_width = text_widths(labels, texts, sparks)
+        columns = choose_columns((self.size.width or 80) - 2, every_width, RANKS)
         self._columns = columns
-        for t, row in zip(rows, cells, strict=True):
-            table.add_row(_line([row[i] for i in columns], widths, self.app.console), key=t.name)
-        if rows:
-            names = [t.name for t in rows]
-            table.move_cursor(row=names.index(selected) if selected in names else 0)
+        widths = [every_width[i] for i in columns]
+        header = _line([labels[i] for i in columns], widths)
+        console = self.app.console
+        built: dict[int, Text] = {}  # this tick's lines, by row
+
+        def line_of(n: int) -> Text:
+            line = built.get(n)
+            if line is None:
+                t = rows[n]
+                cells: list[str | Text] = []
+                for i in columns:
+                    column = COLUMNS[i]
+                    if column.spark is not None:
+                        cells.append(_spark_text(column.spark(t), column.fail, console))
+                    else:
+                        known = texts[i]
+                        text = known[n] if known is not None and not column.grows else None
+                        if text is None:
+                            text = column.text(t)
+                        style = column.style(t) if column.style is not None else ""
+                        cells.append(Text(text, style) if style else text)
+                line = built[n] = _line(cells, widths)
+            return line
+
+        self.query_one(LineTable).set_rows(header, [t.name for t in rows], line_of)
         self._show_title(len(rows), self._total)
         empty = self.query_one("#types-empty", Static)
         empty.display = not rows
@@ -328,15 +373,19 @@ class TaskTypesScreen(LiveScreen):
         if search.display or search.value:
             search.value = ""
             search.display = False
-            self.query_one(DataTable).focus()
+            self.query_one(LineTable).focus()
             return
         self.dismiss()
 
-    @on(DataTable.RowSelected)
     def action_open(self) -> None:
         name = self.selected_name()
         if name is not None:
             self.post_message(ShowTaskJobs(name))
+
+    @on(LineTable.Chosen)
+    def _chosen(self, event: LineTable.Chosen) -> None:
+        event.stop()
+        self.post_message(ShowTaskJobs(event.key))
 
     @on(Input.Changed, "#types-search")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -348,4 +397,4 @@ class TaskTypesScreen(LiveScreen):
         if not event.value.strip():
             self.action_back()
         else:
-            self.query_one(DataTable).focus()
+            self.query_one(LineTable).focus()
