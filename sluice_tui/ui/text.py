@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from rich.cells import cell_len
+from rich.text import Text
+
 from sluice_tui.model.states import JobState
 from sluice_tui.terminal_text import inert
 
@@ -90,3 +93,11 @@ def duration(seconds: float | None) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def title_line(title: Text, note: str, width: int) -> Text:
+    """A screen's title line with ``note`` (grey) after it if all of it fits ``width``
+    cells: at 80 columns a note cut mid-sentence read as broken."""
+    if not width or title.cell_len + cell_len(note) <= width:
+        title.append(note, "grey50")
+    return title

@@ -22,7 +22,7 @@ from sluice_tui.model.queues import QueueSnapshot, queues_of
 from sluice_tui.ui.messages import Host
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.screens.task_types import choose_columns, column_widths
-from sluice_tui.ui.text import clock_time, inert
+from sluice_tui.ui.text import clock_time, inert, title_line
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 
 SPARK_WIDTH = 16
@@ -146,8 +146,12 @@ class QueuesScreen(LiveScreen):
         title: list[Any] = [("Queues", "bold"), f"  {len(queues)} watched"]
         if stuck:
             title.append((f"  {stuck} with a backlog and no consumer", "bold red"))
-        title.append(("  depths polled every few seconds, read-only safe", "grey50"))
-        self.query_one("#queues-title", Static).update(Text.assemble(*title))
+        line = title_line(
+            Text.assemble(*title),
+            "  depths polled every few seconds, read-only safe",
+            self.size.width - 2,  # the title's padding
+        )
+        self.query_one("#queues-title", Static).update(line)
         empty = self.query_one("#queues-empty", Static)
         empty.display = not queues
         empty.update("No queue is known yet: the app's queues show once the broker answers.")

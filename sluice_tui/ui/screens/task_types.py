@@ -26,7 +26,7 @@ from sluice_tui.model.states import JobState
 from sluice_tui.model.task_types import MINUTES, RELATIVE_ERROR, TaskTypeSnapshot, task_types_of
 from sluice_tui.ui.messages import Host, ShowTaskJobs
 from sluice_tui.ui.screens.live import LiveScreen
-from sluice_tui.ui.text import duration, inert
+from sluice_tui.ui.text import duration, inert, title_line
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 from sluice_tui.ui.widgets.line_table import LineTable
 
@@ -344,14 +344,13 @@ class TaskTypesScreen(LiveScreen):
         parts: list[Any] = [("Task types", "bold"), f"  {shown} of {total}"]
         if self.filter:
             parts += ["  filter: ", (inert(self.filter), "bold")]
-        parts.append(
-            (
-                f"  state counts: jobs held; the rest: since start "
-                f"(runtimes \u00b1{RELATIVE_ERROR:.0%})",
-                "grey50",
-            )
+        line = title_line(
+            Text.assemble(*parts),
+            "  state counts: jobs held; the rest: since start"
+            f" (runtimes \u00b1{RELATIVE_ERROR:.0%})",
+            self.size.width - 2,  # the title's padding
         )
-        self.query_one("#types-title", Static).update(Text.assemble(*parts))
+        self.query_one("#types-title", Static).update(line)
 
     # -- keys ------------------------------------------------------------------
 
