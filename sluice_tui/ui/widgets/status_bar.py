@@ -192,7 +192,9 @@ class StatusBar(Static):
             self.call_after_refresh(self.refresh, layout=True)
 
     def _show_view(self, *, resized: bool) -> None:
-        width = self.content_size.width
+        # Before the first layout the header has no width yet: wrapped to none,
+        # Rich would break it anywhere ("5 completed" / "575"); the screen's is right.
+        width = self.content_size.width or max(0, self.app.size.width - 2)
         text = render_status(self._view, width)
         lines = text.plain.split("\n")
         # New counts every tick: lay out the screen again only when the
