@@ -183,9 +183,7 @@ def test_a_known_time_limit_longer_than_the_grace_is_waited_for(feed, store, clo
     assert store.get("long").state is JobState.UNKNOWN
 
 
-def test_silence_without_a_goodbye_is_still_caught_in_two_heartbeat_intervals(
-    feed, store, clock
-):
+def test_silence_without_a_goodbye_is_still_caught_in_two_heartbeat_intervals(feed, store, clock):
     """A worker killed with SIGKILL sends no goodbye: its jobs are lost at once, as before."""
     watched_since = clock.now
     feed(ev.heartbeat(HOST, clock.now, freq=1.0))
