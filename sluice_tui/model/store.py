@@ -525,22 +525,27 @@ class JobStore:
             elif (fresh := _news_mark(job)) != mark:
                 draining[job_id] = fresh  # a progress event from it
                 worker.quiet_since = now
+        if not draining:
+            worker.lost = True  # all finished: nothing left to judge until it is heard again
+            return
         quiet_since = now if worker.quiet_since is None else worker.quiet_since
+        deadline = quiet_since + SHUTDOWN_GRACE
+        if now < deadline:
+            return
         overdue: list[tuple[str, float]] = []
         for job_id in draining:
-            deadline = quiet_since + SHUTDOWN_GRACE
+            # The time limit is looked up only now: a sweep comes twice a second.
             limit = self._time_limit(hostname, jobs[job_id])
-            if limit is not None:
-                deadline = max(deadline, limit + TIME_LIMIT_SLACK)
-            if now >= deadline:
-                overdue.append((job_id, deadline))
-        for job_id, deadline in overdue:
+            due = deadline if limit is None else max(deadline, limit + TIME_LIMIT_SLACK)
+            if now >= due:
+                overdue.append((job_id, due))
+        for job_id, due in overdue:
             del draining[job_id]
-            to_mark.append((job_id, hostname, deadline))
+            to_mark.append((job_id, hostname, due))
         if overdue:
             news.append(WorkerNews(hostname, SHUTDOWN_OVERDUE, len(overdue)))
         if not draining:
-            worker.lost = True  # nothing left to judge until it is heard again
+            worker.lost = True
 
     def _time_limit(self, hostname: str, job: Job) -> float | None:
         """When the job's hard time limit ends, if its worker reported one for its task."""
