@@ -5,6 +5,8 @@ both lost at once, and 20 s later they completed.  Every deploy restarts
 workers this way, so every deploy raised a false alarm.
 """
 
+import time
+
 from sluice_tui.celery_adapter.receiver import worker_notice
 from sluice_tui.model.job import WORKER_LOST
 from sluice_tui.model.states import JobState
@@ -18,6 +20,7 @@ from sluice_tui.model.store import (
 from sluice_tui.model.worker_info import TaskLimits, WorkerFigures
 from sluice_tui.model.workers import SHUTDOWN_GRACE, TIME_LIMIT_SLACK
 from tests import events as ev
+from tests.test_journal_core import Monitor, fresh_restore
 
 HOST = "w1@host"
 
@@ -221,3 +224,29 @@ def test_the_notices_say_what_happened_in_plain_words():
     overdue = worker_notice(WorkerNews(HOST, SHUTDOWN_OVERDUE, 3))
     assert "3 jobs" in overdue and f"{SHUTDOWN_GRACE / 60:.0f} min" in overdue
     assert "'worker lost'" in overdue
+
+
+def test_the_journal_gives_back_a_warm_shutdown_as_the_user_saw_it(tmp_path):
+    """The store's marks go through apply/annotate, so a restore replays them."""
+    path = tmp_path / "journal.sqlite3"
+    m = Monitor(path)
+    t = time.time() - 60
+    m.receive(ev.heartbeat(HOST, t), t)
+    for job_id in ("done", "lost", "running"):
+        host = "w2@host" if job_id == "running" else HOST
+        m.receive(ev.received(job_id, t + 1, name="proj.slow", hostname=host), t + 1)
+        m.receive(ev.started(job_id, t + 1.1, hostname=host), t + 1.1)
+    m.receive(ev.heartbeat("w2@host", t + 2), t + 2)
+    m.receive(offline(t + 2), t + 2)
+    m.receive(offline(t + 2, "w2@host"), t + 2)
+    assert m.store.sweep_workers(t + 3, t) == {}
+    m.receive(ev.succeeded("done", t + 4), t + 4)
+    m.receive(online(t + 5), t + 5)  # a new process: "lost" was the old one's
+    assert m.store.sweep_workers(t + 6, t) == {HOST: 1}
+    assert m.journal.stop() and m.journal.problem is None
+
+    store, _ = fresh_restore(path)
+    assert {s.id: s for s in store.snapshots()} == {s.id: s for s in m.store.snapshots()}
+    assert store.get("lost").extra[WORKER_LOST] == HOST
+    assert store.get("done").state is JobState.COMPLETED and never_lost(store, "done")
+    assert store.get("running").state is JobState.ACTIVE  # w2 is still shutting down
