@@ -38,13 +38,13 @@ def test_silent_worker_makes_its_running_jobs_unknown_after_two_heartbeat_interv
     assert store.stats().events == 7
 
 
-def test_offline_event_flags_running_jobs_at_the_next_sweep(feed, store, clock):
+def test_offline_event_with_nothing_running_needs_no_heartbeat_window(feed, store, clock):
+    """A goodbye while jobs run is a warm shutdown: see tests/test_warm_shutdown.py."""
     feed(ev.heartbeat("w1@host", clock.now))
-    feed(ev.received("a", clock.now))
-    feed(ev.started("a", clock.now))
+    feed(ev.received("a", clock.now))  # reserved, not running
     feed(ev.event("worker-offline", None, clock.now + 0.5, "w1@host"))
-    assert store.sweep_workers(clock.now, clock.now) == {"w1@host": 1}
-    assert store.get("a").state is JobState.UNKNOWN
+    assert store.sweep_workers(clock.now + 0.6, clock.now) == {"w1@host": 0}
+    assert store.get("a").state is JobState.QUEUED
 
 
 def test_heartbeats_missed_while_the_monitor_was_disconnected_prove_nothing(feed, store, clock):

@@ -26,7 +26,15 @@ from sluice_tui.celery_adapter.lean_amqp import consume_amqp
 from sluice_tui.celery_adapter.lean_redis import LeanPathUnavailable, consume_redis
 from sluice_tui.celery_adapter.resync import Resync
 from sluice_tui.celery_adapter.wakeup import ENABLE_EVENTS, HEARTBEAT, broadcast_once
-from sluice_tui.model.store import JobStore
+from sluice_tui.model.store import (
+    RESTARTED,
+    SHUTDOWN_OVERDUE,
+    SHUTTING_DOWN,
+    STOPPED,
+    JobStore,
+    WorkerNews,
+)
+from sluice_tui.model.workers import SHUTDOWN_GRACE
 
 # Workers started without -E only send task events after someone asks; a
 # worker that restarts forgets, so the request is repeated (Flower does too).
@@ -303,13 +311,10 @@ class ReceiverThread:
         if now - self._last_sweep >= SWEEP_INTERVAL and self._connected_at is not None:
             self._last_sweep = now
             self.store.age_out(now)  # it looks through the jobs about once a minute
-            for hostname, jobs in self.store.sweep_workers(now, self._connected_at).items():
-                if jobs:
-                    self.store.add_notice(
-                        f"worker {hostname} stopped (offline, or no heartbeat for twice its "
-                        f"interval): {jobs} running job{'s' if jobs != 1 else ''} now "
-                        "unknown, noted 'worker lost'"
-                    )
+            for news in self.store.sweep(now, self._connected_at):
+                text = worker_notice(news)
+                if text is not None:
+                    self.store.add_notice(text)
         if not self.enable_events:
             return
         now = time.monotonic()
@@ -333,3 +338,31 @@ class ReceiverThread:
             if problem != self._last_problem:  # say it once, not every few seconds
                 self._last_problem = problem
                 self.store.add_notice(problem)
+
+
+def worker_notice(news: WorkerNews) -> str | None:
+    """The notice for what a sweep found about a worker; None when there is nothing to tell."""
+    n, host = news.jobs, news.hostname
+    jobs = f"{n} job{'s' if n != 1 else ''}"
+    if news.what == SHUTTING_DOWN:
+        return (
+            f"worker {host} is shutting down (warm shutdown): {jobs} still running on it "
+            "will finish first"
+        )
+    if not n:
+        return None
+    lost = "now unknown, noted 'worker lost'"
+    if news.what == STOPPED:
+        running = f"{n} running job{'s' if n != 1 else ''}"
+        return f"worker {host} stopped (no heartbeat for twice its interval): {running} {lost}"
+    if news.what == RESTARTED:
+        return (
+            f"worker {host} came back as a new process while {jobs} of the old one still "
+            f"ran: {lost}"
+        )
+    if news.what == SHUTDOWN_OVERDUE:
+        return (
+            f"worker {host} shut down, and no event about {jobs} it was finishing came "
+            f"for {SHUTDOWN_GRACE / 60:.0f} min: {lost}"
+        )
+    return None

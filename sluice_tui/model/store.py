@@ -31,7 +31,7 @@ from sluice_tui.model.states import ALL_STATES, FINISHED_STATES, JobState
 from sluice_tui.model.task_types import TaskTypes
 from sluice_tui.model.times import iso_epoch
 from sluice_tui.model.worker_info import WorkerBoard
-from sluice_tui.model.workers import Worker, WorkerSnapshot
+from sluice_tui.model.workers import SHUTDOWN_GRACE, TIME_LIMIT_SLACK, Worker, WorkerSnapshot
 
 # Enum members as module globals for the ingest path (see the same in job.py).
 _UNKNOWN = JobState.UNKNOWN
@@ -62,6 +62,20 @@ ACTOR = "sluice-tui"  # the hostname on history entries for our own actions
 # (received again, succeeded, failed) moves it on as usual.
 LOST_WITH_WORKER = Step(JobState.UNKNOWN, "worker lost", 5, demotes=JobState.ACTIVE)
 MAX_GAPS = 100
+# What a sweep can find about a worker (WorkerNews.what).
+STOPPED = "stopped"  # no heartbeat for twice its interval: its running jobs lost
+SHUTTING_DOWN = "shutting down"  # said goodbye while jobs ran: they finish first
+RESTARTED = "restarted"  # a new process under its name: the old one's jobs lost
+SHUTDOWN_OVERDUE = "shutdown overdue"  # no news of its jobs for the grace: lost
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerNews:
+    """What a sweep found about one worker (see JobStore.sweep)."""
+
+    hostname: str
+    what: str  # STOPPED, SHUTTING_DOWN, RESTARTED or SHUTDOWN_OVERDUE
+    jobs: int  # jobs marked lost; for SHUTTING_DOWN, the jobs still running on it
 
 
 RESYNC_PENDING = "resync pending"
@@ -358,8 +372,43 @@ class JobStore:
             worker = self._workers.get(hostname)
             if worker is None:
                 worker = self._workers[hostname] = Worker(hostname)
+            was_offline, had_lost = worker.offline, worker.lost
             worker.apply(kind, data, received_at)
+            if was_offline and not worker.offline:
+                self._came_back(worker, had_lost, received_at)
             self._worker_version += 1
+
+    def _came_back(self, worker: Worker, had_lost: bool, at: float) -> None:
+        """A worker that said goodbye is heard again: a new process under its name.
+
+        The old process stopped heartbeating before its goodbye, so whatever
+        it still ran then is not running any more: the next sweep marks those
+        jobs lost unless news of them comes first.  In the stream, the new
+        process's own jobs come after this, so every job running on the name
+        now is the old one's.  Looked up here, once per comeback, since a
+        sweep may not have seen the goodbye (a quick restart).
+        """
+        if worker.draining is not None:
+            ids: Iterable[str] = worker.draining
+        elif had_lost:
+            ids = ()  # its jobs were judged already
+        else:
+            hostname = worker.hostname
+            ids = [
+                job.id
+                for job in self._jobs.values()
+                if job.state is _ACTIVE and job.worker == hostname
+            ]
+        jobs = self._jobs
+        worker.superseded = {
+            job_id: _news_mark(job)
+            for job_id in ids
+            if (job := jobs.get(job_id)) is not None
+            and job.state is _ACTIVE
+            and job.worker == worker.hostname
+        }
+        worker.back_at = at
+        worker.draining = worker.quiet_since = None
 
     def resync(
         self,
@@ -387,36 +436,134 @@ class JobStore:
         return True
 
     def sweep_workers(self, now: float, watched_since: float) -> dict[str, int]:
-        """Mark workers that stopped as lost, and the jobs they were running as unknown.
+        """Mark jobs of workers that stopped as lost: :meth:`sweep`, told as lost counts.
 
-        Returns each newly lost worker with the number of its jobs marked lost.
-        ``watched_since`` is when the event stream last connected (see
-        :meth:`Worker.gone_since`).
+        Returns each worker found lost with the number of its jobs marked lost
+        (a worker only shutting down is not in it).
         """
+        marked: dict[str, int] = {}
+        for news in self.sweep(now, watched_since):
+            if news.what != SHUTTING_DOWN:
+                marked[news.hostname] = marked.get(news.hostname, 0) + news.jobs
+        return marked
+
+    def sweep(self, now: float, watched_since: float) -> list[WorkerNews]:
+        """Judge workers that stopped, and the jobs they were running.
+
+        * No heartbeat for twice its interval, and no goodbye (STOPPED): the
+          process may be dead, so its running jobs become unknown at once
+          (LOST_WITH_WORKER, noted WORKER_LOST).  ``watched_since`` is when
+          the event stream last connected (see :meth:`Worker.gone_since`).
+        * A goodbye (``worker-offline``) while jobs run on it is Celery's warm
+          shutdown (SHUTTING_DOWN, told once): those jobs finish first, and
+          stay running until their own events finish them.
+        * Unless the old process is shown gone: a new one under the same
+          name came online while they still ran (RESTARTED), or no news of
+          any of them came for SHUTDOWN_GRACE (and past a known time limit;
+          SHUTDOWN_OVERDUE).  Then they are marked lost as above.
+
+        Changes to jobs go through :meth:`apply` and :meth:`annotate`, which a
+        journal records.
+        """
+        news: list[WorkerNews] = []
+        to_mark: list[tuple[str, str, float]] = []  # (job id, hostname, when)
         with self._lock:
-            lost: dict[str, float] = {}
+            jobs = self._jobs
+            running: dict[str, list[Job]] | None = None  # by worker, looked up once
             for worker in self._workers.values():
+                hostname = worker.hostname
+                if worker.superseded:
+                    stale = _unchanged(jobs, hostname, worker.superseded)
+                    worker.superseded = {}
+                    when = now if worker.back_at is None else worker.back_at
+                    to_mark.extend((job_id, hostname, when) for job_id in stale)
+                    if stale:
+                        news.append(WorkerNews(hostname, RESTARTED, len(stale)))
                 if worker.lost:
                     continue
                 since = worker.gone_since(now, watched_since)
-                if since is not None:
-                    worker.lost = True
-                    lost[worker.hostname] = since
-            if not lost:
-                return {}
-            self._worker_version += 1
-            running = [
-                job for job in self._jobs.values() if job.state is _ACTIVE and job.worker in lost
-            ]
-        marked = dict.fromkeys(lost, 0)
-        for job in running:
-            hostname = job.worker
-            self.apply(
-                job.id, LOST_WITH_WORKER, lost[hostname], hostname, {}, NO_FIELDS, from_event=False
-            )
-            self.annotate(job.id, WORKER_LOST, hostname)
-            marked[hostname] += 1
-        return marked
+                if since is None:
+                    continue
+                if worker.offline and worker.draining is not None:
+                    self._judge_draining(worker, now, news, to_mark)
+                    continue
+                if running is None:
+                    running = {}
+                    for job in jobs.values():
+                        if job.state is _ACTIVE and job.worker is not None:
+                            running.setdefault(job.worker, []).append(job)
+                active = running.get(hostname, ())
+                if worker.offline and active:
+                    worker.draining = {job.id: _news_mark(job) for job in active}
+                    worker.quiet_since = since
+                    news.append(WorkerNews(hostname, SHUTTING_DOWN, len(active)))
+                    continue
+                worker.lost = True
+                to_mark.extend((job.id, hostname, since) for job in active)
+                news.append(WorkerNews(hostname, STOPPED, len(active)))
+            if news:
+                self._worker_version += 1
+        for job_id, hostname, when in to_mark:
+            self.apply(job_id, LOST_WITH_WORKER, when, hostname, {}, NO_FIELDS, from_event=False)
+            self.annotate(job_id, WORKER_LOST, hostname)
+        return news
+
+    def _judge_draining(
+        self,
+        worker: Worker,
+        now: float,
+        news: list[WorkerNews],
+        to_mark: list[tuple[str, str, float]],
+    ) -> None:
+        """A worker shutting down: drop the jobs it finished, mark lost those overdue."""
+        draining = worker.draining
+        assert draining is not None
+        hostname = worker.hostname
+        jobs = self._jobs
+        for job_id, mark in list(draining.items()):
+            job = jobs.get(job_id)
+            if job is None or job.state is not _ACTIVE or job.worker != hostname:
+                del draining[job_id]  # finished, or moved on: news either way
+                worker.quiet_since = now
+            elif (fresh := _news_mark(job)) != mark:
+                draining[job_id] = fresh  # a progress event from it
+                worker.quiet_since = now
+        if not draining:
+            worker.lost = True  # all finished: nothing left to judge until it is heard again
+            return
+        quiet_since = now if worker.quiet_since is None else worker.quiet_since
+        deadline = quiet_since + SHUTDOWN_GRACE
+        if now < deadline:
+            return
+        overdue: list[tuple[str, float]] = []
+        for job_id in draining:
+            # The time limit is looked up only now: a sweep comes twice a second.
+            limit = self._time_limit(hostname, jobs[job_id])
+            due = deadline if limit is None else max(deadline, limit + TIME_LIMIT_SLACK)
+            if now >= due:
+                overdue.append((job_id, due))
+        for job_id, due in overdue:
+            del draining[job_id]
+            to_mark.append((job_id, hostname, due))
+        if overdue:
+            news.append(WorkerNews(hostname, SHUTDOWN_OVERDUE, len(overdue)))
+        if not draining:
+            worker.lost = True
+
+    def _time_limit(self, hostname: str, job: Job) -> float | None:
+        """When the job's hard time limit ends, if its worker reported one for its task."""
+        figures = self.worker_info.figures(hostname)
+        if figures is None or job.name is None:
+            return None
+        limits = figures.limits.get(job.name)
+        started = job.row().started
+        if limits is None or limits.time_limit is None or started is None:
+            return None
+        try:
+            seconds = float(limits.time_limit)
+        except ValueError:
+            return None
+        return started + seconds if seconds > 0 and seconds == seconds else None
 
     def backdate(self, first_seen: Mapping[str, float]) -> None:
         """Date jobs as first seen earlier than this store saw them: a journal replay's jobs."""
@@ -939,6 +1086,26 @@ def _last_heard(job: Job) -> float:
     """
     history = job.transitions()
     return history[-1].timestamp if history else job.first_seen
+
+
+def _news_mark(job: Job) -> tuple[int, float | None]:
+    """What changes when anything is added to the job's history (its length and last time)."""
+    hist = job._hist  # the store's own job: no copy
+    return len(hist), hist[-3] if hist else None
+
+
+def _unchanged(
+    jobs: Mapping[str, Job], hostname: str, marks: Mapping[str, tuple[int, float | None]]
+) -> list[str]:
+    """The ids in ``marks`` still running on ``hostname`` with nothing new since marked."""
+    return [
+        job_id
+        for job_id, mark in marks.items()
+        if (job := jobs.get(job_id)) is not None
+        and job.state is _ACTIVE
+        and job.worker == hostname
+        and _news_mark(job) == mark
+    ]
 
 
 def _first_seen_of(item: tuple[str, Job]) -> float:

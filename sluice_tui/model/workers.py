@@ -11,6 +11,20 @@ from sluice_tui.model.worker_info import Throughput
 DEFAULT_HEARTBEAT_FREQ = 2.0
 # A worker is alive while now < last heartbeat + EXPIRE_WINDOW * freq, as in Celery.
 EXPIRE_WINDOW = 2.0
+# A worker that said goodbye (worker-offline, Celery's warm shutdown) while
+# jobs ran on it lets them finish first: they stay running until there is
+# evidence the process went without finishing them (see JobStore.sweep).  The
+# evidence short of a new process under its name is silence: no news of any
+# job it was finishing for this long.  Deploys stop workers under a supervisor
+# that waits a while and then kills (Docker 10 s, Kubernetes 30 s, systemd 90 s
+# by default); people who run long tasks raise that to many minutes.  Thirty
+# minutes of silence covers those waits: calling a job lost too early is the
+# false alarm this avoids, while waiting too long only leaves a job shown
+# running on a worker shown offline, which is what is known.  A job whose task
+# has a hard time limit (as its worker reported it) waits at least until that
+# limit has passed since it started, plus TIME_LIMIT_SLACK.
+SHUTDOWN_GRACE = 30 * 60.0
+TIME_LIMIT_SLACK = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +49,8 @@ class WorkerSnapshot:
 class Worker:
     __slots__ = (
         "active",
+        "back_at",
+        "draining",
         "freq",
         "hostname",
         "last_heartbeat",
@@ -44,6 +60,8 @@ class Worker:
         "offline_at",
         "pid",
         "processed",
+        "quiet_since",
+        "superseded",
         "sw_ident",
         "sw_sys",
         "sw_ver",
@@ -59,6 +77,15 @@ class Worker:
         # Set once the worker's active jobs have been marked lost; a sign of
         # life clears it.
         self.lost = False
+        # After a goodbye with jobs running (a warm shutdown): those jobs, each
+        # with a mark of its history then (a new entry is news of it), and when
+        # news of any of them last came.  None until a sweep looked at the goodbye.
+        self.draining: dict[str, tuple[int, float | None]] | None = None
+        self.quiet_since: float | None = None
+        # When a new process came under this name after a goodbye: the jobs the
+        # old one still ran then (marked as draining is), for the next sweep.
+        self.superseded: dict[str, tuple[int, float | None]] = {}
+        self.back_at: float | None = None
         self.active = self.processed = self.pid = None
         self.loadavg: tuple[float, ...] | None = None
         self.sw_ident = self.sw_ver = self.sw_sys = None
@@ -107,6 +134,9 @@ class Worker:
 
     def gone_since(self, now: float, watched_since: float) -> float | None:
         """When the worker stopped, if it has: its offline event, or heartbeats overdue.
+
+        A worker gone by its offline event may still be finishing jobs (a warm
+        shutdown): the store judges those apart (JobStore.sweep).
 
         ``watched_since`` is when the event stream last (re)connected: heartbeats
         missed while the monitor itself was cut off prove nothing, so a silent
