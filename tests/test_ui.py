@@ -390,3 +390,18 @@ async def test_the_header_drops_a_settled_gap_after_a_while_and_names_a_restart(
         app.tick()
         await pilot.pause()
         assert "not running" not in screen_text(app)
+
+
+async def test_a_job_first_heard_of_late_says_why_its_name_is_unknown():
+    """Seen in a trial: jobs named ? with no arguments and no word why."""
+    app = sample_app()
+    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    feed(app, ev.started("late-1", NOW - 3))  # its task-sent and task-received were missed
+    feed(app, ev.succeeded("late-1", NOW - 2))
+    async with app.run_test(size=SIZE) as pilot:
+        app.tick()
+        await pilot.press("enter")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "task name and arguments are unknown" in text
+        assert "not listening" in text

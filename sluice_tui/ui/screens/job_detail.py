@@ -38,6 +38,11 @@ WORKER_LOST_EXPLANATION = (
     "to be running: it may be lost with the worker, waiting to be redelivered, or still "
     "running on a worker that is only stalled. A later event about it will say which."
 )
+NAMELESS_EXPLANATION = (
+    "Its task name and arguments are unknown: Celery sends them only with task-sent and "
+    "task-received, and those came while sluice-tui was not listening (before it started, "
+    "or in a gap). The job list shows its name as ?."
+)
 
 
 def state_text(state: JobState, dark: bool = True) -> Text:
@@ -123,9 +128,12 @@ def render_fields(job: JobSnapshot, now: float, dark: bool = True) -> Renderable
         right.insert(0, left.pop())
     for n in range(max(len(left), len(right))):
         grid.add_row(*_cell(left, n), *_cell(right, n))
+    notes = []
     if job.state is JobState.UNKNOWN and WORKER_LOST in (job.extra or {}):
-        return Group(grid, Text(WORKER_LOST_EXPLANATION, "italic"))
-    return grid
+        notes.append(Text(WORKER_LOST_EXPLANATION, "italic"))
+    if not job.name:
+        notes.append(Text(NAMELESS_EXPLANATION, "italic"))
+    return Group(grid, *notes) if notes else grid
 
 
 def _cell(pairs: list[tuple[str, Text]], n: int) -> tuple[str, Text | str]:
