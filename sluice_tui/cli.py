@@ -269,6 +269,14 @@ JOB_OPTIONS = (
         "events this long for it (default 2; 0 skips).",
     ),
     click.option("-y", "--yes", is_flag=True, help="Send without asking."),
+    click.option(
+        "--history",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="Look the id up in this history journal too (default: the broker's own, "
+        "if there is one): names and arguments of jobs the result backend no longer has.",
+    ),
+    click.option("--no-history", is_flag=True, help="Do not read a history journal."),
 )
 RETRY_OPTIONS = (
     click.option(
@@ -288,7 +296,8 @@ REVOKE_OPTIONS = (
 )
 JOB_ID_HELP = (
     "JOB_ID is a full id, or a prefix of one (as the table shows), looked up in the "
-    "result backend, the workers and the events, and used only when exactly one job fits."
+    "result backend, the history journal, the workers and the events, and used only when "
+    "exactly one job fits."
 )
 
 
@@ -644,6 +653,8 @@ def _job_request(options: Options) -> JobRequest:
         listen=options["listen"],
         read_only=options["read_only"],
         enable_events=not options["no_enable_events"],
+        history=options["history"],
+        use_history=not options["no_history"],
     )
 
 

@@ -22,12 +22,13 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sluice_tui.actions import ActionRefused, ActionsGate, earlier_text, plan_lines
 from sluice_tui.celery_adapter.control import CeleryControl
 from sluice_tui.celery_adapter.events import MAX_ID_LENGTH
-from sluice_tui.celery_adapter.resolve import MAX_CANDIDATES, Lookup, Resolver
+from sluice_tui.celery_adapter.resolve import MAX_CANDIDATES, IdKind, Lookup, Resolver
 from sluice_tui.model.states import ActionNotAllowed
 from sluice_tui.model.store import JobStore
 from sluice_tui.terminal_text import inert
@@ -54,10 +55,25 @@ class JobRequest:
     listen: float = 2.0  # seconds to listen to events when no other source knows the id
     read_only: bool = False
     enable_events: bool = True
+    # The history journal to look in too: None for the broker's own file (if
+    # there is one); ``use_history`` False for none.
+    history: Path | None = None
+    use_history: bool = True
 
 
-def _setup(app: Celery, request: JobRequest) -> tuple[ActionsGate, Resolver]:
-    store = JobStore()  # the lookup fills it; the gate reads it
+@dataclass(frozen=True)
+class JournalRead:
+    """What the history journal gave a lookup."""
+
+    path: Path | None = None  # the journal read; None: none was
+    problem: str = ""  # why it could not be read
+
+
+def _setup(app: Celery, request: JobRequest) -> tuple[ActionsGate, Resolver, JournalRead]:
+    """The gate and the resolver over one store, filled from the journal first;
+    what the journal gave (for the sources line)."""
+    store = JobStore()  # the journal and the lookup fill it; the gate reads it
+    journal = _from_journal(app, store, request)
     resolver = Resolver(
         app,
         store,
@@ -65,7 +81,32 @@ def _setup(app: Celery, request: JobRequest) -> tuple[ActionsGate, Resolver]:
         enable_events=request.enable_events,
         listen_seconds=request.listen,
     )
-    return ActionsGate(store, CeleryControl(app), read_only=request.read_only), resolver
+    gate = ActionsGate(store, CeleryControl(app), read_only=request.read_only)
+    return gate, resolver, journal
+
+
+def _from_journal(app: Celery, store: JobStore, request: JobRequest) -> JournalRead:
+    """Restore the history journal into ``store``: on Monday the weekend's failed
+    jobs are there, names and arguments included, whatever the result backend
+    kept."""
+    if not request.use_history:
+        return JournalRead()
+    from sluice_tui.celery_adapter.connect import broker_label
+    from sluice_tui.celery_adapter.events import EventAdapter
+    from sluice_tui.journal import Journal, JournalError, default_path
+
+    path = request.history or default_path(broker_label(app))
+    if request.history is None and not path.exists():
+        return JournalRead()
+    try:
+        journal = Journal.open(path, mode="read")
+        try:
+            journal.restore(store, EventAdapter(store))
+        finally:
+            journal.stop()
+    except JournalError as exc:
+        return JournalRead(problem=f"history journal not read: {exc}")
+    return JournalRead(path)
 
 
 def _say(text: str) -> None:
@@ -123,12 +164,13 @@ def _exit_status(command: Callable[..., None]) -> Callable[..., int]:
     return run
 
 
-def _resolve(resolver: Resolver, text: str) -> Lookup:
+def _resolve(resolver: Resolver, text: str, journal: JournalRead) -> Lookup:
     """Look the typed id up; end the command unless it names exactly one job."""
     if not text or len(text) > MAX_ID_LENGTH:
         _say(f"not a job id: {text[:80]!r} (ids are 1 to {MAX_ID_LENGTH} characters)")
         raise _Exit(REFUSED)
     lookup = resolver.lookup(text)
+    _journal_sightings(lookup, resolver.store, journal)
     if lookup.asked or lookup.not_asked:  # else the broker was away: said below
         _say(f"looked for {text}: {lookup.sources()}")
     resolved = lookup.resolved()
@@ -144,6 +186,22 @@ def _resolve(resolver: Resolver, text: str) -> Lookup:
             file=sys.stderr,
         )
     return lookup
+
+
+def _journal_sightings(lookup: Lookup, store: JobStore, journal: JournalRead) -> None:
+    """The jobs the journal gave that the typed id names, as one more source."""
+    if journal.problem:  # the other sources still answer
+        lookup.not_asked.append(journal.problem)
+    if journal.path is None:
+        return
+    ids = store.find(lookup.query, MAX_CANDIDATES)
+    if lookup.kind is not IdKind.PREFIX:
+        ids = [i for i in ids if i == lookup.query]
+    for job_id in ids:
+        job = store.get(job_id)
+        if job is not None:
+            lookup.saw(job_id, job.state, "history journal")
+    lookup.asked.append(f"history journal: {len(ids)} match{'' if len(ids) == 1 else 'es'}")
 
 
 def _refuse_prefix(lookup: Lookup) -> None:
@@ -171,8 +229,8 @@ def _unknown_note(lookup: Lookup) -> str:
 @_exit_status
 def run_retry(app: Celery, request: JobRequest, *, queue: str | None = None) -> None:
     """Retry the job ``request`` names; ``queue`` sends it there instead of its own."""
-    gate, resolver = _setup(app, request)
-    lookup = _resolve(resolver, request.job_id)
+    gate, resolver, journal = _setup(app, request)
+    lookup = _resolve(resolver, request.job_id, journal)
     job_id = lookup.resolved() or request.job_id
     try:
         plan = _through_gate(
@@ -214,8 +272,8 @@ def run_revoke(
     app: Celery, request: JobRequest, *, terminate: bool = False, signal: str = "SIGTERM"
 ) -> None:
     """Revoke the job ``request`` names; ``terminate`` also stops it with ``signal``."""
-    gate, resolver = _setup(app, request)
-    lookup = _resolve(resolver, request.job_id)
+    gate, resolver, journal = _setup(app, request)
+    lookup = _resolve(resolver, request.job_id, journal)
     job_id = lookup.resolved() or request.job_id
     plan = _through_gate(lambda: gate.plan_revoke(job_id), f"could not look up {job_id}")
     how = f"terminate with {signal}" if terminate else "revoke"

@@ -169,6 +169,39 @@ def test_retry_of_a_failed_job_sends_its_exact_arguments_under_a_new_id(tmp_path
     assert any(new_id in text and "demo.add" in text for text in queued)
 
 
+def test_retry_finds_a_job_the_result_backend_never_had_in_the_history_journal(tmp_path):
+    """Seen in a trial: `dump --history` showed the failed job with its name and
+    arguments, and `retry` said its task name was unknown (no result backend)."""
+    from tests import events as ev
+    from tests.test_journal_cli import JournalFeed
+
+    cluster = Cluster("filesystem", tmp_path)
+    queue = cluster.namespace + ".tasks"
+    journal = tmp_path / "weekend.sqlite3"
+    feed = JournalFeed(journal)
+    t = time.time() - 3600
+    job = "0ddba11c-4f00-4e3b-9a7e-5c1c0ffee123"
+    feed.send(
+        ev.sent(job, t, name="demo.add", args="(2, 40)", queue=queue, routing_key=queue),
+        ev.received(job, t + 0.1, name="demo.add", args="(2, 40)"),
+        ev.started(job, t + 0.2),
+        ev.failed(job, t + 0.3),
+    )
+    feed.stop()
+    args = ("retry", "0ddba11c", "-A", WORKLOAD_APP, "--yes", "--listen", "0")
+    result = run_in(cluster, *args, "--history", str(journal))
+    assert result.returncode == 0, result.stderr
+    assert f"0ddba11c -> {job} failed (history journal)" in result.stderr
+    assert "as task demo.add" in result.stderr and "[2, 40]" in result.stderr
+    new_id = result.stdout.strip()
+    queued = [p.read_text() for p in (tmp_path / "broker" / "queue").iterdir()]
+    assert any(new_id in text and "demo.add" in text for text in queued)
+    # Without the journal nothing knows the job: refused, as before.
+    result = run_in(cluster, *args, "--no-history")
+    assert result.returncode == 2
+    assert "no job id starts with 0ddba11c" in result.stderr
+
+
 def test_retry_without_a_terminal_needs_yes(tmp_path):
     from celery.app.task import Context
 
