@@ -76,9 +76,11 @@ async def test_task_filter_narrows_the_list_and_state_filters_still_apply():
         assert isinstance(app.screen, JobsScreen)
         assert sorted(shown_ids(app)) == ["job-1", "job-3", "job-5"]
         assert "task: proj.add" in screen_text(app)
+        assert "0 all 3 " in screen_text(app)  # the header counts that task's jobs (a trial)
         await pilot.press(str(JobState.ACTIVE.digit))
         assert sorted(shown_ids(app)) == ["job-1", "job-3"]
         await pilot.press("0", "escape")  # escape with no search drops the task filter
         await pilot.pause()
         assert len(shown_ids(app)) == 6
         assert "task:" not in screen_text(app)
+        assert "0 all 6 " in screen_text(app)

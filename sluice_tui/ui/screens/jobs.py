@@ -84,8 +84,12 @@ class JobsScreen(LiveScreen):
         status = store.status
         online, known = store.worker_counts()
         # The index's counts, not the store's: they move with the list, and
-        # stay still while it is paused.
-        counts = index.state_counts
+        # stay still while it is paused.  With a task chosen, that task's.
+        if index.task_filter is None:
+            counts = tuple((state, index.state_counts[state]) for state in ALL_STATES)
+        else:
+            held = index.type_counts.get(index.task_filter) or [0] * len(ALL_STATES)
+            counts = tuple(zip(ALL_STATES, held, strict=True))
         self.query_one(StatusBar).show(
             StatusView(
                 connection=status.state,
@@ -94,7 +98,7 @@ class JobsScreen(LiveScreen):
                 events_per_second=app.events_per_second,
                 workers_online=online,
                 workers_known=known,
-                counts=tuple((state, counts[state]) for state in ALL_STATES),
+                counts=counts,
                 state_filter=index.state_filter,
                 search=index.search,
                 sort=index.sort.value,
