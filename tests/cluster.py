@@ -207,6 +207,18 @@ class Cluster:
             pytest.fail(f"worker {name} exited: {logfile.read_text()[-2000:]}")
         return worker
 
+    def start_beating_worker(self, receiver, store, heartbeat: int) -> tuple[subprocess.Popen, str]:
+        """Worker w1 sending a heartbeat every ``heartbeat`` s, and ``receiver`` started,
+        once ``store`` has heard the worker at that pace; (the worker, its hostname)."""
+        worker = self.start_worker("w1", 2, f"--heartbeat-interval={heartbeat}")
+        receiver.start()
+        wait_for(
+            lambda: any(w.online and w.freq == heartbeat for w in store.workers()),
+            30,
+            "a regular heartbeat from the worker",
+        )
+        return worker, f"w1@{self.namespace}"
+
     def sluice(self, *args: str) -> subprocess.Popen:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sluice_tui", *args],

@@ -76,6 +76,26 @@ class Monitor:
                 self.store.record_bad_event("malformed event message", repr(event))
 
 
+def writing_journal(path: Path) -> tuple[Journal, EventAdapter]:
+    """A journal written as the monitor writes it, over a store that evicts nothing."""
+    journal = Journal.open(path, mode="write")
+    store = JobStore(max_jobs=10**9)
+    adapter = EventAdapter(store)
+    journal.restore(store, adapter)
+    journal.start_writing(store)
+    return journal, adapter
+
+
+def receive(journal: Journal, adapter: EventAdapter, bodies: list[bytes]) -> None:
+    """Message bytes as the receiver hands them on: to the journal, then the store."""
+    for body in bodies:
+        received = time.time()
+        journal.raw(body, received)
+        event = json.loads(body)
+        event["local_received"] = received
+        adapter(event)
+
+
 def fresh_restore(path: Path, **choose) -> tuple[JobStore, object]:
     store = JobStore()
     journal = Journal.open(path, mode="read")
@@ -546,23 +566,14 @@ def test_the_write_ahead_log_stays_small_while_writing(tmp_path):
     """Diagnostics show the file with its log: a log of 4 MB beside a 0.2 MB file alarmed a user."""
     from bench.journal import message_bodies
 
-    journal = Journal.open(tmp_path / "journal.sqlite3", mode="write")
-    store = JobStore(max_jobs=10**9)
-    adapter = EventAdapter(store)
-    journal.restore(store, adapter)
-    journal.start_writing(store)
+    journal, adapter = writing_journal(tmp_path / "journal.sqlite3")
     log = Path(f"{journal.path}-wal")
     bodies = message_bodies(120_000)
     biggest = 0
     try:
         for start in range(0, len(bodies), 5_000):
             committed = journal.last_write
-            for body in bodies[start : start + 5_000]:
-                received = time.time()
-                journal.raw(body, received)
-                event = json.loads(body)
-                event["local_received"] = received
-                adapter(event)
+            receive(journal, adapter, bodies[start : start + 5_000])
             wait_for(lambda c=committed: journal.last_write != c, 10, "the batch to be committed")
             biggest = max(biggest, log.stat().st_size)
         assert journal.size_bytes() > 5 * 2**20  # more than SQLite's default log limit
@@ -580,21 +591,12 @@ def test_the_writer_keeps_committing_through_a_flood(tmp_path):
     """
     from bench.journal import message_bodies
 
-    journal = Journal.open(tmp_path / "journal.sqlite3", mode="write")
-    store = JobStore(max_jobs=10**9)
-    adapter = EventAdapter(store)
-    journal.restore(store, adapter)
-    journal.start_writing(store)
+    journal, adapter = writing_journal(tmp_path / "journal.sqlite3")
     bodies = message_bodies(200_000)
     commits = set()
     try:
         for start in range(0, len(bodies), 1_000):
-            for body in bodies[start : start + 1_000]:
-                received = time.time()
-                journal.raw(body, received)
-                event = json.loads(body)
-                event["local_received"] = received
-                adapter(event)
+            receive(journal, adapter, bodies[start : start + 1_000])
             commits.add(journal.last_write)
             if len(commits) > 6:
                 break

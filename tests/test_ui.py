@@ -28,6 +28,13 @@ def feed(app, event):
     EventAdapter(app.store)(event)
 
 
+def empty_app():
+    """The sample's app over an empty store, its clock at the sample's now."""
+    app = sample_app()
+    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    return app
+
+
 async def test_jobs_screen_shows_states_counts_and_workers(app):
     async with app.run_test(size=SIZE):
         text = screen_text(app)
@@ -319,8 +326,7 @@ async def test_gaps_and_bad_events_are_flagged_and_d_explains_them(app):
 
 
 async def test_no_warning_line_while_nothing_was_lost():
-    app = sample_app()
-    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    app = empty_app()
     async with app.run_test(size=SIZE):
         text = screen_text(app)
         assert "events may have been lost" not in text and "diagnostics" not in text
@@ -343,8 +349,7 @@ async def test_jobs_of_a_lost_worker_show_as_unknown_with_a_note(app):
 @pytest.mark.parametrize("size", [SIZE, (80, 24)])
 async def test_a_failed_jobs_error_shows_in_the_list(size):
     """Seen in a trial: the list showed nothing of why jobs failed; each had to be opened."""
-    app = sample_app()
-    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    app = empty_app()
     feed(app, ev.received("bad-1", NOW - 3, name="shop.charge"))
     feed(app, ev.failed("bad-1", NOW - 2, exception="ValueError('payment declined\x1b[2J')"))
     feed(app, ev.received("flaky-1", NOW - 3, name="shop.sync"))
@@ -358,8 +363,7 @@ async def test_a_failed_jobs_error_shows_in_the_list(size):
 
 
 async def test_search_finds_jobs_by_their_error():
-    app = sample_app()
-    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    app = empty_app()
     feed(app, ev.received("bad-1", NOW - 3, name="shop.charge"))
     feed(app, ev.failed("bad-1", NOW - 2, exception="PaymentDeclined('card expired')"))
     feed(app, ev.received("bad-2", NOW - 3, name="shop.charge"))
@@ -394,8 +398,7 @@ async def test_the_header_drops_a_settled_gap_after_a_while_and_names_a_restart(
 
 async def test_a_job_first_heard_of_late_says_why_its_name_is_unknown():
     """Seen in a trial: jobs named ? with no arguments and no word why."""
-    app = sample_app()
-    app.store = app.index.store = JobStore(clock=lambda: NOW)
+    app = empty_app()
     feed(app, ev.started("late-1", NOW - 3))  # its task-sent and task-received were missed
     feed(app, ev.succeeded("late-1", NOW - 2))
     async with app.run_test(size=SIZE) as pilot:

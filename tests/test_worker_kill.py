@@ -34,14 +34,7 @@ def test_a_killed_worker_goes_offline_and_its_running_job_is_marked_lost(transpo
     receiver = ReceiverThread(cluster.app, store)
     cluster.env["TZ"] = WORKER_ZONE
     try:
-        worker = cluster.start_worker("w1", 2, f"--heartbeat-interval={HEARTBEAT}")
-        receiver.start()
-        hostname = f"w1@{cluster.namespace}"
-        wait_for(
-            lambda: any(w.online and w.freq == HEARTBEAT for w in store.workers()),
-            30,
-            "a regular heartbeat from the worker",
-        )
+        worker, hostname = cluster.start_beating_worker(receiver, store, HEARTBEAT)
         later = cluster.send("demo.slow", 1, countdown=3600)
         job = cluster.send("demo.slow", 60)
         wait_for(lambda: store.get(job.id).state is JobState.ACTIVE, 30, "the job to start")

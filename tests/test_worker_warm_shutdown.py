@@ -28,14 +28,7 @@ def test_a_warm_shutdown_lets_the_running_job_complete_without_calling_it_lost(t
     store = JobStore()
     receiver = ReceiverThread(cluster.app, store)
     try:
-        worker = cluster.start_worker("w1", 2, f"--heartbeat-interval={HEARTBEAT}")
-        receiver.start()
-        hostname = f"w1@{cluster.namespace}"
-        wait_for(
-            lambda: any(w.online and w.freq == HEARTBEAT for w in store.workers()),
-            30,
-            "a regular heartbeat from the worker",
-        )
+        worker, hostname = cluster.start_beating_worker(receiver, store, HEARTBEAT)
         job = cluster.send("demo.slow", TASK_SECONDS)
         wait_for(lambda: store.get(job.id).state is JobState.ACTIVE, 30, "the job to start")
 
