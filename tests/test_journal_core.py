@@ -604,3 +604,18 @@ def test_the_writer_keeps_committing_through_a_flood(tmp_path):
         assert committed_jobs(journal.path) > 0
     finally:
         assert journal.stop(60.0)
+
+
+def test_a_job_id_that_is_not_valid_text_costs_only_that_job(tmp_path):
+    """JSON may carry a lone surrogate ("\\ud800"); SQLite would store it as invalid
+    UTF-8, and every later restore of the file would fail (found in a review)."""
+    path = tmp_path / "journal.sqlite3"
+    m = Monitor(path)
+    t = time.time()
+    m.receive(ev.received("job-\ud800", t))
+    m.receive(ev.received("fine", t + 0.1))
+    wait_for(lambda: _has_job(path, "fine"), 10, "the batch committed")
+    assert m.journal.stop()
+    store, _ = fresh_restore(path)
+    assert "fine" in store  # the file reads; that job itself may come back from the tail
+    assert any("not valid text" in reason for reason in m.store.stats().bad_by_reason)

@@ -502,7 +502,8 @@ def _rowless(conn: sqlite3.Connection, candidates: set[str], tail: int) -> set[s
     """
     if not candidates:
         return candidates
-    pending = list(candidates)
+    # An id SQLite cannot take (a lone surrogate) never got a row.
+    pending = [job_id for job_id in candidates if _storable(job_id)]
     found: set[str] = set()
     for start in range(0, len(pending), 500):
         chunk = pending[start : start + 500]
@@ -545,3 +546,12 @@ def follow_once(conn: sqlite3.Connection, replayer: Replayer, after: int | None)
         replayer.batch(row)
     replayer.finish()
     return replayer.last_batch if rows else after
+
+
+def _storable(text: str) -> bool:
+    """Whether SQLite can take ``text`` (as UTF-8)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

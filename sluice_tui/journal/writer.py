@@ -184,12 +184,35 @@ class BatchWriter:
         return found
 
     def _insert_changes(self, rows: list[tuple[str, str, str | None, float]], batch: int) -> None:
+        text = json.dumps(rows, ensure_ascii=False)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            # An id or name with a lone surrogate (valid JSON: "\ud800") would
+            # go into the file as invalid UTF-8, and no restore could read it.
+            rows = self._drop_unwritable(rows)
+            text = json.dumps(rows, ensure_ascii=False)
         if not rows:
             return
         if self._json_rows:
-            self.conn.execute(INSERT_CHANGES, (batch, json.dumps(rows)))
+            self.conn.execute(INSERT_CHANGES, (batch, text))
         else:
             self.conn.executemany(INSERT_CHANGE, [(batch, *row) for row in rows])
+
+    def _drop_unwritable(
+        self, rows: list[tuple[str, str, str | None, float]]
+    ) -> list[tuple[str, str, str | None, float]]:
+        kept = []
+        for row in rows:
+            try:
+                json.dumps(row, ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                self.store.record_bad_event(
+                    "job id or name is not valid text: not kept in the journal", repr(row[:1])
+                )
+            else:
+                kept.append(row)
+        return kept
 
     def prune(self) -> None:
         """Drop what retention no longer keeps.
