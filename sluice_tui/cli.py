@@ -608,6 +608,7 @@ def build_commands(
     @click.pass_context
     def retry(ctx: click.Context, **_: Any) -> None:
         options = _merged(ctx)
+        _one_journal(ctx, options)
 
         def work() -> int:
             from sluice_tui import oneshot
@@ -628,6 +629,7 @@ def build_commands(
     @click.pass_context
     def revoke(ctx: click.Context, **_: Any) -> None:
         options = _merged(ctx)
+        _one_journal(ctx, options)
 
         def work() -> int:
             from sluice_tui import oneshot
@@ -642,6 +644,11 @@ def build_commands(
         _finish(ctx, work)
 
     return group
+
+
+def _one_journal(ctx: click.Context, options: Options) -> None:
+    if options["history"] is not None and options["no_history"]:
+        _refuse(ctx, click.UsageError("--history FILE and --no-history: give one of them"))
 
 
 def _job_request(options: Options) -> JobRequest:

@@ -74,6 +74,9 @@ def _setup(app: Celery, request: JobRequest) -> tuple[ActionsGate, Resolver, Jou
     what the journal gave (for the sources line)."""
     store = JobStore()  # the journal and the lookup fill it; the gate reads it
     journal = _from_journal(app, store, request)
+    if journal.problem and request.history is not None:  # the file named could not be read
+        _say(journal.problem)
+        raise _Exit(REFUSED)
     resolver = Resolver(
         app,
         store,
@@ -169,8 +172,9 @@ def _resolve(resolver: Resolver, text: str, journal: JournalRead) -> Lookup:
     if not text or len(text) > MAX_ID_LENGTH:
         _say(f"not a job id: {text[:80]!r} (ids are 1 to {MAX_ID_LENGTH} characters)")
         raise _Exit(REFUSED)
-    lookup = resolver.lookup(text)
-    _journal_sightings(lookup, resolver.store, journal)
+    lookup = resolver.lookup(
+        text, known=lambda found: _journal_sightings(found, resolver.store, journal)
+    )
     if lookup.asked or lookup.not_asked:  # else the broker was away: said below
         _say(f"looked for {text}: {lookup.sources()}")
     resolved = lookup.resolved()

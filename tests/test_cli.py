@@ -196,10 +196,43 @@ def test_retry_finds_a_job_the_result_backend_never_had_in_the_history_journal(t
     new_id = result.stdout.strip()
     queued = [p.read_text() for p in (tmp_path / "broker" / "queue").iterdir()]
     assert any(new_id in text and "demo.add" in text for text in queued)
+    assert "events" not in result.stderr.split("looked for")[1].splitlines()[0]  # no listen
     # Without the journal nothing knows the job: refused, as before.
     result = run_in(cluster, *args, "--no-history")
     assert result.returncode == 2
     assert "no job id starts with 0ddba11c" in result.stderr
+    # A journal named but unreadable, or named and refused at once: said, not ignored.
+    result = run_in(cluster, *args, "--history", str(tmp_path / "missing.sqlite3"))
+    assert result.returncode == 2 and "history journal not read" in result.stderr
+    result = run_in(cluster, *args, "--history", str(journal), "--no-history")
+    assert result.returncode == 2 and "give one of them" in result.stderr
+
+
+def test_retry_trusts_the_result_backend_over_an_older_journal(tmp_path):
+    """The journal last saw the job running (the TUI was closed); it failed since."""
+    from celery.app.task import Context
+
+    from tests import events as ev
+    from tests.test_journal_cli import JournalFeed
+
+    cluster = Cluster("filesystem", tmp_path)
+    queue = cluster.namespace + ".tasks"
+    journal = tmp_path / "weekend.sqlite3"
+    feed = JournalFeed(journal)
+    t = time.time() - 3600
+    job = "5a1e0000-4f00-4e3b-9a7e-5c1c0ffee123"
+    feed.send(
+        ev.sent(job, t, name="demo.add", args="(1, 2)", queue=queue, routing_key=queue),
+        ev.received(job, t + 0.1, name="demo.add", args="(1, 2)"),
+        ev.started(job, t + 0.2),
+    )
+    feed.stop()
+    request = Context(id=job, task="demo.add", args=[1, 2], kwargs={}, delivery_info={})
+    cluster.app.backend.mark_as_failure(job, ValueError("x"), request=request)
+    args = ("retry", job, "-A", WORKLOAD_APP, "--yes", "--listen", "0", "--history", str(journal))
+    result = run_in(cluster, *args)
+    assert result.returncode == 0, result.stderr
+    assert f"retry {job} (failed) as task demo.add" in result.stderr
 
 
 def test_retry_without_a_terminal_needs_yes(tmp_path):

@@ -39,7 +39,7 @@ from sluice_tui.celery_adapter.connect import broker_label, describe_error
 from sluice_tui.celery_adapter.control import CELERY_STATES
 from sluice_tui.celery_adapter.events import IDENTITY, MAX_ID_LENGTH
 from sluice_tui.celery_adapter.receiver import ReceiverThread
-from sluice_tui.celery_adapter.resync import RESERVED, REVOKED, RUNNING, SCHEDULED
+from sluice_tui.celery_adapter.resync import FROM_BACKEND, RESERVED, REVOKED, RUNNING, SCHEDULED
 from sluice_tui.model.job import NO_FIELDS, Field, FieldPlan, Step
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
@@ -167,13 +167,18 @@ class Resolver:
         self.inspect_timeout = inspect_timeout
         self._parallel = True
 
-    def lookup(self, text: str) -> Lookup:
+    def lookup(self, text: str, known: Callable[[Lookup], None] | None = None) -> Lookup:
+        """What every source says of ``text``; ``known`` adds what the caller knows
+        already (a history journal), after the result backend and before the
+        workers and the listen, which it may make needless."""
         found = Lookup(text, id_kind(text))
         unreachable = self._unreachable()
         if unreachable:  # nothing can be sent either: fail now, not after every timeout
             found.failures.append(unreachable)
             return found
         self._ask_backend(found)
+        if known is not None:
+            known(found)
         if _finished(found):
             # The backend's outcome is the last word on a finished job, and an
             # id known exactly wins over longer ones it is a prefix of.
@@ -231,6 +236,11 @@ class Resolver:
                 if state is not None:
                     hits += 1
                     found.saw(job_id, state, "result backend")
+                    step = _FINISHED_IN_BACKEND.get(state)
+                    if step is not None and job_id in self.store:
+                        # The store holds a journal's word on it, perhaps days
+                        # old: the backend's outcome is newer (the gate reads the store).
+                        self.store.resync(job_id, step, time.time(), None, {}, NO_FIELDS)
             found.asked.append(f"result backend: {_count(hits)}{listed}")
         except Exception as exc:  # unreachable, refused, a corrupt record...
             found.failures.append(f"result backend failed: {describe_error(exc)}")
@@ -369,6 +379,9 @@ def _message_id(raw: str | bytes) -> str | None:
     except (ValueError, TypeError, KeyError):
         return None
     return job_id if isinstance(job_id, str) and 0 < len(job_id) <= MAX_ID_LENGTH else None
+
+
+_FINISHED_IN_BACKEND = {step.state: step for step in FROM_BACKEND.values()}
 
 
 def _finished(found: Lookup) -> bool:
