@@ -224,6 +224,17 @@ def test_a_restart_gives_back_every_job_as_the_user_saw_it(tmp_path):
         assert workers_now[host].online == w.online
 
 
+def test_an_sqlite_without_json_functions_writes_the_same_journal(tmp_path, monkeypatch):
+    """Before 3.38 SQLite's JSON functions were a build option: rows go one by one then."""
+    monkeypatch.setattr(writer, "has_json", lambda conn: False)
+    path = tmp_path / "journal.sqlite3"
+    m = Monitor(path)
+    mixed_workload(m)
+    assert m.journal.stop() and m.journal.problem is None
+    store, _ = fresh_restore(path)
+    assert store.snapshots() == m.store.snapshots()
+
+
 def test_restore_chooses_the_newest_jobs_and_filters_by_state_and_age(tmp_path):
     path = tmp_path / "journal.sqlite3"
     m = Monitor(path)

@@ -90,6 +90,16 @@ def render_title(job: JobSnapshot, dark: bool = True) -> Text:
     return title
 
 
+NAMING_EVENTS = frozenset({"task-sent", "task-received"})
+
+
+def _heard_late(job: JobSnapshot) -> bool:
+    """Task events came for it, but not the two that carry a name (else it is known
+    only from a revoke, a queue or the result backend: another story)."""
+    events = {entry.event for entry in job.history}
+    return any(e.startswith("task-") for e in events) and not events & NAMING_EVENTS
+
+
 def render_fields(job: JobSnapshot, now: float, dark: bool = True) -> RenderableType:
     if not job.seen:
         grid = Table.grid(padding=(0, 2))
@@ -131,7 +141,7 @@ def render_fields(job: JobSnapshot, now: float, dark: bool = True) -> Renderable
     notes = []
     if job.state is JobState.UNKNOWN and WORKER_LOST in (job.extra or {}):
         notes.append(Text(WORKER_LOST_EXPLANATION, "italic"))
-    if not job.name:
+    if not job.name and _heard_late(job):
         notes.append(Text(NAMELESS_EXPLANATION, "italic"))
     return Group(grid, *notes) if notes else grid
 
