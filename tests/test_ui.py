@@ -393,6 +393,10 @@ async def test_the_header_drops_a_settled_gap_after_a_while_and_names_a_restart(
         app.store.settle_gap(number, "resync corrected 2 jobs")
         app.tick()
         await pilot.pause()
+        assert "sluice-tui was not running" in screen_text(app)  # just settled: still shown
+        clock[0] += 600  # ten minutes after the resync said what it found
+        app.tick()
+        await pilot.pause()
         assert "not running" not in screen_text(app)
 
 

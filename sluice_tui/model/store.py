@@ -89,6 +89,7 @@ class Gap:
     end: float  # when events flowed again
     reason: str
     resync: str = RESYNC_PENDING  # what was done to make up for it
+    settled: float | None = None  # when the resync said so (local clock)
 
 
 RECONNECTING = "reconnecting"
@@ -731,7 +732,8 @@ class JobStore:
 
     def settle_gap(self, number: int, outcome: str) -> None:
         """Say what the resync after gap ``number`` found (or why there was none)."""
-        self._change_gap(number, lambda gap: replace(gap, resync=outcome))
+        now = self._clock()
+        self._change_gap(number, lambda gap: replace(gap, resync=outcome, settled=now))
 
     def _change_gap(self, number: int, change: Callable[[Gap], Gap]) -> None:
         """Gap ``number`` (as record_gap returned it) becomes ``change(gap)``, if still kept."""

@@ -102,10 +102,11 @@ GAP_SHOWN = 600.0
 
 
 def gap_to_show(gap: Gap | None, now: float) -> Gap | None:
-    """The gap the header warns of: until its resync is done, and GAP_SHOWN after it ended."""
-    if gap is None or (gap.resync != RESYNC_PENDING and now - gap.end >= GAP_SHOWN):
-        return None
-    return gap
+    """The gap the header warns of: until its resync is done, and GAP_SHOWN after that."""
+    if gap is None or gap.resync == RESYNC_PENDING:
+        return gap
+    settled = gap.end if gap.settled is None else max(gap.end, gap.settled)
+    return gap if now - settled < GAP_SHOWN else None
 
 
 def _warning_items(view: StatusView) -> list[Text]:
