@@ -104,7 +104,8 @@ def _from_journal(app: Celery, store: JobStore, request: JobRequest) -> JournalR
     try:
         journal = Journal.open(path, mode="read")
         try:
-            journal.restore(store, EventAdapter(store))
+            # Only the jobs the id may name: a journal can hold a million.
+            journal.restore(store, EventAdapter(store), prefix=request.job_id)
         finally:
             journal.stop()
     except JournalError as exc:

@@ -262,6 +262,22 @@ def test_restore_chooses_the_newest_jobs_and_filters_by_state_and_age(tmp_path):
     assert {s.state for s in recent.snapshots()} == {JobState.COMPLETED}
 
 
+def test_a_restore_by_id_prefix_loads_only_the_jobs_it_may_name(tmp_path):
+    """What retry and revoke ask of a journal that may hold a million jobs."""
+    path = tmp_path / "journal.sqlite3"
+    m = Monitor(path)
+    t = time.time()
+    for n, job_id in enumerate(["ab12-one", "ab12-two", "cd34-three"]):
+        m.receive(ev.received(job_id, t + n, name="proj.add"))
+        m.receive(ev.succeeded(job_id, t + n + 0.5))
+    assert m.journal.stop()
+    store, _ = fresh_restore(path, prefix="ab12")
+    assert sorted(s.id for s in store.snapshots()) == ["ab12-one", "ab12-two"]
+    assert store.get("ab12-two").history == m.store.get("ab12-two").history
+    store, _ = fresh_restore(path, prefix="zz")
+    assert store.snapshots() == []
+
+
 def test_an_event_cannot_pass_itself_off_as_the_monitors_own_record(tmp_path):
     path = tmp_path / "journal.sqlite3"
     m = Monitor(path)

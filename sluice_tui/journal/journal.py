@@ -147,17 +147,19 @@ class Journal:
         *,
         since: float | None = None,
         states: Collection[JobState] | None = None,
+        prefix: str | None = None,
     ) -> Restored:
         """Load the newest jobs (up to ``store.max_jobs``) with their histories into ``store``.
 
         Call it before the first live event.  ``since`` and ``states`` choose
-        jobs by when they last changed and by their last state.
+        jobs by when they last changed and by their last state, ``prefix`` by
+        how their ids start (a one-shot command looking for one job).
         """
         started = time.perf_counter()
         conn = self._open_conn()
         try:
             jobs, events, last, loaded = restore(
-                conn, store, apply_event, since=since, states=states
+                conn, store, apply_event, since=since, states=states, prefix=prefix
             )
             row = conn.execute("SELECT value FROM meta WHERE key = 'last_write'").fetchone()
         except sqlite3.Error as exc:

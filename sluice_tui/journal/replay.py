@@ -314,15 +314,17 @@ def restore(
     *,
     since: float | None = None,
     states: Collection[JobState] | None = None,
+    prefix: str | None = None,
 ) -> tuple[int, int, int | None, int]:
-    """Replay the newest ``store.max_jobs`` jobs (of ``states``, seen since ``since``).
+    """Replay the newest ``store.max_jobs`` jobs (of ``states``, seen since ``since``,
+    their ids starting with ``prefix``).
 
     Returns (jobs chosen, events applied, last batch id replayed, jobs loaded
     from checkpoints).
     """
     conn.execute("BEGIN")  # one snapshot: a collector may be writing meanwhile
     try:
-        return _restore(conn, store, apply_event, since, states)
+        return _restore(conn, store, apply_event, since, states, prefix)
     finally:
         conn.execute("COMMIT")
 
@@ -333,6 +335,7 @@ def _restore(
     apply_event: Callable[[dict], None],
     since: float | None,
     states: Collection[JobState] | None,
+    prefix: str | None = None,
 ) -> tuple[int, int, int | None, int]:
     last_id = conn.execute("SELECT max(id) FROM batches").fetchone()[0]
     if last_id is None:
@@ -341,11 +344,14 @@ def _restore(
     # A record's row may go with the batch before its own: from the batch after
     # the pruned ones on, a job with records but no row never had one.
     tail = max(last_id - TAIL_BATCHES + 1, (int(pruned[0]) + 1) if pruned else 0)
-    chosen = _choose(conn, store.max_jobs, since, states)
-    rowless = _rowless(conn, _jobs_in_batches(conn, tail) - chosen.keys(), tail)
+    chosen = _choose(conn, store.max_jobs, since, states, prefix)
+    candidates = _jobs_in_batches(conn, tail) - chosen.keys()
+    if prefix is not None:
+        candidates = {job_id for job_id in candidates if job_id.startswith(prefix)}
+    rowless = _rowless(conn, candidates, tail)
     if chosen:
         start = batch_at(conn, min(chosen.values())) - 1
-    elif since is None and states is None:
+    elif since is None and states is None and prefix is None:
         # No job at all: the last stretch, for its workers.
         last = conn.execute("SELECT last FROM batches WHERE id = ?", (last_id,)).fetchone()[0]
         start = batch_at(conn, last - WORKER_WINDOW)
@@ -469,16 +475,25 @@ def _choose(
     limit: int,
     since: float | None,
     states: Collection[JobState] | None,
+    prefix: str | None = None,
 ) -> dict[str, float]:
     """The newest ``limit`` jobs by their latest row, with their first_seen."""
     sql = "SELECT batch, id, state, first_seen FROM job_changes"
+    where: list[str] = []
     params: list = []
     if since is not None:
         first = conn.execute("SELECT min(id) FROM batches WHERE last >= ?", (since,)).fetchone()
         if first[0] is None:
             return {}
-        sql += " WHERE batch >= ?"
+        where.append("batch >= ?")
         params.append(first[0])
+    if prefix is not None:
+        if not _storable(prefix):
+            return {}
+        where.append("substr(id, 1, ?) = ?")
+        params += [len(prefix), prefix]
+    if where:
+        sql += " WHERE " + " AND ".join(where)
     wanted = None if states is None else {JobState(s).value for s in states}
     listed: set[str] = set()
     chosen: dict[str, float] = {}
