@@ -68,6 +68,20 @@ async def test_search_filters_and_escape_clears(app):
         assert "search:" not in screen_text(app)
 
 
+async def test_enter_keeps_the_search_and_gives_its_lines_back_to_the_list(app):
+    """Seen in a trial: after enter the 3-line search box stayed docked at 80x24."""
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash", *"catalog", "enter")
+        await pilot.pause()
+        assert not app.screen.query_one("#search").display
+        assert "search: catalog" in screen_text(app)
+        assert len(table_rows(app)) == 3
+        await pilot.press("slash")  # back to edit it
+        assert app.screen.query_one("#search").display
+        await pilot.press("escape")
+        assert len(table_rows(app)) == 12
+
+
 async def test_search_matches_args_worker_and_id(app):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("slash", *"clip-77")

@@ -174,6 +174,9 @@ class JobsScreen(LiveScreen):
         if not event.value.strip():
             self.action_clear_search()
         else:
+            # The search stays on (the header says so) and gives its 3 lines back
+            # to the list; / shows it again to edit, escape ends it.
+            event.input.display = False
             self.table.focus()
 
     @on(JobTable.Chosen)
