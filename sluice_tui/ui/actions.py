@@ -171,13 +171,15 @@ class UIActions:
 
 def _retry_message(gate: ActionsGate, plan: RetryPlan) -> str:
     new_id = gate.retry(plan)
-    return f"Job {plan.job.id[:8]} sent again as {new_id}."
+    return f"Job {plan.job.id[:8]} sent again, as new job {new_id}"  # no "." to wrap alone
 
 
 def _revoke_message(gate: ActionsGate, plan: RevokePlan, choice: RevokeChoice) -> str:
     replies = gate.revoke(plan, terminate=choice.terminate, signal=choice.signal)
     how = f"Terminate ({choice.signal})" if choice.terminate else "Revoke"
-    answered = "\n".join(replies) if replies else "No worker replied within a second."
+    # Celery's replies quote the full id, which a toast breaks across lines.
+    short = [reply.replace(plan.job.id, plan.job.id[:8]) for reply in replies]
+    answered = "\n".join(short) if short else "No worker replied within a second."
     return f"{how} of {plan.job.id[:8]} sent.\n{answered}"
 
 
