@@ -92,8 +92,8 @@ def _from_journal(app: Celery, store: JobStore, request: JobRequest) -> JournalR
     """Restore the history journal into ``store``: on Monday the weekend's failed
     jobs are there, names and arguments included, whatever the result backend
     kept."""
-    if not request.use_history:
-        return JournalRead()
+    if not request.use_history or not 0 < len(request.job_id) <= MAX_ID_LENGTH:
+        return JournalRead()  # no journal, or no id (refused next)
     from sluice_tui.celery_adapter.connect import broker_label
     from sluice_tui.celery_adapter.events import EventAdapter
     from sluice_tui.journal import Journal, JournalError, default_path

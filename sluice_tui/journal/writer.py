@@ -46,7 +46,8 @@ INSERT_CHANGE = (
 # first_seen]: executemany lets go of the GIL around each row's step, and under
 # a busy receiver each taking back costs a switch interval (5 ms), so 10 000
 # rows would take a minute and the journal fall ever further behind a flood.
-# (A float's repr reads back from SQLite's JSON exactly.)
+# (A float's repr reads back exactly: the restart test in test_journal_core
+# compares every job's first_seen.)
 INSERT_CHANGES = (
     "INSERT OR REPLACE INTO job_changes (batch, id, state, name, first_seen)"
     " SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
