@@ -188,9 +188,6 @@ class StatusBar(Static):
     def on_resize(self) -> None:
         if self._view is not None:
             self._show_view(resized=True)
-            # A height change asked for during a layout pass is not acted on:
-            # the header would keep the height of its first, unwrapped text.
-            self.call_after_refresh(self.refresh, layout=True)
 
     def _show_view(self, *, resized: bool) -> None:
         # Before the first layout the header has no width yet: wrapped to none,
@@ -203,3 +200,8 @@ class StatusBar(Static):
         same = len(lines) == self._lines and all(cell_len(line) <= width for line in lines)
         self._lines = len(lines)
         self.update(text, layout=resized or not same)
+        if resized or not same:
+            # A height change asked for during a layout pass is not acted on,
+            # and later ticks that change nothing would not ask again: the
+            # header kept its first height, or hid a new warning line for good.
+            self.call_after_refresh(self.refresh, layout=True)
