@@ -59,14 +59,17 @@ def sort_key(column: SortColumn, job: JobSnapshot):
     return 0  # SEEN: first-seen order alone
 
 
-def found_by(search: str, job: JobSnapshot, note: str | None) -> bool:
-    fields = (job.id, job.name, job.worker, job.args, job.kwargs, note)
+def found_by(search: str, job: JobSnapshot, row_texts: tuple[str | None, ...]) -> bool:
+    """Whether the search finds the job: its fields, and its row's note and error."""
+    fields = (job.id, job.name, job.worker, job.args, job.kwargs, *row_texts)
     return not search or any(search in field.lower() for field in fields if field)
 
 
 def expected(view: View, store: JobStore) -> list[str]:
     jobs = store.snapshots()  # oldest first: first-seen order breaks ties
-    notes = {job_id: row.note for job_id, row in store.rows([j.id for j in jobs]).items()}
+    notes = {
+        job_id: (row.note, row.error) for job_id, row in store.rows([j.id for j in jobs]).items()
+    }
     shown = [
         job
         for job in jobs

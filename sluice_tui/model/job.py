@@ -11,6 +11,7 @@ attempt each error came from.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -28,6 +29,8 @@ _ACTIVE = JobState.ACTIVE
 _RETRYING = JobState.RETRYING
 _FAILED = JobState.FAILED
 ERROR_NOTE_LENGTH = 120  # a list shows how an error starts; the job's detail has all of it
+# One quoted argument, without its quote inside (else the repr is shown as it is).
+_REPR = re.compile(r"(?P<kind>[A-Za-z_][\w.]*)\((?P<q>['\"])(?P<text>(?:(?!(?P=q)).)*)(?P=q)\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +300,7 @@ class JobRow(NamedTuple):
     kwargs: str | None
     note: str | None  # what sluice-tui did to the job, or else why it failed (or retries)
     eta: float | None = None  # when a scheduled job is due, in epoch seconds
+    error: str | None = None  # why it failed (or retries), short: shown in the note, searched
 
 
 class Transition(NamedTuple):
@@ -741,11 +745,23 @@ class Job:
             self.retries,
             self.args,
             self.kwargs,
-            self._note(),
+            self._note(error := self._error()),
             iso_epoch(self.eta) if self.state is _SCHEDULED else None,
+            error,
         )
 
-    def _note(self) -> str | None:
+    def _error(self) -> str | None:
+        """Why a failed or retrying job is so, in a line: ``ValueError: payment declined``."""
+        if not (self.state is _FAILED or self.state is _RETRYING) or not self.exception:
+            return None
+        line = self.exception.partition("\n")[0]
+        # Celery sends the exception's repr: ValueError('payment declined').
+        found = _REPR.fullmatch(line)
+        if found is not None:
+            line = f"{found['kind']}: {found['text']}"
+        return line[:ERROR_NOTE_LENGTH]
+
+    def _note(self, error: str | None) -> str | None:
         extra = self.extra
         if extra:
             if extra.get(REVOKE_REQUESTED) and self.state not in FINISHED_STATES:
@@ -756,10 +772,7 @@ class Job:
                 return f"retried as {str(extra[RETRIED_AS])[:8]}"
             if RETRY_OF in extra:
                 return f"retry of {str(extra[RETRY_OF])[:8]}"
-        # Why a job failed (or is retrying) is what a list of them is read for.
-        if (self.state is _FAILED or self.state is _RETRYING) and self.exception:
-            return self.exception.partition("\n")[0][:ERROR_NOTE_LENGTH]
-        return None
+        return error  # why it failed is what a list of failed jobs is read for
 
     def snapshot(self, children: tuple[str, ...] = ()) -> JobSnapshot:
         history, _, current = self._story()

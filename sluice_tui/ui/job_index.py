@@ -302,7 +302,15 @@ class JobIndex:
         if haystack is None:
             haystack = "\0".join(
                 part
-                for part in (row.id, row.name, row.worker, row.args, row.kwargs, row.note)
+                for part in (
+                    row.id,
+                    row.name,
+                    row.worker,
+                    row.args,
+                    row.kwargs,
+                    row.note,
+                    row.error,
+                )
                 if part
             ).lower()
             self._haystacks[row.id] = haystack
