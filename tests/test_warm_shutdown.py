@@ -19,6 +19,7 @@ from sluice_tui.model.store import (
 )
 from sluice_tui.model.worker_info import TaskLimits, WorkerFigures
 from sluice_tui.model.workers import SHUTDOWN_GRACE, TIME_LIMIT_SLACK
+from sluice_tui.ui.screens.workers import worker_status
 from tests import events as ev
 from tests.test_journal_core import Monitor, fresh_restore
 
@@ -68,6 +69,8 @@ def test_a_goodbye_while_jobs_run_is_shutting_down_and_the_jobs_stay_running(fee
         assert never_lost(store, job_id)
     (worker,) = store.workers()
     assert not worker.online  # it is offline: it takes no more work
+    # The workers screen says so while its jobs finish (seen in a trial: only a notice did).
+    assert worker.finishing == 2 and worker_status(worker).plain == "stopping"
     # Told once, and nothing is lost while it finishes, well past heartbeat windows.
     for _ in range(5):
         clock.advance(60)
@@ -89,6 +92,7 @@ def test_the_jobs_of_a_worker_shutting_down_complete_with_their_own_events(feed,
     assert store.get("a").state is JobState.COMPLETED
     assert store.get("b").state is JobState.FAILED
     assert never_lost(store, "a") and never_lost(store, "b")
+    assert worker_status(store.workers()[0]).plain == "offline"  # done: just offline
     clock.advance(SHUTDOWN_GRACE * 2)  # long after: nothing left to call lost
     assert store.sweep(clock.now, watched_since) == []
     assert never_lost(store, "a")

@@ -41,6 +41,7 @@ class WorkerSnapshot:
     sw_sys: str | None
     pid: int | None
     rates: tuple[float, ...] = ()  # tasks per second between heartbeats, oldest first
+    finishing: int = 0  # offline in a warm shutdown: jobs it still runs (see JobStore.sweep)
 
     def seconds_since_heartbeat(self, now: float) -> float | None:
         return None if self.last_heartbeat is None else max(0.0, now - self.last_heartbeat)
@@ -164,4 +165,5 @@ class Worker:
             sw_sys=self.sw_sys,
             pid=self.pid,
             rates=self.throughput.rates(),
+            finishing=len(self.draining) if self.offline and self.draining else 0,
         )

@@ -49,6 +49,9 @@ def figures_table(
     if worker is not None:
         since = worker.seconds_since_heartbeat(now)
         status = "online" if worker.online else "offline"
+        if worker.finishing:
+            jobs = "job" if worker.finishing == 1 else "jobs"
+            status = f"shutting down (warm): {worker.finishing} {jobs} finishing first"
         heard = "never heard" if since is None else f"last heartbeat {duration(since)} ago"
         row("status", f"{status}, {heard}")
         active = "?" if worker.active is None else str(worker.active)

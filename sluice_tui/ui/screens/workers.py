@@ -85,8 +85,16 @@ def pool_text(figures: WorkerFigures | None) -> str:
     return text
 
 
+def worker_status(worker: WorkerSnapshot) -> Text:
+    if worker.online:
+        return Text("online", "bold green")
+    if worker.finishing:  # a warm shutdown: its running jobs finish first
+        return Text("stopping", "bold yellow")
+    return Text("offline", "bold red")
+
+
 def worker_cells(worker: WorkerSnapshot, figures: WorkerFigures | None, now: float) -> tuple:
-    status = Text("online", "bold green") if worker.online else Text("offline", "bold red")
+    status = worker_status(worker)
     load = " ".join(f"{x:.2f}" for x in worker.loadavg) if worker.loadavg else ""
     version = " ".join(inert(part) for part in (worker.sw_ident, worker.sw_ver) if part)
     since = worker.seconds_since_heartbeat(now)
