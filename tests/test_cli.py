@@ -169,25 +169,34 @@ def test_retry_of_a_failed_job_sends_its_exact_arguments_under_a_new_id(tmp_path
     assert any(new_id in text and "demo.add" in text for text in queued)
 
 
+def journal_of_a_job(cluster: Cluster, job: str, args: str, *more: dict) -> Path:
+    """A history journal that saw ``job`` (demo.add) sent, received and started an hour
+    ago, then ``more``, as the TUI would have written it."""
+    from tests import events as ev
+    from tests.test_journal_cli import JournalFeed
+
+    queue = cluster.namespace + ".tasks"
+    journal = cluster.tmp_path / "weekend.sqlite3"
+    feed = JournalFeed(journal)
+    t = time.time() - 3600
+    feed.send(
+        ev.sent(job, t, name="demo.add", args=args, queue=queue, routing_key=queue),
+        ev.received(job, t + 0.1, name="demo.add", args=args),
+        ev.started(job, t + 0.2),
+        *more,
+    )
+    feed.stop()
+    return journal
+
+
 def test_retry_finds_a_job_the_result_backend_never_had_in_the_history_journal(tmp_path):
     """Seen in a trial: `dump --history` showed the failed job with its name and
     arguments, and `retry` said its task name was unknown (no result backend)."""
     from tests import events as ev
-    from tests.test_journal_cli import JournalFeed
 
     cluster = Cluster("filesystem", tmp_path)
-    queue = cluster.namespace + ".tasks"
-    journal = tmp_path / "weekend.sqlite3"
-    feed = JournalFeed(journal)
-    t = time.time() - 3600
     job = "0ddba11c-4f00-4e3b-9a7e-5c1c0ffee123"
-    feed.send(
-        ev.sent(job, t, name="demo.add", args="(2, 40)", queue=queue, routing_key=queue),
-        ev.received(job, t + 0.1, name="demo.add", args="(2, 40)"),
-        ev.started(job, t + 0.2),
-        ev.failed(job, t + 0.3),
-    )
-    feed.stop()
+    journal = journal_of_a_job(cluster, job, "(2, 40)", ev.failed(job, time.time() - 3599))
     args = ("retry", "0ddba11c", "-A", WORKLOAD_APP, "--yes", "--listen", "0")
     result = run_in(cluster, *args, "--history", str(journal))
     assert result.returncode == 0, result.stderr
@@ -212,21 +221,9 @@ def test_retry_trusts_the_result_backend_over_an_older_journal(tmp_path):
     """The journal last saw the job running (the TUI was closed); it failed since."""
     from celery.app.task import Context
 
-    from tests import events as ev
-    from tests.test_journal_cli import JournalFeed
-
     cluster = Cluster("filesystem", tmp_path)
-    queue = cluster.namespace + ".tasks"
-    journal = tmp_path / "weekend.sqlite3"
-    feed = JournalFeed(journal)
-    t = time.time() - 3600
     job = "5a1e0000-4f00-4e3b-9a7e-5c1c0ffee123"
-    feed.send(
-        ev.sent(job, t, name="demo.add", args="(1, 2)", queue=queue, routing_key=queue),
-        ev.received(job, t + 0.1, name="demo.add", args="(1, 2)"),
-        ev.started(job, t + 0.2),
-    )
-    feed.stop()
+    journal = journal_of_a_job(cluster, job, "(1, 2)")  # last seen running
     request = Context(id=job, task="demo.add", args=[1, 2], kwargs={}, delivery_info={})
     cluster.app.backend.mark_as_failure(job, ValueError("x"), request=request)
     args = ("retry", job, "-A", WORKLOAD_APP, "--yes", "--listen", "0", "--history", str(journal))
