@@ -63,7 +63,7 @@ async def test_search_filters_and_escape_clears(app):
         await pilot.press("slash", *"catalog")
         rows = table_rows(app)
         assert len(rows) == 3 and all("shop.catalog" in row for row in rows)
-        assert "search: catalog" in screen_text(app)
+        assert "search: catalog 3 jobs" in screen_text(app)  # with how many it finds
         await pilot.press("escape")
         assert len(table_rows(app)) == 12
         assert "search:" not in screen_text(app)

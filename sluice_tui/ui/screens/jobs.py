@@ -101,6 +101,7 @@ class JobsScreen(LiveScreen):
                 counts=counts,
                 state_filter=index.state_filter,
                 search=index.search,
+                found=len(index) if index.search else 0,
                 sort=index.sort.value,
                 reverse=index.reverse,
                 paused=app.paused,

@@ -44,6 +44,7 @@ class StatusView:
     last_gap: Gap | None = None
     following: bool = True
     dark: bool = True  # the theme's, for the state colours
+    found: int = 0  # jobs the search shows
 
 
 def render_status(view: StatusView, width: int = 0) -> Text:
@@ -91,7 +92,14 @@ def _list_items(view: StatusView) -> list[Text]:
     else:
         items.append(Text.assemble(("PINNED", "bold yellow"), (" f follows", "grey62")))
     if view.search:
-        items.append(Text.assemble(("search: ", "grey62"), (inert(view.search), "bold")))
+        noun = "job" if view.found == 1 else "jobs"
+        items.append(
+            Text.assemble(
+                ("search: ", "grey62"),
+                (inert(view.search), "bold"),
+                (f" {view.found:,} {noun}", "grey62"),
+            )
+        )
     return items
 
 
