@@ -251,6 +251,18 @@ async def test_a_header_taller_than_its_first_unwrapped_text_shows_every_line_fr
         assert lines[5].startswith("ID ")
 
 
+def test_listing_failures_puts_the_errors_before_workers_and_arguments():
+    natural = {"name": 14, "worker": 14, "note": 60}
+    usual = [COLUMNS[i].label for i, _ in layout(80, natural, notes=True)]
+    assert "NOTE" not in usual and "WORKER" in usual  # notes lead the ARGS cells instead
+    errors = dict(
+        (COLUMNS[i].label, w) for i, w in layout(80, natural, notes=True, errors_first=True)
+    )
+    assert errors["NOTE"] >= 24 and "WORKER" not in errors
+    wide = [COLUMNS[i].label for i, _ in layout(200, natural, notes=True, errors_first=True)]
+    assert {"NOTE", "WORKER", "ARGS"} <= set(wide)  # with room, nothing gives way
+
+
 def test_columns_follow_their_content_and_args_take_the_rest():
     short_names = {"name": 10, "worker": 12, "note": 0}
     columns = {COLUMNS[i].label: width for i, width in layout(200, short_names, notes=False)}

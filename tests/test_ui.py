@@ -369,12 +369,17 @@ async def test_a_failed_jobs_error_shows_in_the_list(size):
     feed(app, ev.failed("bad-1", NOW - 2, exception="ValueError('payment declined\x1b[2J')"))
     feed(app, ev.received("flaky-1", NOW - 3, name="shop.sync"))
     feed(app, ev.retried("flaky-1", NOW - 2, exception="ConnectionError('reset')"))
-    async with app.run_test(size=size):
+    async with app.run_test(size=size) as pilot:
         app.tick()
         text = screen_text(app)
         # At 80 columns the error leads the ARGS column, cut to fit.
         assert "ValueError: pay" in text and "\x1b" not in text  # read as Python shows it
         assert "ConnectionError" in text
+        # Listing failed jobs, the errors come before workers and arguments: at 80
+        # columns the second trial read only "[ValueError(…".
+        await pilot.press(str(JobState.FAILED.digit))
+        await pilot.pause()
+        assert "ValueError: payment decl" in screen_text(app)
 
 
 async def test_search_finds_jobs_by_their_error():

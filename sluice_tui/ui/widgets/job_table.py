@@ -81,7 +81,19 @@ PLAN: tuple[tuple[str, int], ...] = (
     (JOIN, RETRY),
     (JOIN, STARTED),
 )
+# Listing failed (or retrying) jobs, their errors (the notes) come before the
+# worker and the arguments: at 80 columns they are what the list is read for.
+# With room to spare, they grow (to ERROR_NOTE_MOST) before the arguments do.
+ERRORS_FIRST_PLAN: tuple[tuple[str, int], ...] = (
+    *PLAN[: PLAN.index((JOIN, WORKER))],
+    (JOIN, NOTE),
+    *PLAN[PLAN.index((JOIN, WORKER)) : PLAN.index((JOIN, NOTE))],
+    (GROW, NOTE),
+    *PLAN[PLAN.index((JOIN, NOTE)) + 1 :],
+)
+ERROR_NOTE_MOST = 60
 ALWAYS = (ID, STATE, NAME)
+ERROR_STATES = (JobState.FAILED, JobState.RETRYING)
 
 
 def least_width(column: Column) -> int:
@@ -90,18 +102,21 @@ def least_width(column: Column) -> int:
     return max(column.width, label)
 
 
-def layout(width: int, natural: dict[str, int], *, notes: bool) -> list[tuple[int, int]]:
+def layout(
+    width: int, natural: dict[str, int], *, notes: bool, errors_first: bool = False
+) -> list[tuple[int, int]]:
     """(column index, width) of the columns shown in ``width`` cells, left to right.
 
     ``natural`` is the longest text of each measured column.  NOTE takes no
-    width while no job carries a note.
+    width while no job carries a note; with ``errors_first`` it comes before
+    WORKER and ARGS.
     """
 
     def longest(column: Column) -> int:
         return natural.get(column.measured, 0) if column.measured else column.most
 
     widths: dict[int, int] = {}
-    for step, i in PLAN:
+    for step, i in ERRORS_FIRST_PLAN if errors_first else PLAN:
         column = COLUMNS[i]
         used = sum(widths.values()) + len(widths)  # one space before each column
         if step is JOIN:
@@ -114,7 +129,8 @@ def layout(width: int, natural: dict[str, int], *, notes: bool) -> list[tuple[in
                 widths[i] = want
         elif i in widths:
             room = width - used + 1
-            widths[i] += max(0, min(room, min(longest(column), column.most) - widths[i]))
+            most = ERROR_NOTE_MOST if i == NOTE else column.most  # NOTE grows only for errors
+            widths[i] += max(0, min(room, min(longest(column), most) - widths[i]))
     spare = width - sum(widths.values()) - (len(widths) - 1)
     if spare < 0:  # the first three alone overflow a very narrow terminal
         cut = min(-spare, widths[NAME] - least_width(COLUMNS[NAME]))
@@ -467,14 +483,16 @@ class JobTable(ScrollView, can_focus=True):
 
     def _columns(self, width: int) -> list[tuple[int, int]]:
         index = self.index
-        if (width, index.version) != self._layout_shape:
+        shape = (width, index.version, index.state_filter)
+        if shape != self._layout_shape:
             # Content widths move only when the index syncs: measure once per sync.
             natural = {field: index.widest(field) for field in MEASURED}
-            columns = layout(width, natural, notes=index.noted > 0)
+            errors_first = index.state_filter in ERROR_STATES
+            columns = layout(width, natural, notes=index.noted > 0, errors_first=errors_first)
             if columns != self._layout:
                 self._layout = columns
                 self._cache.clear()
-            self._layout_shape = (width, index.version)
+            self._layout_shape = shape
         return self._layout
 
     def render_line(self, y: int) -> Strip:
