@@ -7,6 +7,9 @@ thread.  Retry and revoke go through the actions gate, which holds the rules.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -122,6 +125,18 @@ class SluiceApp(App):
             self.actions.ask_workers(self, quietly=True)
         if self.tick_seconds:
             self.set_interval(self.tick_seconds, self.tick)
+        if not self.is_headless:
+            self._quit_on_sigterm()
+
+    def _quit_on_sigterm(self) -> None:
+        """``kill`` quits as q does: the terminal restored, the journal flushed.
+
+        Raised from a signal handler at whatever point the loop was, an
+        interrupt could stall Textual's shutdown (a demo given SIGTERM once
+        outlived 30 s); through the loop, the exit is an ordinary message.
+        """
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
 
     def on_unmount(self) -> None:
         if self.source is not None:
