@@ -34,7 +34,7 @@ from sluice_tui.journal.records import (
     unpack_workers,
 )
 from sluice_tui.journal.schema import has_checkpoints
-from sluice_tui.journal.writer import batch_at
+from sluice_tui.journal.writer import batch_at, storable
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 
@@ -488,7 +488,7 @@ def _choose(
         where.append("batch >= ?")
         params.append(first[0])
     if prefix is not None:
-        if not _storable(prefix):
+        if not storable(prefix):
             return {}
         where.append("substr(id, 1, ?) = ?")
         params += [len(prefix), prefix]
@@ -518,7 +518,7 @@ def _rowless(conn: sqlite3.Connection, candidates: set[str], tail: int) -> set[s
     if not candidates:
         return candidates
     # An id SQLite cannot take (a lone surrogate) never got a row.
-    pending = [job_id for job_id in candidates if _storable(job_id)]
+    pending = [job_id for job_id in candidates if storable(job_id)]
     found: set[str] = set()
     for start in range(0, len(pending), 500):
         chunk = pending[start : start + 500]
@@ -561,12 +561,3 @@ def follow_once(conn: sqlite3.Connection, replayer: Replayer, after: int | None)
         replayer.batch(row)
     replayer.finish()
     return replayer.last_batch if rows else after
-
-
-def _storable(text: str) -> bool:
-    """Whether SQLite can take ``text`` (as UTF-8)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -205,14 +205,13 @@ class BatchWriter:
     ) -> list[tuple[str, str, str | None, float]]:
         kept = []
         for row in rows:
-            try:
-                json.dumps(row, ensure_ascii=False).encode()
-            except UnicodeEncodeError:
-                self.store.record_bad_event(
-                    "job id or name is not valid text: not kept in the journal", repr(row[:1])
-                )
-            else:
+            job_id, _, name, _ = row
+            if storable(job_id) and (name is None or storable(name)):
                 kept.append(row)
+            else:
+                self.store.record_bad_event(
+                    "job id or name is not valid text: not kept in the journal", repr(job_id)
+                )
         return kept
 
     def prune(self) -> None:
@@ -280,6 +279,15 @@ class BatchWriter:
             (limit,),
         ).fetchone()
         return 0 if found is None else found[0] + 1
+
+
+def storable(text: str) -> bool:
+    """Whether SQLite can take ``text`` (as UTF-8): not with a lone surrogate."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def has_json(conn: sqlite3.Connection) -> bool:
