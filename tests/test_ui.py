@@ -29,6 +29,12 @@ def feed(app, event):
     EventAdapter(app.store)(event)
 
 
+def charge_failed(app, job_id: str, exception: str) -> None:
+    """A shop.charge job received, then failed with ``exception`` (Celery's repr)."""
+    feed(app, ev.received(job_id, NOW - 3, name="shop.charge"))
+    feed(app, ev.failed(job_id, NOW - 2, exception=exception))
+
+
 def empty_app():
     """The sample's app over an empty store, its clock at the sample's now."""
     app = sample_app()
@@ -365,8 +371,7 @@ async def test_jobs_of_a_lost_worker_show_as_unknown_with_a_note(app):
 async def test_a_failed_jobs_error_shows_in_the_list(size):
     """Seen in a trial: the list showed nothing of why jobs failed; each had to be opened."""
     app = empty_app()
-    feed(app, ev.received("bad-1", NOW - 3, name="shop.charge"))
-    feed(app, ev.failed("bad-1", NOW - 2, exception="ValueError('payment declined\x1b[2J')"))
+    charge_failed(app, "bad-1", "ValueError('payment declined\x1b[2J')")
     feed(app, ev.received("flaky-1", NOW - 3, name="shop.sync"))
     feed(app, ev.retried("flaky-1", NOW - 2, exception="ConnectionError('reset')"))
     async with app.run_test(size=size) as pilot:
@@ -384,10 +389,8 @@ async def test_a_failed_jobs_error_shows_in_the_list(size):
 
 async def test_search_finds_jobs_by_their_error():
     app = empty_app()
-    feed(app, ev.received("bad-1", NOW - 3, name="shop.charge"))
-    feed(app, ev.failed("bad-1", NOW - 2, exception="PaymentDeclined('card expired')"))
-    feed(app, ev.received("bad-2", NOW - 3, name="shop.charge"))
-    feed(app, ev.failed("bad-2", NOW - 2, exception="TimeoutError()"))
+    charge_failed(app, "bad-1", "PaymentDeclined('card expired')")
+    charge_failed(app, "bad-2", "TimeoutError()")
     async with app.run_test(size=SIZE) as pilot:
         app.tick()
         await pilot.press("slash", *"declined")
