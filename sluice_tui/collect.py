@@ -64,7 +64,6 @@ def run_collect(
         enable_events=enable_events,
         read_only=read_only,
         raw_sink=journal.raw_sink,
-        idle=journal.idle,
         start_gap=journal.start_gap,
     )
     feeds = JournalFeeds(journal, store, receiver)

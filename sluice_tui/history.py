@@ -96,11 +96,6 @@ class History:
         return self.journal.mode == "write"
 
     @property
-    def idle(self) -> Callable[[], None] | None:
-        """The receiver's idle hook: checkpoints go on while the cluster is quiet."""
-        return self.journal.idle if self.writing else None
-
-    @property
     def raw_sink(self) -> Callable[[bytes, float], None] | None:
         """The receiver's raw_sink: every event message goes into the journal."""
         return self.journal.raw if self.writing else None

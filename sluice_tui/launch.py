@@ -96,7 +96,6 @@ def build_app(
             enable_events=enable_events,
             read_only=read_only,
             raw_sink=journal.raw_sink if writes else None,
-            idle=journal.idle if writes else None,
             start_gap=journal.start_gap if writes else None,
         )
         if writes:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.journal import Journal
+from sluice_tui.journal.lock import writer_pid
 from sluice_tui.journal.records import unpack
 from sluice_tui.model.store import JobStore
 from tests.cluster import wait_for
@@ -91,6 +92,8 @@ def kill_9_mid_flood(path: Path, checkpoint_every: int, until, what: str) -> Non
         os.kill(flood.pid, signal.SIGKILL)
         flood.wait(10)
     assert flood.returncode == -signal.SIGKILL
+    # The writer process commits what it was handed, then lets go of the lock.
+    wait_for(lambda: writer_pid(path) is None, 30, "the writer process to finish")
 
 
 def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_path):
@@ -117,7 +120,7 @@ def test_kill_9_mid_flood_leaves_a_sound_journal_with_every_committed_job(tmp_pa
             events += 1
     assert events >= 5_000, "the flood was on when it was killed"
 
-    # The lock died with the writer: a new one may open it, and gets everything.
+    # The lock went with the writer: a new one may open it, and gets everything.
     journal = Journal.open(path, mode="write")
     store = JobStore(max_jobs=10**6)
     restored = journal.restore(store, EventAdapter(store))

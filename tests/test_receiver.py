@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from celery import Celery
 from celery.events.event import get_exchange
@@ -128,25 +126,4 @@ async def test_garbage_on_the_event_exchange_is_counted_while_the_app_runs(trans
             }[transport] in " ".join(text.split())
             assert store.status.state == "connected" and receiver.alive
     finally:
-        cluster.close()
-
-
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_the_idle_hook_runs_on_the_receiver_thread_while_nothing_arrives(transport, tmp_path):
-    """Checkpoints go on while the cluster is quiet, on the thread that applies events."""
-    require_transport(transport)
-    cluster = Cluster(transport, tmp_path)
-    threads: list[str] = []
-    receiver = ReceiverThread(
-        cluster.app,
-        JobStore(),
-        idle=lambda: threads.append(threading.current_thread().name),
-        broadcasts=False,
-    )
-    receiver.start()
-    try:
-        wait_for(lambda: len(threads) >= 5, 15, "idle calls with no event arriving")
-        assert set(threads) == {"sluice-receiver"}
-    finally:
-        assert receiver.stop()
         cluster.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -141,8 +140,7 @@ class ReceiverThread:
 
     ``path`` names the receive path in use ("amqp", "redis" or "kombu"), for
     diagnostics.  ``raw_sink(body, received)``, when given, sees every decoded
-    message's body as JSON bytes, before its events are applied; ``idle()``
-    is called on this thread between messages, now and then.
+    message's body as JSON bytes, before its events are applied.
     """
 
     def __init__(
@@ -156,7 +154,6 @@ class ReceiverThread:
         resync: bool = True,
         broadcasts: bool = True,
         raw_sink: RawSink | None = None,
-        idle: Callable[[], None] | None = None,
         start_gap: int | None = None,
     ) -> None:
         self.app = app
@@ -168,7 +165,6 @@ class ReceiverThread:
         # What EventReceiver accepts: the event serializer, and JSON.
         accept = {app.conf.event_serializer, "json"}
         self.feed = EventFeed(self.adapter, store, accept, raw_sink)
-        self._idle = idle
         self.path = choose_path(app)
         # Read-only publishes nothing at all: no enable_events, no heartbeat wakeup.
         self.read_only = read_only
@@ -303,8 +299,6 @@ class ReceiverThread:
                 self.store.settle_gap(gap, result.summary())
 
     def on_iteration(self, channel: Any) -> None:
-        if self._idle is not None:
-            self._idle()  # between messages: every one handed over so far is applied
         now = time.time()
         # The last few jobs may have come in a burst: the hint waits for no event.
         self.adapter.check_sent_events(now)

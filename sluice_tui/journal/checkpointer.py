@@ -73,9 +73,17 @@ class Chain:
 class Checkpointer:
     """Shared by the receiver's thread (``cut``) and the writer's (the rest)."""
 
-    def __init__(self, store: JobStore, record: Callable[[Any], None], next_id: int) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        record: Callable[[Any], None],
+        next_id: int,
+        *,
+        notify: Callable[[str], None],
+    ) -> None:
         self.store = store
         self.record = record  # appends to the journal's pending records
+        self.notify = notify  # a notice for the user
         self.wanted = False  # read by Journal.raw for every message: a cut is due
         self.plan: Plan | None = None
         self.chain: Chain | None = None
@@ -180,16 +188,14 @@ class Checkpointer:
         self.chain = None
         if reason is not None and self.problem is None:
             self.problem = reason
-            self.store.add_notice(
-                f"history checkpoints stopped: {reason}; a restart will replay every event"
-            )
+            self.notify(f"history checkpoints stopped: {reason}; a restart will replay every event")
 
     # -- the receiver's thread -------------------------------------------------------
 
-    def cut(self) -> None:
-        """Called by Journal.raw, before it records a message, while ``wanted``."""
+    def cut(self, *, now: bool = False) -> None:
+        """Called before each record while ``wanted``; ``now``: whatever the spacing."""
         self._countdown -= 1
-        if self._countdown > 0:
+        if self._countdown > 0 and not now:
             return
         self._countdown = CUT_SPACING
         plan = self.plan

@@ -7,18 +7,21 @@ import os
 import sqlite3
 import threading
 import time
+from array import array
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sluice_tui.journal.checkpointer import Checkpointer
+from sluice_tui.journal import writer
 from sluice_tui.journal.errors import JournalBusy, JournalError, describe
+from sluice_tui.journal.feed import WriterFeed, tuning
+from sluice_tui.journal.frames import encode
 from sluice_tui.journal.lock import WriterLock, writer_pid
 from sluice_tui.journal.records import encode_note
 from sluice_tui.journal.replay import Replayer, follow_once, restore
 from sluice_tui.journal.schema import open_for_reading, open_for_writing
-from sluice_tui.journal.writer import BatchWriter, Retention
+from sluice_tui.journal.writer import Retention
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 
@@ -35,13 +38,6 @@ class Restored:
     loaded: int = 0  # of the jobs, those loaded whole from checkpoints (the rest replayed)
 
 
-class _NoCheckpoints:
-    """What Journal.raw asks before a writer starts: no cut is ever due."""
-
-    wanted = False
-    problem = None
-
-
 class _Discard(list):
     """Where records go once writing stopped: nowhere, at the cost of a call."""
 
@@ -53,10 +49,11 @@ class Journal:
     """One journal file, open for writing (one process at a time) or for reading.
 
     Writing: :meth:`restore`, then :meth:`start_writing` and hand :meth:`raw` to
-    the receiver.  Reading (a collector writes): :meth:`restore`, then
-    :meth:`follow`.  :meth:`stop` in both cases.  Nothing here raises into the
-    monitor once open: a failure while writing stops the journal, says why
-    once (a store notice and :attr:`problem`) and the monitor goes on in memory.
+    the receiver; a process of its own writes the file (see feed.py).
+    Reading (a collector writes): :meth:`restore`, then :meth:`follow`.
+    :meth:`stop` in both cases.  Nothing here raises into the monitor once
+    open: a failure while writing stops the journal, says why once (a store
+    notice and :attr:`problem`) and the monitor goes on in memory.
     """
 
     def __init__(
@@ -67,8 +64,10 @@ class Journal:
         lock: WriterLock | None,
         retention: Retention,
         writer: int | None,
+        broker: str = "",
     ) -> None:
         self.path = path
+        self.broker = broker
         self.mode = mode
         self.writer_pid = writer  # the pid holding the writer lock, when mode == "read"
         self.retention = retention
@@ -77,13 +76,12 @@ class Journal:
         self._pending: list[tuple[Any, float]] = []
         self._problem: str | None = None
         self._store: JobStore | None = None
-        self._writer: BatchWriter | None = None
+        self._writer: WriterFeed | None = None
         self._follower: threading.Thread | None = None
         self._stop_following = threading.Event()
         self._last_batch: int | None = None
         self._dropped_notes = 0
         self._last_write: float | None = None
-        self._checkpoints: Checkpointer | _NoCheckpoints = _NoCheckpoints()
 
     # -- opening ---------------------------------------------------------
 
@@ -114,7 +112,7 @@ class Journal:
         except BaseException:
             lock.release()
             raise
-        return cls(path, "write", conn, lock, retention, None)
+        return cls(path, "write", conn, lock, retention, None, broker)
 
     @classmethod
     def open_for_monitor(
@@ -172,26 +170,8 @@ class Journal:
     # -- writing ---------------------------------------------------------
 
     def raw(self, body: bytes, received: float) -> None:
-        """The receiver's raw sink: one event message as received, before decoding.
-
-        Called by the one receiver thread, which applies a message in full
-        before it hands over the next: so a checkpoint's cut is taken here
-        (see checkpointer.py).
-        """
-        checkpoints = self._checkpoints
-        if checkpoints.wanted:
-            checkpoints.cut()
+        """The receiver's raw sink: one event message as received, before decoding."""
         self._pending.append((body, received))
-
-    def idle(self) -> None:
-        """The receiver's thread between messages (as at ``raw``): a checkpoint's cut may go here.
-
-        Without it a checkpoint begun just before the cluster went quiet would
-        stay open until events came again.
-        """
-        checkpoints = self._checkpoints
-        if checkpoints.wanted:
-            checkpoints.cut()
 
     def note(self, kind: str, payload: dict[str, Any]) -> None:
         """The store's hook: a change to jobs that no event carries."""
@@ -203,35 +183,48 @@ class Journal:
         self._pending.append((record, time.time()))
 
     def start_writing(self, store: JobStore) -> None:
-        """Start the writer thread; from now on ``store``'s own changes are journaled too."""
+        """Start the writer process; from now on ``store``'s own changes are journaled too.
+
+        The process restores the journal as :meth:`restore` did into ``store``
+        (same limits), so its replica and ``store`` start equal.
+        """
         if self.mode != "write":
             raise RuntimeError("a journal opened for reading cannot write")
         if self._writer is not None or self._problem is not None:
             return
         self._store = store
-        conn = self._open_conn()
-        try:
-            next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise JournalError(describe(self.path, exc)) from None
-        checkpoints = Checkpointer(store, self._record, next_id)
-        writer = BatchWriter(
-            conn, self.path, store, self._pending, self.retention, self._failed, checkpoints
-        )
-        self._checkpoints = checkpoints
+        retention = self.retention
+        config = {
+            "path": str(self.path),
+            "broker": self.broker,
+            "max_jobs": store.max_jobs,
+            "history_cap": store.history_cap,
+            "retention": {"max_age": retention.max_age, "max_jobs": retention.max_jobs},
+            "tuning": tuning(),
+            "json_rows": writer.has_json(self._open_conn()),
+        }
+        assert self._lock is not None
+        feed = WriterFeed(self._take, config, store, self._failed, (self._lock.fileno,))
         store.journal_hook = self.note
-        self._writer = writer
-        writer.start()
+        self._writer = feed
+        try:
+            feed.start()
+        except OSError as exc:
+            self._failed(f"the history writer process could not start: {exc}")
 
-    def _record(self, item: tuple[Any, float]) -> None:
-        self._pending.append(item)  # looked up each time: _failed replaces the list
+    def _take(self) -> list[bytes | array] | None:
+        """The records pending as a frame's parts: appends made meanwhile stay (both hold
+        the GIL)."""
+        pending = self._pending  # looked up each time: _failed replaces the list
+        count = len(pending)
+        items = pending[:count]
+        del pending[:count]
+        return encode(items)
 
     def _failed(self, reason: str) -> None:
         """The writer stopped: drop what is pending, stop collecting, say so once."""
         self._problem = reason
         self._pending = _Discard()
-        if isinstance(self._checkpoints, Checkpointer):
-            self._checkpoints.abandon(reason)
         store = self._store
         if store is not None:
             if store.journal_hook == self.note:
@@ -319,12 +312,16 @@ class Journal:
     @property
     def checkpoints(self) -> str:
         """How checkpoints stand, for diagnostics: how many were completed, or why they stopped."""
-        checkpoints = self._checkpoints
-        if checkpoints.problem is not None:
-            return f"stopped: {checkpoints.problem} (restarts replay every event)"
-        if not isinstance(checkpoints, Checkpointer):
+        writer = self._writer
+        if writer is None:
             return "none taken by this process"
-        return f"{checkpoints.completed:,} completed by this process"
+        if writer.checkpoint_problem is not None:
+            return f"stopped: {writer.checkpoint_problem} (restarts replay every event)"
+        return f"{writer.checkpoints_completed:,} completed by this process"
+
+    @property
+    def checkpoints_completed(self) -> int:
+        return 0 if self._writer is None else self._writer.checkpoints_completed
 
     @property
     def writing(self) -> bool:

@@ -53,6 +53,13 @@ class WriterLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
+    @property
+    def fileno(self) -> int:
+        """The held lock's descriptor: a process that inherits it holds the lock too."""
+        if self._fd is None:
+            raise RuntimeError("the writer lock is not held")
+        return self._fd
+
     def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):

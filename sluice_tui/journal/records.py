@@ -122,6 +122,15 @@ def _is_worker_event(record: bytes) -> bool:
 def _stream(items: list[tuple[Any, float]], first: float) -> tuple[bytes, bytes, bytes]:
     """(receive times, sizes, body) of records, packed and compressed."""
     records = [record for record, _ in items]
+    sizes = flagged_sizes(records)
+    offsets = array("q", [int((t - first) * 1e6 + 0.5) for _, t in items])
+    squeeze = zlib.compressobj(LEVEL, zdict=ZDICT)
+    body = squeeze.compress(b",".join(records)) + squeeze.flush()
+    return _pack_array(offsets), _pack_array(sizes), body
+
+
+def flagged_sizes(records: list[Any]) -> array:
+    """Each record's length, the top bit set for a note; makes ``records`` all bytes."""
     sizes = array("I", map(len, records))
     if set(map(type, records)) - {bytes}:  # notes, or a str from an odd transport
         for i, record in enumerate(records):
@@ -136,10 +145,7 @@ def _stream(items: list[tuple[Any, float]], first: float) -> tuple[bytes, bytes,
                 else bytes(record)
             )
             sizes[i] = len(record)
-    offsets = array("q", [int((t - first) * 1e6 + 0.5) for _, t in items])
-    squeeze = zlib.compressobj(LEVEL, zdict=ZDICT)
-    body = squeeze.compress(b",".join(records)) + squeeze.flush()
-    return _pack_array(offsets), _pack_array(sizes), body
+    return sizes
 
 
 @dataclass(slots=True)
@@ -174,17 +180,36 @@ def unpack(first: float, received: bytes, sizes: bytes, body: bytes) -> Unpacked
     if records is not None and len(records) == len(lengths):
         return UnpackedBatch(times, records, notes, [])
     # Some message was not JSON: take the records one by one.
-    records, bad, start = [], [], 0
-    for i, n in enumerate(lengths):
+    chunks, start = [], 0
+    for n in lengths:
         size = n & ~NOTE_FLAG
-        chunk = text[start : start + size]
+        chunks.append(text[start : start + size])
         start += size + 1  # the comma
+    records, bad = _decode_each(chunks)
+    return UnpackedBatch(times, records, notes, bad)
+
+
+def decode(records: list[bytes]) -> tuple[list[Any], list[tuple[int, str]]]:
+    """Each record's JSON (None where it does not decode), and (index, reason) of those."""
+    try:
+        decoded = json.loads(b"[" + b",".join(records) + b"]")
+    except ValueError:
+        decoded = None
+    if decoded is not None and len(decoded) == len(records):
+        return decoded, []
+    return _decode_each(records)
+
+
+def _decode_each(chunks: list[bytes]) -> tuple[list[Any], list[tuple[int, str]]]:
+    records: list[Any] = []
+    bad = []
+    for i, chunk in enumerate(chunks):
         try:
             records.append(json.loads(chunk))
         except ValueError as exc:
             records.append(None)
             bad.append((i, f"{exc}: {chunk[:200]!r}"))
-    return UnpackedBatch(times, records, notes, bad)
+    return records, bad
 
 
 def unpack_workers(first: float, packed: bytes) -> UnpackedBatch:

@@ -249,6 +249,13 @@ class Replayer:
         self.apply_event(record)
         return 1
 
+    def take(self, record: Any, t: float, *, note: bool) -> None:
+        """One record as the writer process gets it from the monitor, decoded."""
+        if note:
+            self._note(record, t)
+        else:
+            self.events += self._message(record, t)
+
     def _is_event(self, item: Any) -> bool:
         if item.__class__ is dict:
             return True

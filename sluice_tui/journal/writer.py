@@ -1,13 +1,14 @@
-"""The journal's one writer thread: pending records become one transaction at a time.
+"""The journal's batches: pending records become one transaction at a time.
 
-The receiver only appends to a list; this thread takes what is there every
-BATCH_INTERVAL (sooner past BATCH_RECORDS), compresses it (zlib lets go of
-the GIL meanwhile) and, in one transaction, inserts the batch and a row for
-each job that changed since the last one.  A job's change may be
-counted in the batch before or after the one holding its record (the store
-applies a record a moment after it is appended), so readers start one batch
-early (see replay.py) and pruning keeps one batch of slack.  The chunks of a
-checkpoint whose marks a batch holds go into its transaction (checkpointer.py).
+The writer process (process.py) appends each record it gets to a list and
+applies it to its replica store; every BATCH_INTERVAL (sooner past
+BATCH_RECORDS) what is there is compressed and, in one transaction, the
+batch goes in with a row for each job its records changed, and the chunks
+of a checkpoint whose marks it holds (checkpointer.py).  Journals written
+before there was a writer process may hold a job's row one batch before or
+after its record's (a thread of the monitor wrote them while the store
+applied the records), so readers start one batch early (see replay.py) and
+pruning keeps one batch of slack.
 
 Pruning keeps the batches as before, by the retention of jobs, not only those
 after the newest checkpoint: ``dump --history --since`` and a reader with
@@ -21,7 +22,6 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from sluice_tui.journal.checkpointer import Checkpointer
-from sluice_tui.journal.errors import describe
 from sluice_tui.journal.records import pack
 from sluice_tui.model.store import JobStore
 
 BATCH_INTERVAL = 0.5
 BATCH_RECORDS = 5_000
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.05  # how often an idle writer process looks whether a batch is due
 PRUNE_INTERVAL = 300.0
 ROWS_CHUNK = 2_000  # job rows read per store lock: the receiver never waits long
 
@@ -70,6 +69,14 @@ class Retention:
 
 
 class BatchWriter:
+    """Commits the pending records as batches, with a row for each job they changed.
+
+    Driven by the writer process's one thread (process.py) between the
+    records it applies to its replica store: :meth:`tick` when it may be
+    time, :meth:`write_batch` to flush.  Raises what SQLite or the disk
+    raise; the caller says why and stops.
+    """
+
     def __init__(
         self,
         conn: sqlite3.Connection,
@@ -77,56 +84,42 @@ class BatchWriter:
         store: JobStore,
         pending: list[tuple[Any, float]],
         retention: Retention,
-        on_failure: Callable[[str], None],
         checkpoints: Checkpointer,
+        *,
+        report_bad: Callable[[str, str], None],
+        json_rows: bool = True,
     ) -> None:
         self.conn = conn
+        self.report_bad = report_bad  # the monitor's count of bad events
         self.checkpoints = checkpoints
         self.path = path
         self.store = store
         self.pending = pending
         self.retention = retention
-        self.on_failure = on_failure
         self.version = store.version  # what the journal already holds (a restore)
         self.last_batch: int | None = conn.execute("SELECT max(id) FROM batches").fetchone()[0]
-        self._json_rows = has_json(conn)
+        self._json_rows = json_rows and has_json(conn)
+        # A job made and forgotten (evicted) between two batches would get no
+        # row, and no restore would find it: a batch is due before the store
+        # could have filled up with newer jobs since the last one.
+        self.batch_records = max(1, min(BATCH_RECORDS, store.max_jobs // 2))
         self.batches_written = 0
         self.last_commit: float | None = None  # epoch seconds
+        self._last_write = time.monotonic()
         self._next_prune = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sluice-journal", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+    def due(self, now: float) -> bool:
+        """Whether a batch is due (``now``: monotonic seconds)."""
+        return len(self.pending) >= self.batch_records or now - self._last_write >= BATCH_INTERVAL
 
-    def stop(self, timeout: float) -> bool:
-        """Write what is pending, then end; whether the thread ended within ``timeout``."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        pending = self.pending
-        last_write = time.monotonic()
-        try:
-            while True:
-                stopping = self._stop.wait(POLL_INTERVAL)
-                now = time.monotonic()
-                if stopping or len(pending) >= BATCH_RECORDS or now - last_write >= BATCH_INTERVAL:
-                    last_write = now
-                    written = self.write_batch()
-                    if not stopping:
-                        self.checkpoints.poll(written, now)
-                if stopping:
-                    return
-                if now >= self._next_prune:
-                    self.prune()
-                    self._next_prune = now + PRUNE_INTERVAL
-        except (sqlite3.Error, OSError, MemoryError) as exc:
-            self.on_failure(describe(self.path, exc))
-        except Exception as exc:  # a bug here must not take the monitor down
-            self.on_failure(f"history journal {self.path}: {type(exc).__name__}: {exc}")
+    def tick(self, now: float) -> None:
+        """Commit a batch if one is due, start or hurry a checkpoint, prune when it is time."""
+        if self.due(now):
+            self._last_write = now
+            self.checkpoints.poll(self.write_batch(), now)
+        if now >= self._next_prune:
+            self.prune()
+            self._next_prune = now + PRUNE_INTERVAL
 
     def write_batch(self) -> int:
         """Commit what is pending; the number of records written."""
@@ -209,7 +202,7 @@ class BatchWriter:
             if storable(job_id) and (name is None or storable(name)):
                 kept.append(row)
             else:
-                self.store.record_bad_event(
+                self.report_bad(
                     "job id or name is not valid text: not kept in the journal", repr(job_id)
                 )
         return kept

@@ -273,7 +273,11 @@ class JobStore:
                 if job_id in self._evicted:
                     self._dropped_late += 1
                     return
-                job = jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
+                # Seen when the message came, as a journal's replay dates it.
+                seen = data.get("local_received") if from_event else None
+                if seen.__class__ is not float:
+                    seen = self._clock()
+                job = jobs[job_id] = Job(job_id, seen, self.history_cap)
                 self._counts[_UNKNOWN] += 1
                 self._created_since_look += 1
             old_state = job.state

@@ -1,0 +1,86 @@
+"""Records on their way from the monitor to the journal's writer process.
+
+The monitor hands over what it would have written itself: each event message
+as received and each note, with its receive time, in order.  A frame is a
+header (record count, body length), the receive times (float64), the sizes
+(uint32, the top bit marking a note, as in a batch) and the records back to
+back.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+from sluice_tui.journal.records import NOTE_FLAG, NoteBytes, flagged_sizes
+
+HEADER = struct.Struct("=II")
+_TIME = array("d").itemsize
+_SIZE = array("I").itemsize
+
+
+def encode(items: list[tuple[Any, float]]) -> list[bytes | array] | None:
+    """(record, receive time) pairs as one frame, in parts; None for no pairs."""
+    if not items:
+        return None
+    records, times = zip(*items, strict=True)  # each pair: two columns
+    records = list(records)
+    sizes = flagged_sizes(records)
+    body = b"".join(records)
+    return [HEADER.pack(len(records), len(body)), array("d", times), sizes, body]
+
+
+@dataclass(slots=True)
+class Frame:
+    records: list[bytes]  # a note as NoteBytes
+    times: array
+
+
+class FrameReader:
+    """Frames out of a byte stream read in pieces of any size."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        buffer = self._buffer
+        buffer += data
+        frames = []
+        start = 0
+        while len(buffer) - start >= HEADER.size:
+            count, body_size = HEADER.unpack_from(buffer, start)
+            times_at = start + HEADER.size
+            sizes_at = times_at + count * _TIME
+            body_at = sizes_at + count * _SIZE
+            end = body_at + body_size
+            if len(buffer) < end:
+                break
+            times = array("d", buffer[times_at:sizes_at])
+            sizes = array("I", buffer[sizes_at:body_at])
+            body = bytes(buffer[body_at:end])
+            frames.append(Frame(_split(body, sizes), times))
+            start = end
+        del buffer[:start]
+        return frames
+
+    @property
+    def partial(self) -> bool:
+        """Whether a frame was cut short (the stream ended in its middle)."""
+        return bool(self._buffer)
+
+
+def _split(body: bytes, sizes: array) -> list[bytes]:
+    records: list[bytes] = []
+    at = 0
+    for size in sizes:
+        if size & NOTE_FLAG:
+            size &= ~NOTE_FLAG
+            records.append(NoteBytes(body[at : at + size]))
+        else:
+            records.append(body[at : at + size])
+        at += size
+    if at != len(body):
+        raise ValueError(f"a frame's sizes add up to {at} bytes, its body has {len(body)}")
+    return records
