@@ -63,7 +63,7 @@ class HistoryStatus:
     """What diagnostics and the header show about the journal."""
 
     path: str
-    mode: str  # "writing", "following collector pid N", "reading" or "off"
+    mode: str  # "writing (writer process pid N)", "following collector pid N", "reading", "off"
     size_bytes: int | None = None
     last_write: float | None = None  # epoch of the journal's latest commit, when known
     problem: str | None = None  # why it is off, or why writing stopped
@@ -107,6 +107,10 @@ class History:
             return "following the journal (no collector writes it now)"
         return self.following_pid(self.writer)
 
+    def _writing(self) -> str:
+        pid = self.journal.writer_process
+        return "writing" if pid is None else f"writing (writer process pid {pid})"
+
     @staticmethod
     def following_pid(pid: int | None) -> str:
         return f"following collector pid {pid}" if pid and pid > 0 else "following the journal"
@@ -119,7 +123,7 @@ class History:
             size = None
         return HistoryStatus(
             path=str(journal.path),
-            mode="writing" if self.writing else self.following,
+            mode=self._writing() if self.writing else self.following,
             size_bytes=size,
             last_write=journal.last_write,
             problem=journal.problem,

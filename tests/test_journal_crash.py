@@ -159,3 +159,33 @@ def test_kill_9_mid_checkpoint_restores_what_a_full_replay_gives(tmp_path):
     after = {s.id: s for s in loaded.snapshots()}
     assert list(after) == list(before)
     assert all(after[job_id] == snapshot for job_id, snapshot in before.items())
+
+
+def test_kill_9_of_the_writer_process_stops_history_not_the_monitor(tmp_path):
+    """The journal's writer is a process of its own: if it dies (the OOM killer, a
+    stray kill), the monitor says so once and goes on in memory; the file stays sound."""
+    from bench.journal import message_bodies
+    from tests.test_journal_core import receive, writing_journal
+
+    path = tmp_path / "journal.sqlite3"
+    journal, adapter = writing_journal(path)
+    bodies = message_bodies(6_000)
+    try:
+        receive(journal, adapter, bodies[:3_000])
+        wait_for(lambda: _batches(path) >= 1, 30, "a committed batch")
+        pid = journal._writer.pid
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: journal.problem is not None, 30, "the monitor to notice")
+        assert "writer process ended (killed by SIGKILL)" in journal.problem
+        notices = [text for _, text in adapter.store.notices()]
+        assert any("history is no longer being saved" in text for text in notices)
+        receive(journal, adapter, bodies[3_000:])  # the monitor goes on in memory
+        assert len(adapter.store) >= 1_000
+    finally:
+        assert journal.stop()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    store = JobStore(max_jobs=10**6)
+    reader = Journal.open(path, mode="read")
+    restored = reader.restore(store, EventAdapter(store))
+    assert reader.stop() and restored.jobs > 0

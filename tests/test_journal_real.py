@@ -184,7 +184,7 @@ async def test_the_tui_writes_its_own_journal_and_restores_it_on_the_next_start(
             "the job to finish",
             timeout=30,
         )
-    assert first.history.status().mode == "writing"
+    assert first.history.status().mode.startswith("writing (writer process pid ")
     before = job_to_dict(first.store.get(job_id))
 
     second = build_app(cluster.app, history=options)

@@ -22,8 +22,10 @@ import threading
 import time
 from array import array
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import sluice_tui
 from sluice_tui.journal import checkpointer, schema, writer
 from sluice_tui.model.store import JobStore
 
@@ -93,8 +95,13 @@ class WriterFeed:
 
     def start(self) -> None:
         """Start the process; raises OSError if it cannot be."""
+        # The same sluice_tui as this one, however this one was found.
+        home = str(Path(sluice_tui.__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": home if not path else f"{home}{os.pathsep}{path}"}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "sluice_tui.journal.process"],
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -324,6 +324,11 @@ class Journal:
         return 0 if self._writer is None else self._writer.checkpoints_completed
 
     @property
+    def writer_process(self) -> int | None:
+        """The pid of the process writing the file for this monitor, once started."""
+        return None if self._writer is None else self._writer.pid
+
+    @property
     def writing(self) -> bool:
         return self._writer is not None and self._problem is None
 
