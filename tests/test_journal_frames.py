@@ -49,3 +49,14 @@ def test_sizes_that_do_not_add_up_are_refused():
     parts[0] = bytes(header)
     with pytest.raises(ValueError, match="add up"):
         FrameReader().feed(b"".join(memoryview(part).cast("B") for part in parts))
+
+
+@given(st.lists(st.floats(min_value=1e9, max_value=4e9, allow_nan=False), min_size=1, max_size=50))
+def test_the_writer_process_dates_records_as_a_restore_reads_them_back(times):
+    """The replica's receive times, and so its first_seen, agree to the bit with a replay's."""
+    from sluice_tui.journal.records import pack, to_microseconds, unpack
+
+    items = [(b"{}", to_microseconds(t)) for t in times]
+    batch = pack(items)
+    read = unpack(batch.first, batch.received, batch.sizes, batch.body)
+    assert read.times == [t for _, t in items]

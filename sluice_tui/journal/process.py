@@ -37,7 +37,7 @@ from sluice_tui.journal.checkpointer import Checkpointer
 from sluice_tui.journal.errors import JournalError, describe
 from sluice_tui.journal.feed import apply_tuning
 from sluice_tui.journal.frames import Frame, FrameReader
-from sluice_tui.journal.records import NoteBytes, decode
+from sluice_tui.journal.records import NoteBytes, decode, to_microseconds
 from sluice_tui.journal.replay import Replayer, restore
 from sluice_tui.journal.schema import open_for_writing
 from sluice_tui.journal.writer import BatchWriter, Retention
@@ -115,7 +115,7 @@ class ReplicaWriter:
         for i, record in enumerate(records):
             if checkpoints.wanted:
                 checkpoints.cut()
-            t = times[i]
+            t = to_microseconds(times[i])
             pending.append((record, t))
             if i in bad:
                 self.replica.record_bad_event("undecodable message", bad[i])

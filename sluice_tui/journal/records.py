@@ -123,7 +123,8 @@ def _stream(items: list[tuple[Any, float]], first: float) -> tuple[bytes, bytes,
     """(receive times, sizes, body) of records, packed and compressed."""
     records = [record for record, _ in items]
     sizes = flagged_sizes(records)
-    offsets = array("q", [int((t - first) * 1e6 + 0.5) for _, t in items])
+    base = round(first * 1e6)  # whole microseconds, so unpack gives them back exactly
+    offsets = array("q", [round(t * 1e6) - base for _, t in items])
     squeeze = zlib.compressobj(LEVEL, zdict=ZDICT)
     body = squeeze.compress(b",".join(records)) + squeeze.flush()
     return _pack_array(offsets), _pack_array(sizes), body
@@ -148,6 +149,15 @@ def flagged_sizes(records: list[Any]) -> array:
     return sizes
 
 
+def to_microseconds(t: float) -> float:
+    """A receive time as a batch gives it back: whole microseconds (see unpack).
+
+    Whatever reads a record as it is written (the writer process's replica)
+    uses this time, so that a restore, which reads it back, agrees to the bit.
+    """
+    return round(t * 1e6) / 1e6
+
+
 @dataclass(slots=True)
 class UnpackedBatch:
     times: list[float]
@@ -167,7 +177,8 @@ def unpack(first: float, received: bytes, sizes: bytes, body: bytes) -> Unpacked
         lengths = _unpack_array("I", sizes)
         stretch = zlib.decompressobj(zdict=ZDICT)
         text = stretch.decompress(body) + stretch.flush()
-        times = [first + o / 1e6 for o in offsets]
+        base = round(first * 1e6)
+        times = [(base + o) / 1e6 for o in offsets]
     except (zlib.error, ValueError, TypeError, OverflowError) as exc:
         raise BatchDamaged(f"{type(exc).__name__}: {exc}") from None
     if len(times) != len(lengths):
