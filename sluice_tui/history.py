@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from sluice_tui.model.store import JobStore
 
 if TYPE_CHECKING:
+    from sluice_tui.celery_adapter.event_feed import RawSink
     from sluice_tui.journal import Journal, Restored, Retention
 
 DAY = 86400.0
@@ -96,9 +97,9 @@ class History:
         return self.journal.mode == "write"
 
     @property
-    def raw_sink(self) -> Callable[[bytes, float], None] | None:
-        """The receiver's raw_sink: every event message goes into the journal."""
-        return self.journal.raw if self.writing else None
+    def raw_sink(self) -> RawSink | None:
+        """The receiver's raw sink: every event message goes into the journal."""
+        return self.journal if self.writing else None
 
     @property
     def following(self) -> str:

@@ -13,6 +13,7 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from celery import Celery
@@ -297,10 +298,8 @@ def test_the_receiver_hands_each_message_to_the_raw_sink_as_received(transport, 
     require_transport(transport)
     cluster = Cluster(transport, tmp_path)
     store = JobStore()
-    messages: list[tuple[bytes, float]] = []
-    receiver = ReceiverThread(
-        cluster.app, store, raw_sink=lambda body, at: messages.append((body, at)), broadcasts=False
-    )
+    sink = SimpleNamespace(inbox=[])  # as the journal: each body, then its time
+    receiver = ReceiverThread(cluster.app, store, raw_sink=sink, broadcasts=False)
     receiver.start()
     try:
         wait_for(lambda: store.status.state == "connected", 10, "connection")
@@ -310,8 +309,9 @@ def test_the_receiver_hands_each_message_to_the_raw_sink_as_received(transport, 
     finally:
         receiver.stop()
         cluster.close()
+    messages = list(zip(sink.inbox[0::2], sink.inbox[1::2], strict=True))
     bodies = [(json.loads(body), at) for body, at in messages if isinstance(body, bytes)]
-    assert len(bodies) == len(messages)
+    assert len(bodies) == len(messages) and all(isinstance(at, float) for _, at in messages)
     events = [
         (event, at)
         for body, at in bodies

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from json import dumps as json_dumps
 from json import loads as json_loads
-from typing import Any
+from typing import Any, Protocol
 
 from kombu.compression import decompress
 from kombu.serialization import loads as kombu_loads
@@ -23,8 +23,16 @@ from sluice_tui.model.store import JobStore
 
 JSON = "application/json"
 
-# raw_sink(body, received): the message body as JSON bytes and its arrival time.
-RawSink = Callable[[bytes, float], None]
+
+class RawSink(Protocol):
+    """Where every message goes as received (the history journal).
+
+    The receiver appends each message's body, as JSON bytes, and then its
+    arrival time to ``inbox``: two appends, no call and no pair to make (a
+    pair is an object the garbage collector must look at, for every event).
+    """
+
+    inbox: list[Any]
 
 
 class EventFeed:
@@ -42,7 +50,6 @@ class EventFeed:
         # Content types, as kombu's Consumer would prepare them from serializer names.
         self.accept = prepare_accept_content(set(accept))
         self._raw_sink = raw_sink
-        self._sink_problem: str | None = None
         # When the last message arrived: the stream was good until then.
         self.last_received: float | None = None
 
@@ -54,8 +61,11 @@ class EventFeed:
         except Exception as exc:
             self._undecodable(exc, body)
             return
-        if self._raw_sink is not None:
-            self._sink(body if body.__class__ is bytes else _as_bytes(body), received)
+        sink = self._raw_sink
+        if sink is not None:
+            inbox = sink.inbox
+            inbox.append(body if body.__class__ is bytes else _as_bytes(body))
+            inbox.append(received)
         self._events(decoded, received)
 
     def message(
@@ -82,19 +92,12 @@ class EventFeed:
         except Exception as exc:
             self._undecodable(exc, body)
             return
-        if self._raw_sink is not None:
-            self._sink(json_dumps(decoded, default=repr).encode(), received)
+        sink = self._raw_sink
+        if sink is not None:
+            inbox = sink.inbox
+            inbox.append(json_dumps(decoded, default=repr).encode("utf-8", "surrogatepass"))
+            inbox.append(received)
         self._events(decoded, received)
-
-    def _sink(self, body: bytes, received: float) -> None:
-        """Hand the body to the raw sink; its trouble is told, never the stream's end."""
-        try:
-            self._raw_sink(body, received)  # type: ignore[misc]
-        except Exception as exc:
-            problem = f"a received message could not be recorded: {type(exc).__name__}: {exc}"
-            if problem != self._sink_problem:  # say it once, not per message
-                self._sink_problem = problem
-                self._store.add_notice(problem[:300])
 
     def _events(self, decoded: Any, received: float) -> None:
         if decoded.__class__ is list:  # Celery 4+ may batch events in one message

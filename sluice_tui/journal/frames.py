@@ -21,15 +21,58 @@ _TIME = array("d").itemsize
 _SIZE = array("I").itemsize
 
 
-def encode(items: list[tuple[Any, float]]) -> list[bytes | array] | None:
-    """(record, receive time) pairs as one frame, in parts; None for no pairs."""
-    if not items:
-        return None
-    records, times = zip(*items, strict=True)  # each pair: two columns
-    records = list(records)
+def encode(items: list[Any]) -> tuple[list[bytes | array] | None, bytes | None]:
+    """Taken inbox items as one frame, in parts (None: no record), and a last message
+    whose time is still to come.
+
+    The receiver appends a message's bytes and then its receive time; notes
+    come from other threads as (note, time) pairs, and may fall between a
+    message and its time.  The usual case, bytes and times alternating, is
+    sliced apart; anything else is sorted out item by item.
+    """
+    waiting = None
+    if len(items) & 1 and items[-1].__class__ is bytes:
+        waiting = items.pop()
+    paired = _alternating(items)
+    if paired is None:
+        if waiting is not None:
+            items.append(waiting)
+        records, times, waiting = _one_by_one(items)
+    else:
+        records, times = paired
+    if not records:
+        return None, waiting
     sizes = flagged_sizes(records)
     body = b"".join(records)
-    return [HEADER.pack(len(records), len(body)), array("d", times), sizes, body]
+    return [HEADER.pack(len(records), len(body)), times, sizes, body], waiting
+
+
+def _alternating(items: list[Any]) -> tuple[list[Any], array] | None:
+    if len(items) & 1:
+        return None
+    records = items[0::2]
+    try:
+        times = array("d", items[1::2])
+    except TypeError:
+        return None
+    return (records, times) if set(map(type, records)) <= {bytes} else None
+
+
+def _one_by_one(items: list[Any]) -> tuple[list[Any], array, Any]:
+    records: list[Any] = []
+    times = array("d")
+    waiting = None
+    for item in items:
+        if item.__class__ is tuple:  # a note, with its time
+            records.append(item[0])
+            times.append(item[1])
+        elif waiting is not None and isinstance(item, (float, int)):
+            records.append(waiting)
+            times.append(item)
+            waiting = None
+        else:
+            waiting = item
+    return records, times, waiting
 
 
 @dataclass(slots=True)

@@ -39,7 +39,7 @@ class Restored:
 
 
 class _Discard(list):
-    """Where records go once writing stopped: nowhere, at the cost of a call."""
+    """The inbox once writing stopped: what goes in goes nowhere."""
 
     def append(self, item: Any) -> None:
         pass
@@ -73,7 +73,9 @@ class Journal:
         self.retention = retention
         self._conn: sqlite3.Connection | None = conn
         self._lock = lock
-        self._pending: list[tuple[Any, float]] = []
+        # The receiver's raw sink (see celery_adapter.event_feed.RawSink): each
+        # message's bytes, then its receive time; the store's notes as pairs.
+        self.inbox: list[Any] = []
         self._problem: str | None = None
         self._store: JobStore | None = None
         self._writer: WriterFeed | None = None
@@ -170,8 +172,10 @@ class Journal:
     # -- writing ---------------------------------------------------------
 
     def raw(self, body: bytes, received: float) -> None:
-        """The receiver's raw sink: one event message as received, before decoding."""
-        self._pending.append((body, received))
+        """One event message as received, before decoding, as the receiver hands it over."""
+        inbox = self.inbox
+        inbox.append(body)
+        inbox.append(received)
 
     def note(self, kind: str, payload: dict[str, Any]) -> None:
         """The store's hook: a change to jobs that no event carries."""
@@ -180,7 +184,7 @@ class Journal:
         except Exception:  # never into the store's caller; counted for diagnostics
             self._dropped_notes += 1
             return
-        self._pending.append((record, time.time()))
+        self.inbox.append((record, time.time()))
 
     def start_writing(self, store: JobStore) -> None:
         """Start the writer process; from now on ``store``'s own changes are journaled too.
@@ -213,18 +217,23 @@ class Journal:
             self._failed(f"the history writer process could not start: {exc}")
 
     def _take(self) -> list[bytes | array] | None:
-        """The records pending as a frame's parts: appends made meanwhile stay (both hold
-        the GIL)."""
-        pending = self._pending  # looked up each time: _failed replaces the list
-        count = len(pending)
-        items = pending[:count]
-        del pending[:count]
-        return encode(items)
+        """What the inbox holds, as a frame's parts; appends made meanwhile stay (slicing
+        and del each hold the GIL)."""
+        inbox = self.inbox  # looked up each time: _failed replaces it
+        count = len(inbox)
+        if not count:
+            return None
+        items = inbox[:count]
+        del inbox[:count]
+        parts, waiting = encode(items)
+        if waiting is not None:  # its time is being appended: it goes with the next frame
+            inbox.insert(0, waiting)
+        return parts
 
     def _failed(self, reason: str) -> None:
         """The writer stopped: drop what is pending, stop collecting, say so once."""
         self._problem = reason
-        self._pending = _Discard()
+        self.inbox = _Discard()
         store = self._store
         if store is not None:
             if store.journal_hook == self.note:
@@ -276,7 +285,7 @@ class Journal:
             self._follower.join(max(0.0, deadline - time.monotonic()))
             done = done and not self._follower.is_alive()
         if done:
-            self._pending = _Discard()  # a receiver still running feeds nothing now
+            self.inbox = _Discard()  # a receiver still running feeds nothing now
             if self._conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
