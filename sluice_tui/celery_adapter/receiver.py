@@ -139,8 +139,9 @@ class ReceiverThread:
     """Receives Celery's events in a daemon thread until :meth:`stop`.
 
     ``path`` names the receive path in use ("amqp", "redis" or "kombu"), for
-    diagnostics.  ``raw_sink(body, received)``, when given, sees every decoded
-    message's body as JSON bytes, before its events are applied.
+    diagnostics.  ``raw_sink``, when given, gets every decoded message's body
+    as JSON bytes, and its arrival time, before its events are applied (see
+    event_feed.RawSink).
     """
 
     def __init__(

@@ -4,12 +4,10 @@ A checkpoint is taken in cuts: at each one a chunk of jobs is copied under the
 store's lock and a mark (a note) goes into the record stream at that very
 point, so a restore knows, for each job it loads, which records the copy
 already holds (those before its chunk's mark) and which to replay (those
-after).  For that the point must be exact, and the store applies a message a
-moment after the receiver hands it to ``Journal.raw``.  So cuts are taken in
-the receiver's own thread, at the start of ``Journal.raw``: there every
-message handed over before has been applied in full, and this one not at all.
-The monitor's own changes (notes) are recorded and applied under the store's
-lock, which the copy holds, so none is half done either.
+after).  For that the point must be exact.  The store copied is the writer
+process's replica (process.py), which applies the records one by one in
+the order they are written: a cut goes between two of them, and what the
+copy holds is exactly what came before its mark.
 
 A checkpoint holds the jobs that changed since the previous one completed
 (its base), or every job (a full one: the first of a process, or when the
@@ -22,8 +20,8 @@ anything was recorded.  A restore replays what came after the newest
 checkpoint's start, so the record count bounds its replay (about 20 us a
 record) while a chain of checkpoints, each the size of what changed, keeps
 the cost of writing them a small share of the cost of the events.  The cuts
-come one per writer poll or per CUT_SPACING messages, CHUNK_JOBS jobs each:
-the receiver copies a thousand jobs (about a millisecond) now and then.
+come every CUT_SPACING records, or one after another while no record comes,
+CHUNK_JOBS jobs each.
 """
 
 from __future__ import annotations
@@ -71,7 +69,7 @@ class Chain:
 
 
 class Checkpointer:
-    """Shared by the receiver's thread (``cut``) and the writer's (the rest)."""
+    """Driven by the writer process: ``cut`` between records, the rest between batches."""
 
     def __init__(
         self,
@@ -84,7 +82,7 @@ class Checkpointer:
         self.store = store
         self.record = record  # appends to the journal's pending records
         self.notify = notify  # a notice for the user
-        self.wanted = False  # read by Journal.raw for every message: a cut is due
+        self.wanted = False  # read before every record: a cut is due
         self.plan: Plan | None = None
         self.chain: Chain | None = None
         self.problem: str | None = None  # why checkpoints stopped, if they did
@@ -94,7 +92,7 @@ class Checkpointer:
         self._records = 0
         self._last_start = time.monotonic()
 
-    # -- the writer's thread ---------------------------------------------------------
+    # -- between batches -------------------------------------------------------------
 
     def poll(self, records: int, now: float) -> None:
         """The writer wrote ``records`` more records: start a checkpoint, or hurry the cuts."""
@@ -102,7 +100,7 @@ class Checkpointer:
         if self.problem is not None:
             return
         if self.plan is not None:
-            self._countdown = 0  # a cut at the receiver's next message
+            self._countdown = 0  # a cut before the next record
             return
         due = self._records >= CHECKPOINT_RECORDS or (
             self._records and now - self._last_start >= CHECKPOINT_INTERVAL
@@ -190,7 +188,7 @@ class Checkpointer:
             self.problem = reason
             self.notify(f"history checkpoints stopped: {reason}; a restart will replay every event")
 
-    # -- the receiver's thread -------------------------------------------------------
+    # -- between records -------------------------------------------------------------
 
     def cut(self, *, now: bool = False) -> None:
         """Called before each record while ``wanted``; ``now``: whatever the spacing."""
@@ -213,7 +211,7 @@ class Checkpointer:
                 self.store.copy_jobs(
                     ids, copies.add, lambda *seen: self._copy(plan, copies, *seen), links=last
                 )
-        except Exception as exc:  # never into the receiver: checkpoints stop, batches go on
+        except Exception as exc:  # checkpoints stop, batches go on
             self.abandon(f"{type(exc).__name__}: {exc}")
 
     # Both under the store's lock: the mark goes in at the point the store is copied.

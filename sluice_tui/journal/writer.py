@@ -19,7 +19,6 @@ full one go as soon as it completes; ones left unfinished go at the next prune.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 import time
@@ -36,15 +35,14 @@ BATCH_INTERVAL = 0.5
 BATCH_RECORDS = 5_000
 POLL_INTERVAL = 0.05  # how often an idle writer process looks whether a batch is due
 PRUNE_INTERVAL = 300.0
-ROWS_CHUNK = 2_000  # job rows read per store lock: the receiver never waits long
 
 INSERT_CHANGE = (
     "INSERT OR REPLACE INTO job_changes (batch, id, state, name, first_seen) VALUES (?, ?, ?, ?, ?)"
 )
 # Every row of a batch in one statement, from a JSON list of [id, state, name,
-# first_seen]: executemany lets go of the GIL around each row's step, and under
-# a busy receiver each taking back costs a switch interval (5 ms), so 10 000
-# rows would take a minute and the journal fall ever further behind a flood.
+# first_seen]: executemany lets go of the GIL around each row's step, and when
+# the writer was a thread beside a busy receiver, each taking back cost a
+# switch interval (5 ms): 10 000 rows took a minute.
 # (A float's repr reads back exactly: the restart test in test_journal_core
 # compares every job's first_seen.)
 INSERT_CHANGES = (
@@ -167,15 +165,11 @@ class BatchWriter:
         if job_ids is None:  # fell behind the change feed: every job
             _, rows = store.all_rows()
             return [(row.id, row.state.value, row.name, row.first_seen) for row in rows]
-        found = []
-        ids = iter(job_ids)
-        while chunk := list(itertools.islice(ids, ROWS_CHUNK)):
-            # An evicted job is not among them: its last row stands.
-            found += [
-                (job_id, state.value, name, first_seen)
-                for job_id, (state, name, first_seen) in store.summaries(chunk).items()
-            ]
-        return found
+        # An evicted job is not among them: its last row stands.
+        return [
+            (job_id, state.value, name, first_seen)
+            for job_id, (state, name, first_seen) in store.summaries(job_ids).items()
+        ]
 
     def _insert_changes(self, rows: list[tuple[str, str, str | None, float]], batch: int) -> None:
         text = json.dumps(rows, ensure_ascii=False)
