@@ -79,7 +79,7 @@ class ReplicaWriter:
         self.replica = JobStore(
             max_jobs=int(config["max_jobs"]), history_cap=int(config["history_cap"])
         )
-        apply_event = EventAdapter(self.replica)
+        apply_event = self.apply_event = EventAdapter(self.replica)
         restore(self.conn, self.replica, apply_event)
         next_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[
             0
@@ -107,20 +107,27 @@ class ReplicaWriter:
     def take(self, frame: Frame) -> None:
         """Apply a frame's records to the replica, each after any cut due before it,
         committing batches as they fall due."""
-        records, times = frame.records, frame.times
+        records = frame.records
+        times = [to_microseconds(t) for t in frame.times]
         decoded, undecodable = decode(records)
         bad = dict(undecodable)
         pending, checkpoints, replayer = self.pending, self.checkpoints, self.replayer
-        writer = self.writer
+        writer, apply_event = self.writer, self.apply_event
         for i, record in enumerate(records):
             if checkpoints.wanted:
                 checkpoints.cut()
-            t = to_microseconds(times[i])
+            t = times[i]
             pending.append((record, t))
-            if i in bad:
+            message = decoded[i]
+            if message.__class__ is dict and record.__class__ is not NoteBytes:
+                # One event, the usual record: as Replayer.take, without its detours
+                # (a job an event makes is first seen at its receive time anyway).
+                message["local_received"] = t
+                apply_event(message)
+            elif i in bad:
                 self.replica.record_bad_event("undecodable message", bad[i])
             else:
-                replayer.take(decoded[i], t, note=record.__class__ is NoteBytes)
+                replayer.take(message, t, note=record.__class__ is NoteBytes)
             if (len(pending) >= writer.batch_records) or (
                 not i & DUE_CHECK and writer.due(time.monotonic())
             ):
