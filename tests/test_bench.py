@@ -33,7 +33,7 @@ import asyncio
 
 import pytest
 
-from bench import drain, ingest, memory, scaling, ui
+from bench import drain, ingest, journal, memory, scaling, ui
 from tests.cluster import RABBITMQ_URL, REDIS_URL, require_broker
 
 pytestmark = pytest.mark.bench
@@ -45,6 +45,8 @@ DRAIN_RATIO = 1.0  # x Celery's bare Receiver, whole processes: 24k RabbitMQ, 10
 SWITCH_MS = 100.0  # filter or sort switch, key to redraw, 100k jobs, 5k events/s
 TICK_MS = 20.0  # one refresh tick, main-thread CPU
 FRAME_MS = 1000 / 60  # a cursor move redraws within one frame
+JOURNAL_ON_OFF = 0.85  # receiving with the history journal on, x off (wall clock)
+JOURNAL_INGEST_RATIO = 4.0  # x Celery's State with the journal on (the monitor process's CPU)
 
 # Noise margins: the spread measured over repeated runs (see the docstring).
 INGEST_NOISE = {"full": 0.0, "evicting": 0.0}
@@ -63,6 +65,18 @@ def test_ingest_is_five_times_celery_state(case, max_jobs):
     result = ingest.measure(400_000, repeat=3, max_jobs=max_jobs)
     print(result)
     assert result["ratio"] >= INGEST_RATIO * (1 - INGEST_NOISE[case]), result
+
+
+def test_the_history_journal_costs_the_receiver_at_most_15_percent(tmp_path):
+    result = journal.measure_ingest(200_000, 3, tmp_path)
+    print(result)
+    assert result["on_ratio"] >= JOURNAL_ON_OFF, result
+
+
+def test_ingest_with_the_journal_on_is_four_times_celery_state(tmp_path):
+    result = journal.measure_against_state(400_000, 3, tmp_path)
+    print(result)
+    assert result["ratio"] >= JOURNAL_INGEST_RATIO, result
 
 
 def test_memory_per_job_is_under_a_third_of_celery_state():
