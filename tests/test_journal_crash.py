@@ -189,3 +189,46 @@ def test_kill_9_of_the_writer_process_stops_history_not_the_monitor(tmp_path):
     reader = Journal.open(path, mode="read")
     restored = reader.restore(store, EventAdapter(store))
     assert reader.stop() and restored.jobs > 0
+
+
+ORPHAN = """
+import os, subprocess, sys
+from pathlib import Path
+from sluice_tui.journal.lock import WriterLock
+
+lock = WriterLock(Path(sys.argv[1]))
+lock.acquire()
+# As a monitor's writer process: it inherits the lock and outlives the monitor.
+writer = subprocess.Popen(
+    ["sleep", sys.argv[2]],
+    pass_fds=(lock.fileno,),
+    start_new_session=True,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
+print(writer.pid, flush=True)
+os._exit(0)  # gone without letting go, as by kill -9
+"""
+
+
+def test_a_new_writer_waits_for_the_writer_process_a_dead_monitor_left(tmp_path):
+    """Not "busy": the lock names a pid that is gone, and its writer process is
+    finishing the last batch; a restart waits for it, then writes."""
+    from sluice_tui.journal.lock import WriterLock, alive
+
+    path = tmp_path / "journal.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-c", ORPHAN, str(path), "1.5"],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    orphan = int(done.stdout)
+    assert writer_pid(path) is not None, "the writer process still holds the lock"
+    lock = WriterLock(path)
+    lock.acquire()  # JournalBusy before the wait was added
+    try:
+        assert not alive(orphan), "it had ended first"
+    finally:
+        lock.release()

@@ -18,6 +18,10 @@ from sluice_tui.journal.errors import JournalBusy, JournalError, describe
 # A reader probing the lock holds it for an instant; a writer starting at that
 # instant tries again for this long before it calls the journal busy.
 ACQUIRE_PATIENCE = 0.5
+# A monitor's writer process inherits its lock and holds it until it has
+# written all it was handed: after the monitor itself is gone (a quit while
+# it was behind, a kill -9), the lock names a dead pid for a moment.
+ORPHAN_PATIENCE = 30.0
 
 
 def lock_path(path: Path) -> Path:
@@ -37,6 +41,7 @@ class WriterLock:
         except OSError as exc:
             raise JournalError(describe(self.path, exc)) from None
         deadline = time.monotonic() + ACQUIRE_PATIENCE
+        orphaned = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,6 +51,10 @@ class WriterLock:
                 # out, whatever pid an earlier writer left in the file.
                 if time.monotonic() > deadline:
                     holder = _read_pid(fd)
+                    if not orphaned and holder is not None and not alive(holder):
+                        orphaned = True  # its writer process finishes: wait for it, once
+                        deadline = time.monotonic() + ORPHAN_PATIENCE
+                        continue
                     os.close(fd)
                     raise JournalBusy(busy_message(self.path, holder)) from None
                 time.sleep(0.02)
@@ -91,6 +100,22 @@ def writer_pid(path: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc to tell: it answered the signal
+    return state not in (b"Z", b"X")
 
 
 def _read_pid(fd: int) -> int | None:
