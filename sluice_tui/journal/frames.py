@@ -38,11 +38,12 @@ def encode(items: list[Any]) -> tuple[list[bytes | array] | None, bytes | None]:
         if waiting is not None:
             items.append(waiting)
         records, times, waiting = _one_by_one(items)
+        if not records:
+            return None, waiting
+        sizes = flagged_sizes(records)
     else:
         records, times = paired
-    if not records:
-        return None, waiting
-    sizes = flagged_sizes(records)
+        sizes = array("I", map(len, records))  # all messages: none is a note
     body = b"".join(records)
     return [HEADER.pack(len(records), len(body)), times, sizes, body], waiting
 
@@ -55,7 +56,7 @@ def _alternating(items: list[Any]) -> tuple[list[Any], array] | None:
         times = array("d", items[1::2])
     except TypeError:
         return None
-    return (records, times) if set(map(type, records)) <= {bytes} else None
+    return (records, times) if records and set(map(type, records)) == {bytes} else None
 
 
 def _one_by_one(items: list[Any]) -> tuple[list[Any], array, Any]:

@@ -1,8 +1,10 @@
 """One writer per journal: an exclusive flock on ``PATH.lock``.
 
-The kernel drops the lock when its holder dies, even by kill -9, so a crashed
-writer never leaves the journal locked.  The holder writes its pid into the
-file, which is only a hint for the message a second writer gets.
+The kernel drops the lock when its holders die, even by kill -9, so a crashed
+writer never leaves the journal locked.  The holders are the monitor and the
+writer process it starts (which inherits the lock, and outlives the monitor
+by the time it takes to write what it was handed).  The monitor writes its
+pid into the file, which is only a hint for the message a second writer gets.
 """
 
 from __future__ import annotations
