@@ -21,7 +21,7 @@ from sluice_tui.model.worker_info import TaskLimits, WorkerFigures
 from sluice_tui.model.workers import SHUTDOWN_GRACE, TIME_LIMIT_SLACK
 from sluice_tui.ui.screens.workers import worker_status
 from tests import events as ev
-from tests.test_journal_core import Monitor, fresh_restore
+from tests.test_journal_core import Monitor, fresh_restore, same_jobs
 
 HOST = "w1@host"
 
@@ -250,7 +250,7 @@ def test_the_journal_gives_back_a_warm_shutdown_as_the_user_saw_it(tmp_path):
     assert m.journal.stop() and m.journal.problem is None
 
     store, _ = fresh_restore(path)
-    assert {s.id: s for s in store.snapshots()} == {s.id: s for s in m.store.snapshots()}
+    assert same_jobs(store, m.store)
     assert store.get("lost").extra[WORKER_LOST] == HOST
     assert store.get("done").state is JobState.COMPLETED and never_lost(store, "done")
     assert store.get("running").state is JobState.ACTIVE  # w2 is still shutting down
