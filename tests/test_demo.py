@@ -163,12 +163,13 @@ STOPS = {
     "q": lambda term: os.write(term.master, b"q"),
     "ctrl+c": lambda term: os.write(term.master, b"\x03"),
     "SIGTERM": lambda term: term.process.send_signal(signal.SIGTERM),
+    "SIGHUP": lambda term: term.process.send_signal(signal.SIGHUP),  # a terminal window closed
 }
 
 
 @pytest.mark.parametrize("stop", list(STOPS))
 def test_quitting_says_stopping_workers_and_leaves_nothing(terminal, tmp_path, stop):
-    """q and Ctrl+C (keys in the TUI) and SIGTERM: status 0 (make reports no error)."""
+    """q and Ctrl+C (keys in the TUI), SIGTERM and SIGHUP: status 0 (make reports no error)."""
     wait_for(lambda: "demo.fail" in terminal.text(), 60, "jobs on the demo's screen")
     workers = descendants(terminal.process.pid)
     assert len(workers) >= 4

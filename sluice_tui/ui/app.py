@@ -129,14 +129,18 @@ class SluiceApp(App):
             self._quit_on_sigterm()
 
     def _quit_on_sigterm(self) -> None:
-        """``kill`` quits as q does: the terminal restored, the journal flushed.
+        """``kill``, and closing the terminal window (SIGHUP), quit as q does: the
+        terminal restored (if it is still there), the journal flushed, the demo's
+        workers stopped.
 
         Raised from a signal handler at whatever point the loop was, an
         interrupt could stall Textual's shutdown (a demo given SIGTERM once
         outlived 30 s); through the loop, the exit is an ordinary message.
         """
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(stop, self.exit)
 
     def on_unmount(self) -> None:
         if self.source is not None:
