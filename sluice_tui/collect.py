@@ -74,7 +74,8 @@ def run_collect(
         try:
             status = _watch(store, journal, stop, log_every)
         finally:
-            feeds.stop(timeout=5.0)
+            if not feeds.stop(timeout=5.0):
+                feeds.finish(lambda text: say(text.removeprefix("sluice-tui: ")))
     say(f"stopped; {_progress(store, journal)}")
     return status
 

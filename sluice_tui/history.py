@@ -73,6 +73,7 @@ class HistoryStatus:
     restore_seconds: float = 0.0
     keeps: str = ""  # the retention, as said to the user
     checkpoints: str = ""  # how the journal's checkpoints stand (writing only)
+    unsaved: int = 0  # messages received and not yet committed (writing only)
 
 
 class HistoryView(Protocol):
@@ -109,6 +110,8 @@ class History:
         return self.following_pid(self.writer)
 
     def _writing(self) -> str:
+        if self.journal.problem is not None:
+            return "stopped writing (see problem): jobs are kept in memory only"
         pid = self.journal.writer_process
         return "writing" if pid is None else f"writing (writer process pid {pid})"
 
@@ -133,6 +136,7 @@ class History:
             restore_seconds=self.restored.seconds,
             keeps=keeps(journal.retention.max_age, journal.retention.max_jobs),
             checkpoints=journal.checkpoints if self.writing else "",
+            unsaved=journal.unsaved if self.writing else 0,
         )
 
 
@@ -259,6 +263,11 @@ class JournalFeeds:
             self._watch.start()
         for source in self.sources:
             source.start()
+
+    def finish(self, say: Callable[[str], None]) -> None:
+        """Once the screen is gone: what :meth:`stop` could not save in time (journal.finish)."""
+        if self.history.writing:
+            self.history.journal.finish(say)
 
     def stop(self, timeout: float = 2.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -125,6 +125,9 @@ def run_app(app: SluiceApp) -> int:
     held = io.StringIO()
     app.error_console = Console(file=held, markup=False, highlight=False, width=100)
     app.run()
+    finish = getattr(app.source, "finish", None)  # a journal's writer still saving
+    if finish is not None:
+        finish(lambda text: print(text, file=sys.stderr, flush=True))
     status = app.return_code or 0
     # Textual keeps the first unhandled exception for its test harness.
     error = getattr(app, "_exception", None)

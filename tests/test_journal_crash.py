@@ -9,11 +9,14 @@ replay of every event gives.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -165,6 +168,8 @@ def test_kill_9_of_the_writer_process_stops_history_not_the_monitor(tmp_path):
     """The journal's writer is a process of its own: if it dies (the OOM killer, a
     stray kill), the monitor says so once and goes on in memory; the file stays sound."""
     from bench.journal import message_bodies
+    from sluice_tui.history import History
+    from sluice_tui.journal import Restored
     from tests.test_journal_core import receive, writing_journal
 
     path = tmp_path / "journal.sqlite3"
@@ -179,6 +184,8 @@ def test_kill_9_of_the_writer_process_stops_history_not_the_monitor(tmp_path):
         assert "writer process ended (killed by SIGKILL)" in journal.problem
         notices = [text for _, text in adapter.store.notices()]
         assert any("history is no longer being saved" in text for text in notices)
+        history = History(journal, Restored(0, 0, 0.0, None), "redis://", adapter)
+        assert history.status().mode.startswith("stopped writing"), "not 'writing' in diagnostics"
         receive(journal, adapter, bodies[3_000:])  # the monitor goes on in memory
         assert len(adapter.store) >= 1_000
     finally:
@@ -232,3 +239,49 @@ def test_a_new_writer_waits_for_the_writer_process_a_dead_monitor_left(tmp_path)
         assert not alive(orphan), "it had ended first"
     finally:
         lock.release()
+
+
+def test_a_writer_process_that_falls_behind_is_waited_for_and_what_it_lost_is_told(tmp_path):
+    """A hung disk (here: the writer process stopped) at quit: the monitor says it is
+    saving, waits while the writer makes progress, and says what it could not save."""
+    from rich.console import Console
+
+    from bench.journal import message_bodies
+    from sluice_tui.history import HistoryStatus
+    from sluice_tui.ui.screens.diagnostics import render_diagnostics
+    from tests.test_journal_core import receive, writing_journal
+
+    bodies = message_bodies(30_000)
+    said: list[str] = []
+    for resumes in (True, False):
+        path = tmp_path / f"journal-{resumes}.sqlite3"
+        journal, adapter = writing_journal(path)
+        wait_for(lambda j=journal: j.writer_process is not None, 10, "the writer process")
+        pid = journal.writer_process
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            receive(journal, adapter, bodies)  # more than the pipe holds
+            assert not journal.stop(0.5), "the writer cannot finish while stopped"
+            assert journal.unsaved > 0
+            # Diagnostics show the backlog, in red once no commit came for a while.
+            status = HistoryStatus(
+                path=str(path), mode="writing", last_write=time.time() - 60, unsaved=journal.unsaved
+            )
+            console = Console(width=100, record=True)
+            console.print(render_diagnostics(adapter.store, status))
+            (line,) = [x for x in console.export_text().splitlines() if "not yet saved" in x]
+            assert f"{journal.unsaved:,} messages" in line
+            if resumes:
+                resume = threading.Timer(1.0, os.kill, (pid, signal.SIGCONT))
+                resume.start()
+                assert journal.finish(said.append, patience=10.0)
+                resume.join()
+                assert journal.unsaved == 0
+            else:
+                assert not journal.finish(said.append, patience=1.0)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # gone once it saved all
+                os.kill(pid, signal.SIGCONT)
+            assert journal.stop(30.0)
+    assert "saving the last" in said[0] and "messages to the history journal" in said[0]
+    assert "were not saved to the history journal" in said[-1] and f"pid {pid}" in said[-1]

@@ -82,6 +82,8 @@ class WriterFeed:
         self.on_failure = on_failure
         self.keep_fds = keep_fds
         self.last_commit: float | None = None  # epoch seconds
+        self.handed = 0  # records written into the pipe
+        self.saved = 0  # of them, those the process has committed
         self.checkpoints_completed = 0
         self.checkpoint_problem: str | None = None
         self.failed = False
@@ -137,6 +139,10 @@ class WriterFeed:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     # -- the feeding thread ------------------------------------------------------
 
     def _feed(self) -> None:
@@ -149,6 +155,7 @@ class WriterFeed:
                 parts = self.take()
                 if parts is not None:
                     _write_all(fd, parts)
+                    self.handed += len(parts[2])  # the sizes: one a record
                 if stopping:
                     break
         except OSError:
@@ -180,6 +187,7 @@ class WriterFeed:
         store = self.store
         if "commit" in message:
             self.last_commit = message["commit"]
+            self.saved = int(message.get("records", self.saved))
         elif "checkpoints" in message:
             self.checkpoints_completed = int(message["checkpoints"])
         elif "checkpoint_problem" in message:

@@ -84,6 +84,7 @@ class Journal:
         self._last_batch: int | None = None
         self._dropped_notes = 0
         self._last_write: float | None = None
+        self._taken = 0  # records taken out of the inbox for the writer process
 
     # -- opening ---------------------------------------------------------
 
@@ -228,6 +229,8 @@ class Journal:
         parts, waiting = encode(items)
         if waiting is not None:  # its time is being appended: it goes with the next frame
             inbox.insert(0, waiting)
+        if parts is not None:
+            self._taken += len(parts[2])  # the sizes: one a record
         return parts
 
     def _failed(self, reason: str) -> None:
@@ -295,7 +298,36 @@ class Journal:
                 self._lock = None
         return done
 
+    def finish(self, say: Callable[[str], None], patience: float = 10.0) -> bool:
+        """After :meth:`stop` ran out of time: wait while the writer process saves what it
+        was handed, saying so; give up (and say what was lost) after ``patience`` seconds
+        without progress.  Whether everything was saved."""
+        writer = self._writer
+        if writer is None or not writer.running:
+            return self.unsaved == 0
+        say(f"sluice-tui: saving the last {self.unsaved:,} messages to the history journal...")
+        best, since = self.unsaved, time.monotonic()
+        while not self.stop(1.0):
+            now = self.unsaved
+            if now < best:
+                best, since = now, time.monotonic()
+            elif time.monotonic() - since > patience:
+                say(
+                    f"sluice-tui: {now:,} messages were not saved to the history journal: "
+                    f"its writer process (pid {writer.pid}) stopped taking them"
+                )
+                return False
+        return True
+
     # -- what diagnostics show -------------------------------------------
+
+    @property
+    def unsaved(self) -> int:
+        """Messages and notes received that the journal has not committed (yet, or ever)."""
+        writer = self._writer
+        if writer is None:
+            return 0
+        return self._taken - writer.saved + len(self.inbox) // 2
 
     def size_bytes(self) -> int:
         """The file's size, with its write-ahead log."""

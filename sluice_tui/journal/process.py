@@ -103,6 +103,7 @@ class ReplicaWriter:
         )
         self.replayer = Replayer(self.replica, apply_event)
         self._told: tuple[float | None, int, str | None] = (None, 0, None)
+        self.appended = 0  # the monitor's records taken in so far
 
     def take(self, frame: Frame) -> None:
         """Apply a frame's records to the replica, each after any cut due before it,
@@ -118,6 +119,7 @@ class ReplicaWriter:
                 checkpoints.cut()
             t = times[i]
             pending.append((record, t))
+            self.appended += 1
             message = decoded[i]
             if message.__class__ is dict and record.__class__ is not NoteBytes:
                 # One event, the usual record: as Replayer.take, without its detours
@@ -170,7 +172,8 @@ class ReplicaWriter:
             return
         last_commit, completed, problem = now
         if last_commit != self._told[0]:
-            self.status.say(commit=last_commit)
+            # A commit takes every record pending: all taken in so far are saved.
+            self.status.say(commit=last_commit, records=self.appended)
         if completed != self._told[1]:
             self.status.say(checkpoints=completed)
         if problem != self._told[2]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -34,6 +36,9 @@ class DiagnosticsScreen(ReportScreen):
     def _history(self) -> HistoryStatus | None:
         history = self.app.history
         return None if history is None else history.status()
+
+
+STALLED_AFTER = 10.0  # seconds without a journal commit while messages wait
 
 
 def render_diagnostics(store: JobStore, history: HistoryStatus | None = None) -> RenderableType:
@@ -106,6 +111,13 @@ def _history(status: HistoryStatus) -> RenderableType:
     if status.keeps:
         table.add_row("keeps", _plain(status.keeps))
     table.add_row("last write", full_time(status.last_write) or "none yet")
+    if status.unsaved and status.problem is None:
+        # Saved every half second: a backlog that outlives a few seconds means a slow disk.
+        late = status.last_write is None or time.time() - status.last_write > STALLED_AFTER
+        table.add_row(
+            "not yet saved",
+            Text(f"{status.unsaved:,} messages", "red" if late else ""),
+        )
     if status.checkpoints:
         style = "red" if status.checkpoints.startswith("stopped") else ""
         table.add_row("checkpoints", Text(inert(status.checkpoints), style))
