@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 DAY = 86400.0
 DEFAULT_MAX_AGE = 7 * DAY
 DEFAULT_MAX_JOURNAL_JOBS = 1_000_000
-# The gap a restart leaves: events sent while no monitor listened are missing.
-NOT_RUNNING = "sluice-tui was not running"
+# The gap a restart leaves: the time the journal holds nothing of (sluice-tui
+# was not running, or ran without saving: --no-history, a full disk).
+NOT_RUNNING = "no history kept"
 # The connection state shown while following a journal that nobody writes any more.
 WRITER_GONE = "collector stopped"
 

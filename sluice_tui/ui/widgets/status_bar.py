@@ -126,7 +126,7 @@ def _warning_items(view: StatusView) -> list[Text]:
         gap = view.last_gap
         what = "events may have been lost"
         if gap.reason == NOT_RUNNING:
-            what = "sluice-tui was not running"  # a restart: not a fault
+            what = "no history kept"  # before a restart: not a fault
         lost = Text(f"\u26a0 {what} {clock_time(gap.start)}-{clock_time(gap.end)}", "bold yellow")
         if view.gaps > 1:
             lost.append(f" (and {view.gaps - 1} earlier)", "yellow")
