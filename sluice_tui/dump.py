@@ -106,11 +106,24 @@ def _wait(seconds: float, idle: IdleWatch) -> None:
         pass  # stop early; what was read is still printed
 
 
+WRITE_SIZE = 1 << 16
+
+
 def print_jobs(store: JobStore, states: set[JobState] | None) -> None:
     """The jobs as one JSON array on stdout; a count of skipped events on stderr."""
     jobs = [job_to_dict(job) for job in store.snapshots(states)]
-    json.dump(jobs, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    # In pieces of about 64 KB: json.dump writes each token, a system call
+    # each when stdout is unbuffered (PYTHONUNBUFFERED, common in containers).
+    pieces: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(indent=2).iterencode(jobs):
+        pieces.append(chunk)
+        size += len(chunk)
+        if size >= WRITE_SIZE:
+            sys.stdout.write("".join(pieces))
+            pieces, size = [], 0
+    pieces.append("\n")
+    sys.stdout.write("".join(pieces))
     stats = store.stats()
     if stats.bad_events:
         print(f"sluice-tui: skipped {stats.bad_events} malformed event(s)", file=sys.stderr)
