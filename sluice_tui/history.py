@@ -35,7 +35,7 @@ DEFAULT_MAX_JOURNAL_JOBS = 1_000_000
 # was not running, or ran without saving: --no-history, a full disk).
 NOT_RUNNING = "no history kept"
 # The connection state shown while following a journal that nobody writes any more.
-WRITER_GONE = "collector stopped"
+WRITER_GONE = "writer stopped"
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class HistoryStatus:
     """What diagnostics and the header show about the journal."""
 
     path: str
-    mode: str  # "writing (writer process pid N)", "following collector pid N", "reading", "off"
+    mode: str  # "writing (writer process pid N)", "following collector pid N", "off", ...
     size_bytes: int | None = None
     last_write: float | None = None  # epoch of the journal's latest commit, when known
     problem: str | None = None  # why it is off, or why writing stopped
@@ -118,7 +118,9 @@ class History:
 
     @staticmethod
     def following_pid(pid: int | None) -> str:
-        return f"following collector pid {pid}" if pid and pid > 0 else "following the journal"
+        if not pid or pid <= 0:
+            return "following the journal"
+        return f"following {writer_kind(pid)} pid {pid}"
 
     def status(self) -> HistoryStatus:
         journal = self.journal
@@ -319,12 +321,22 @@ class WriterWatch:
                     deaf_since=time.time() - self.interval,  # it stopped since the last look
                 )
                 self.store.add_notice(
-                    f"The collector (pid {before}) stopped writing {path}: this monitor shows "
-                    "no new events until a collector runs again, or until it is restarted "
-                    "(then it listens and writes the journal itself)."
+                    f"The process writing {path} (pid {before}) stopped: this monitor shows "
+                    "no new events until a collector or another sluice-tui writes it again, "
+                    "or until it is restarted (then it listens and writes the journal itself)."
                 )
             else:
                 self.store.set_status(self.history.following_pid(pid), self.history.broker)
+
+
+def writer_kind(pid: int) -> str:
+    """What writes a journal: a "collector", or a "sluice-tui" with a screen."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            args = cmdline.read().split(b"\0")
+    except OSError:
+        return "collector"  # no /proc to tell (or another user's): the usual case
+    return "collector" if b"collect" in args else "sluice-tui"
 
 
 def keeps(max_age: float, max_jobs: int) -> str:

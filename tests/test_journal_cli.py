@@ -197,7 +197,7 @@ async def test_a_tui_on_a_journal_someone_else_writes_follows_it(tmp_path):
         async with app.run_test(size=SIZE) as pilot:
             await wait_in_app(
                 pilot,
-                lambda: f"following collector pid {os.getpid()}" in screen_text(app),
+                lambda: f"following sluice-tui pid {os.getpid()}" in screen_text(app),
                 "the header to say whose journal it follows",
                 explain=lambda: screen_text(app),
             )
@@ -211,18 +211,18 @@ async def test_a_tui_on_a_journal_someone_else_writes_follows_it(tmp_path):
             await pilot.press("d")
             text = screen_text(app)
             assert str(path) in text.replace("\n", "")
-            assert f"following collector pid {os.getpid()}" in text
+            assert f"following sluice-tui pid {os.getpid()}" in text
             await pilot.press("escape")
             feed.send(heartbeat("w1@host", time.time()))
             await wait_in_app(pilot, lambda: app.store.worker_counts() == (1, 1), "a worker")
             feed.stop()  # the collector goes away: the header must not name it still
             await wait_in_app(
                 pilot,
-                lambda: "collector stopped" in screen_text(app),
+                lambda: "writer stopped" in screen_text(app),
                 "the header to say the collector stopped",
                 explain=lambda: screen_text(app),
             )
-            assert any(f"pid {os.getpid()}) stopped writing" in n for _, n in app.store.notices())
+            assert any(f"(pid {os.getpid()}) stopped" in n for _, n in app.store.notices())
             # Nobody listens now: the worker the collector heard is not judged on that silence.
             assert app.store.worker_counts(time.time() + 3600) == (1, 1)
     finally:

@@ -95,7 +95,7 @@ def test_a_follower_whose_collector_stopped_does_not_call_its_workers_offline(fe
     store.set_status("following collector pid 42", "redis://h")
     feed(ev.heartbeat("w1@host", clock.now, freq=2.0))
     clock.advance(3)
-    store.set_status("collector stopped", "redis://h", hearing=False, deaf_since=clock.now - 2)
+    store.set_status("writer stopped", "redis://h", hearing=False, deaf_since=clock.now - 2)
     clock.advance(600)
     assert store.worker_counts() == (1, 1)
     store.set_status("following collector pid 43", "redis://h")  # a collector writes again

@@ -18,7 +18,7 @@ CONNECTION_STYLES = {
     "connecting": "yellow",
     "reconnecting": "bold red",
     "stopped": "grey62",
-    "collector stopped": "bold red",  # following a journal nobody writes (sluice_tui.history)
+    "writer stopped": "bold red",  # following a journal nobody writes (sluice_tui.history)
 }
 # The connection item of a monitor that reads a collector's journal (sluice_tui.history).
 FOLLOWING_STYLE = "bold cyan"
