@@ -84,7 +84,7 @@ def _opening(journal: History, broker: str) -> str:
     restored = journal.restored
     text = (
         f"writing {journal.journal.path} from {broker}; restored {restored.jobs:,} jobs "
-        f"({restored.events:,} events) in {restored.seconds:.2f} s"
+        f"({restored.events:,} events replayed) in {restored.seconds:.2f} s"
     )
     if journal.start_gap is not None and restored.last_write is not None:
         ago = time.time() - restored.last_write

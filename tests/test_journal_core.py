@@ -671,3 +671,11 @@ def test_a_job_id_that_is_not_valid_text_costs_only_that_job(tmp_path):
     store, _ = fresh_restore(path)
     assert "fine" in store  # the file reads; that job itself may come back from the tail
     assert any("not valid text" in reason for reason in m.store.stats().bad_by_reason)
+
+
+def test_a_file_where_the_journals_folder_should_be_is_named(tmp_path):
+    """`--history env.sh/j.sqlite3` said "[Errno 17] File exists" (a trial)."""
+    (tmp_path / "env.sh").write_text("export X=1\n")
+    with pytest.raises(JournalError, match=r"folder .* env\.sh is a file"):
+        Journal.open(tmp_path / "env.sh" / "j.sqlite3", mode="write")
+    assert (tmp_path / "env.sh").read_text() == "export X=1\n"

@@ -29,6 +29,9 @@ def describe(path: Path, exc: BaseException) -> str:
         or isinstance(exc, PermissionError)
     ):
         return f"cannot write the history journal {path}: the path is read-only ({text})"
+    if code in (errno.ENOTDIR, errno.EEXIST) and getattr(exc, "filename", None):
+        # mkdir of the journal's folder met a file of that name
+        return f"cannot make the folder for the history journal {path}: {exc.filename} is a file"
     if "unable to open" in lowered:
         return f"cannot open the history journal {path} ({text}); is its directory writable?"
     if (

@@ -102,7 +102,8 @@ class WriterFeed:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": home if not path else f"{home}{os.pathsep}{path}"}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "sluice_tui.journal.process"],
+            # The file named too, for ps: the config line says what to open.
+            [sys.executable, "-m", "sluice_tui.journal.process", str(self.config["path"])],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -123,7 +123,7 @@ def _history(status: HistoryStatus) -> RenderableType:
         table.add_row("checkpoints", Text(inert(status.checkpoints), style))
     table.add_row(
         "restored at start",
-        f"{status.restored_jobs:,} jobs, {status.restored_events:,} events "
+        f"{status.restored_jobs:,} jobs ({status.restored_events:,} events replayed) "
         f"in {duration(status.restore_seconds)}",
     )
     if status.problem:
