@@ -676,6 +676,6 @@ def test_a_job_id_that_is_not_valid_text_costs_only_that_job(tmp_path):
 def test_a_file_where_the_journals_folder_should_be_is_named(tmp_path):
     """`--history env.sh/j.sqlite3` said "[Errno 17] File exists" (a trial)."""
     (tmp_path / "env.sh").write_text("export X=1\n")
-    with pytest.raises(JournalError, match=r"folder .* env\.sh is a file"):
+    with pytest.raises(JournalError, match=r"folder .*/env\.sh is a file"):
         Journal.open(tmp_path / "env.sh" / "j.sqlite3", mode="write")
     assert (tmp_path / "env.sh").read_text() == "export X=1\n"
