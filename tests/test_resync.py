@@ -106,3 +106,47 @@ def test_a_time_start_that_cannot_be_a_start_time_is_not_used(store, clock):
         app = cluster_answering(active={"w1@h": [{**request(job_id), "time_start": value}]})
         Resync(app, store, clock=clock).run()
         assert store.rows([job_id])[job_id].started == clock.now, job_id
+
+
+def test_a_restart_into_a_backlog_looks_up_thousands_of_jobs_in_a_redis_backend(feed, store, clock):
+    """A restart after a busy hour: the journal has thousands of jobs still queued that
+    finished meanwhile.  A trial found 1 895 of them left "queued" for good, past a
+    cap of 2 000 lookups one by one; a key-value backend answers 1 000 a round trip."""
+    import uuid
+
+    from tests.cluster import REDIS_URL, require_broker
+
+    require_broker(REDIS_URL)
+    url = f"{REDIS_URL}/13"
+    app = Celery(set_as_current=False, broker=url, backend=url)
+    run = uuid.uuid4().hex[:8]
+    finished = [f"backlog-{run}-{n:05d}" for n in range(6_000)]
+    still_queued = f"backlog-{run}-waiting"
+    for job_id in [*finished, still_queued]:
+        feed(ev.sent(job_id, clock.now - 60))
+    backend = app.backend
+    try:
+        with backend.client.pipeline() as pipe:
+            for n, job_id in enumerate(finished):
+                meta = {"status": "SUCCESS", "result": n, "task_id": job_id, "traceback": None}
+                if n % 10 == 0:
+                    error = {
+                        "exc_type": "ValueError",
+                        "exc_message": ["no"],
+                        "exc_module": "builtins",
+                    }
+                    meta.update(status="FAILURE", result=error)
+                pipe.set(backend.get_key_for_task(job_id), backend.encode(meta))
+            pipe.set(backend.get_key_for_task(finished[5]), b"{not json")  # one damaged
+            pipe.execute()
+        result = Resync(app, store, ask_workers=False).run()
+        assert result.checked_in_backend == 6_001, result
+        assert store.get(still_queued).state is JobState.QUEUED  # the backend knows nothing
+        states = {store.get(job_id).state for job_id in finished[1:10] if job_id != finished[5]}
+        assert states == {JobState.COMPLETED}
+        assert store.get(finished[0]).state is JobState.FAILED
+        assert store.get(finished[5]).state is JobState.QUEUED  # its result did not decode
+        assert store.counts()[JobState.QUEUED] == 2
+    finally:
+        backend.client.delete(*[backend.get_key_for_task(job_id) for job_id in finished])
+        app.close()

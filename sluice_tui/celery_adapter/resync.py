@@ -10,13 +10,14 @@ skipped.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
-from celery.backends.base import DisabledBackend
+from celery.backends.base import BaseKeyValueStoreBackend, DisabledBackend
 from celery.utils.saferepr import saferepr
 
 from sluice_tui.celery_adapter.connect import describe_error
@@ -28,8 +29,11 @@ from sluice_tui.model.store import JobStore
 
 INSPECT_TIMEOUT = 1.0
 # Result backend lookups per resync, and the time they may take: a gap after a
-# long outage must not keep the resync busy for minutes.
-MAX_BACKEND_LOOKUPS = 2_000
+# long outage must not keep the resync busy for minutes.  A key-value backend
+# (Redis, memcached) answers LOOKUP_BATCH of them per round trip: a restart
+# after a busy hour finds tens of thousands of jobs to look up.
+MAX_BACKEND_LOOKUPS = 50_000
+LOOKUP_BATCH = 1_000
 BACKEND_BUDGET = 5.0
 
 # A time_start this far before the workers were asked, or after, is not
@@ -181,11 +185,11 @@ class Resync:
             return
         deadline = time.monotonic() + BACKEND_BUDGET
         candidates = [i for i in self.store.ids_in(_IN_FLIGHT) if i not in reported]
-        for job_id in candidates[-MAX_BACKEND_LOOKUPS:]:  # the newest matter most
+        # The newest matter most: looked up first.
+        for job_id, meta in _looked_up(backend, reversed(candidates[-MAX_BACKEND_LOOKUPS:])):
             if time.monotonic() > deadline:
                 result.problems.append("result backend lookups cut short by the time budget")
                 break
-            meta = backend.get_task_meta(job_id)
             result.checked_in_backend += 1
             step = FROM_BACKEND.get(meta.get("status")) if isinstance(meta, Mapping) else None
             if step is None:
@@ -195,6 +199,27 @@ class Resync:
 
     def _bad(self, item: Any) -> None:
         self.store.record_bad_event("malformed inspect reply", saferepr(item, 300))
+
+
+def _looked_up(backend: Any, job_ids: Iterable[str]) -> Iterator[tuple[str, Any]]:
+    """Each job's result meta, as ``backend.get_task_meta`` gives it; from a key-value
+    backend, LOOKUP_BATCH jobs a round trip (not cached, unlike get_task_meta)."""
+    if not isinstance(backend, BaseKeyValueStoreBackend):
+        for job_id in job_ids:
+            yield job_id, backend.get_task_meta(job_id)
+        return
+    ids = iter(job_ids)
+    while chunk := list(itertools.islice(ids, LOOKUP_BATCH)):
+        try:
+            values = backend.mget([backend.get_key_for_task(job_id) for job_id in chunk])
+        except NotImplementedError:  # a key-value backend without a multi-get
+            values = [backend.get(backend.get_key_for_task(job_id)) for job_id in chunk]
+        for job_id, value in zip(chunk, values, strict=True):
+            try:
+                meta = backend.decode_result(value) if value else {"status": "PENDING"}
+            except Exception:
+                meta = None  # one result that does not decode: not the others' fault
+            yield job_id, meta
 
 
 def _outcome(meta: Mapping[str, Any]) -> dict[str, str]:
