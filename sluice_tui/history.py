@@ -240,13 +240,22 @@ class JournalFeeds:
     Writing, the journal must take the hook on the store before any event
     changes a job, and flush after the receiver's last one.  Following, the
     journal is the job feed: the receiver is not started at all (the
-    collector listens), and the header says whose journal is followed.
+    collector listens), and the header says whose journal is followed.  When
+    the writer goes, ``listen(gap)`` (if given) makes a receiver, and this
+    monitor writes the journal and listens itself (see :meth:`take_over`).
     """
 
-    def __init__(self, history: History, store: JobStore, *sources: Source) -> None:
+    def __init__(
+        self,
+        history: History,
+        store: JobStore,
+        *sources: Source,
+        listen: Callable[[int | None], Source] | None = None,
+    ) -> None:
         self.history = history
         self.store = store
         self.sources = sources
+        self.listen = listen
         self._watch: WriterWatch | None = None
 
     def start(self) -> None:
@@ -262,10 +271,43 @@ class JournalFeeds:
                 deaf_since=journal.last_write,
             )
             journal.follow(self.store, self.history.apply_event)
-            self._watch = WriterWatch(self.history, self.store)
+            self._watch = WriterWatch(self.history, self.store, self.take_over)
             self._watch.start()
         for source in self.sources:
             source.start()
+
+    def take_over(self) -> bool:
+        """Following, and the writer went: write the journal and listen here instead.
+
+        Whether it did: not if the journal cannot be written here (a collector's,
+        run as another user) or another process began writing it first.
+        """
+        if self.listen is None:
+            return False
+        from sluice_tui.journal import JournalError
+
+        before = self.history.writer
+        try:
+            journal = self.history.journal.become_writer(self.store, self.history.apply_event)
+        except (JournalError, OSError):
+            return False
+        now = time.time()
+        since = journal.last_write
+        gap = (
+            None
+            if since is None or since >= now
+            else self.store.record_gap(since, now, NOT_RUNNING)
+        )
+        self.history.journal, self.history.writer = journal, None
+        journal.start_writing(self.store)
+        receiver = self.listen(gap)
+        self.sources = (*self.sources, receiver)
+        receiver.start()
+        self.store.add_notice(
+            f"The process writing {journal.path} (pid {before}) stopped: this monitor now "
+            "listens to the broker and writes the journal itself."
+        )
+        return True
 
     def finish(self, say: Callable[[str], None]) -> None:
         """Once the screen is gone: what :meth:`stop` could not save in time (journal.finish)."""
@@ -283,15 +325,23 @@ class JournalFeeds:
 
 
 class WriterWatch:
-    """Following: tells the header when the collector stops writing, or another one starts.
+    """Following: when the writer goes, this monitor takes over (JournalFeeds.take_over);
+    if it cannot, the header says so, and names the next writer that starts.
 
-    The follower keeps reading either way (a new collector's batches come in
-    as the old one's did); the header must not name a collector that is gone.
+    The follower keeps reading either way (a new writer's batches come in as
+    the old one's did); the header must not name a writer that is gone.
     """
 
-    def __init__(self, history: History, store: JobStore, interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        history: History,
+        store: JobStore,
+        take_over: Callable[[], bool],
+        interval: float = 2.0,
+    ) -> None:
         self.history = history
         self.store = store
+        self.take_over = take_over  # when the writer goes; whether this monitor now writes
         self.interval = interval
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sluice-writer-watch", daemon=True)
@@ -311,6 +361,8 @@ class WriterWatch:
             pid = writer_pid(path)
             if pid == self.history.writer:
                 continue
+            if pid is None and self.take_over():
+                return  # this monitor writes now: nobody to watch
             before, self.history.writer = self.history.writer, pid
             if pid is None:
                 self.store.set_status(

@@ -87,7 +87,20 @@ def build_app(
     journal = None if history is None else monitor_history(store, broker_label(celery_app), history)
     poller = QueuePoller(celery_app, store, interval=queue_interval, extra_queues=queues)
     if isinstance(journal, History) and not journal.writing:
-        source = JournalFeeds(journal, store, poller)  # the collector listens, not this monitor
+        # The writer listens, not this monitor; once the writer goes, this one does.
+        following = journal
+
+        def listen(gap: int | None) -> ReceiverThread:
+            return ReceiverThread(
+                celery_app,
+                store,
+                enable_events=enable_events,
+                read_only=read_only,
+                raw_sink=following.raw_sink,
+                start_gap=gap,
+            )
+
+        source = JournalFeeds(journal, store, poller, listen=listen)
     else:
         writes = isinstance(journal, History)
         receiver = ReceiverThread(

@@ -29,6 +29,7 @@ from sluice_tui.model.store import JobStore
 from sluice_tui.ui.screens.diagnostics import render_diagnostics
 from tests.cluster import TRANSPORTS, Cluster, event_arrives, require_transport, wait_for
 from tests.events import failed, heartbeat, received, retried, sent, started, succeeded
+from tests.test_journal_core import fresh_restore
 from tests.ui_helpers import SIZE, screen_text, wait_in_app
 
 HOUR = 3600.0
@@ -189,9 +190,8 @@ async def test_a_tui_on_a_journal_someone_else_writes_follows_it(tmp_path):
     feed = JournalFeed(path)
     feed.send(*mixed_stream(time.time()))
     feed.wait_committed("child")
-    app = build_app(
-        Celery(broker="memory://", set_as_current=False), history=HistoryOptions(path=path)
-    )
+    celery = Celery(broker="memory://", set_as_current=False)
+    app = build_app(celery, history=HistoryOptions(path=path))
     try:
         assert "bad" in app.store  # restored before the first event, before the screen
         async with app.run_test(size=SIZE) as pilot:
@@ -215,15 +215,52 @@ async def test_a_tui_on_a_journal_someone_else_writes_follows_it(tmp_path):
             await pilot.press("escape")
             feed.send(heartbeat("w1@host", time.time()))
             await wait_in_app(pilot, lambda: app.store.worker_counts() == (1, 1), "a worker")
-            feed.stop()  # the collector goes away: the header must not name it still
+            feed.stop()  # the writer goes away: this TUI takes over, listening and writing
+            await wait_in_app(
+                pilot,
+                lambda: app.history.status().mode.startswith("writing (writer process pid"),
+                "the TUI to write the journal itself",
+                explain=lambda: screen_text(app),
+            )
+            assert any("now listens to the broker" in n for _, n in app.store.notices())
+            await wait_in_app(
+                pilot, lambda: event_arrives(celery, app.store, "after"), "its own events"
+            )
+            assert "following" not in screen_text(app)
+    finally:
+        feed.stop()
+    store, _ = fresh_restore(path)
+    assert {"later", "after"} <= {job.id for job in store.snapshots()}, "both writers' jobs"
+
+
+async def test_a_follower_that_cannot_write_the_journal_says_the_writer_stopped(
+    tmp_path, monkeypatch
+):
+    """A collector's journal, run as another user: this TUI may read it, not write it."""
+    from sluice_tui.journal import JournalError
+
+    def refused(self, store, apply_event):
+        raise JournalError(f"cannot write the history journal {self.path}: the path is read-only")
+
+    monkeypatch.setattr(Journal, "become_writer", refused)
+    path = tmp_path / "j.sqlite3"
+    feed = JournalFeed(path)
+    feed.send(heartbeat("w1@host", time.time()))
+    app = build_app(
+        Celery(broker="memory://", set_as_current=False), history=HistoryOptions(path=path)
+    )
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_in_app(pilot, lambda: app.store.worker_counts() == (1, 1), "a worker")
+            feed.stop()
             await wait_in_app(
                 pilot,
                 lambda: "writer stopped" in screen_text(app),
-                "the header to say the collector stopped",
+                "the header to say the writer stopped",
                 explain=lambda: screen_text(app),
             )
             assert any(f"(pid {os.getpid()}) stopped" in n for _, n in app.store.notices())
-            # Nobody listens now: the worker the collector heard is not judged on that silence.
+            # Nobody listens now: the worker the writer heard is not judged on that silence.
             assert app.store.worker_counts(time.time() + 3600) == (1, 1)
     finally:
         feed.stop()

@@ -101,7 +101,7 @@ class Journal:
         path = Path(path).expanduser()
         if mode == "read":
             conn = open_for_reading(path)
-            return cls(path, "read", conn, None, retention, writer_pid(path))
+            return cls(path, "read", conn, None, retention, writer_pid(path), broker)
         if mode != "write":
             raise ValueError(f"mode must be 'write' or 'read', not {mode!r}")
         try:
@@ -272,6 +272,30 @@ class Journal:
                 self._problem = reason
                 replayer.store.add_notice(f"stopped following the history journal: {reason}")
                 return
+
+    def become_writer(self, store: JobStore, apply_event: Callable[[dict], None]) -> Journal:
+        """Following, and the writer went: this journal opened for writing, with what the
+        writer committed last replayed into ``store``; this one is stopped.
+
+        Raises JournalError (JournalBusy: another process began writing first).
+        """
+        writing = Journal.open(
+            self.path, mode="write", broker=self.broker, retention=self.retention
+        )
+        self.stop()
+        try:
+            conn = writing._open_conn()
+            replayer = Replayer(store, apply_event)
+            last = self._last_batch
+            while (after := follow_once(conn, replayer, last)) != last:
+                last = after
+            writing._last_batch = last
+            row = conn.execute("SELECT value FROM meta WHERE key = 'last_write'").fetchone()
+        except sqlite3.Error as exc:
+            writing.stop()
+            raise JournalError(describe(self.path, exc)) from None
+        writing._last_write = float(row[0]) if row is not None and row[0] is not None else None
+        return writing
 
     # -- the end ---------------------------------------------------------
 
