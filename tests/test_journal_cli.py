@@ -218,11 +218,11 @@ async def test_a_tui_on_a_journal_someone_else_writes_follows_it(tmp_path):
             feed.stop()  # the writer goes away: this TUI takes over, listening and writing
             await wait_in_app(
                 pilot,
-                lambda: app.history.status().mode.startswith("writing (writer process pid"),
-                "the TUI to write the journal itself",
+                lambda: any("now listens to the broker" in n for _, n in app.store.notices()),
+                "the TUI to say it listens and writes the journal itself",
                 explain=lambda: screen_text(app),
             )
-            assert any("now listens to the broker" in n for _, n in app.store.notices())
+            assert app.history.status().mode.startswith("writing (writer process pid")
             await wait_in_app(
                 pilot, lambda: event_arrives(celery, app.store, "after"), "its own events"
             )
@@ -323,7 +323,7 @@ def test_diagnostics_show_where_the_journal_is_and_what_went_wrong():
     console.print(render_diagnostics(JobStore(), status))
     text = console.export_text()
     assert "/var/lib/sluice/journal.sqlite3" in text and "writing" in text
-    assert "1.5 MB" in text and "12,345 jobs, 50,000 events" in text
+    assert "1.5 MB" in text and "12,345 jobs (50,000 events replayed)" in text
     assert "the disk is full: writing stopped" in text
 
 
