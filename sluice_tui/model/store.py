@@ -278,7 +278,7 @@ class JobStore:
                 self._created_since_look += 1
             old_state = job.state
             old_parent = job.parent_id
-            if job.apply(step, timestamp, hostname, data, plan):
+            if plan.apply(job, step, timestamp, hostname, data):  # job.apply(...), one call less
                 counts = self._counts
                 counts[old_state] -= 1
                 counts[job.state] += 1
