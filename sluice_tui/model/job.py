@@ -220,9 +220,9 @@ _FILE_STEP = """\
     hist = job._hist
     old = job.state
     kept = True
-    if hist and (
-        timestamp < hist[-3] or (timestamp == hist[-3] and step.order < hist[-2].order)
-    ):
+    # In order unless before the last entry (by time, then order): one look
+    # at the last time when, as nearly always, the event is later.
+    if hist and timestamp <= hist[-3] and (timestamp < hist[-3] or step.order < hist[-2].order):
         kept = job._insert(step, timestamp, hostname)  # arrived out of order: rare
         if kept:
             job.state = job._fold()

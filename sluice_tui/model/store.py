@@ -279,10 +279,10 @@ class JobStore:
             old_state = job.state
             old_parent = job.parent_id
             if plan.apply(job, step, timestamp, hostname, data):  # job.apply(...), one call less
+                state = job.state
                 counts = self._counts
                 counts[old_state] -= 1
-                counts[job.state] += 1
-                state = job.state
+                counts[state] += 1
                 if state in FINISHED_STATES and old_state not in FINISHED_STATES:
                     self._finished.append(job)
                     self.task_types.record(job.name, state, timestamp, job.runtime)
