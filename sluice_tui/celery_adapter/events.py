@@ -173,7 +173,9 @@ class EventAdapter:
                 name = event.get("name")
                 if name.__class__ is str:
                     event["name"] = self._names.get(name) or self._intern(name)
-                if event.get("parent_id") == job_id:
+                parent_id = event.get("parent_id")
+                # None first: None == text is a comparison CPython cannot specialize.
+                if parent_id is not None and parent_id == job_id:
                     # Task.retry re-sends the job naming itself as parent; its
                     # real parent, if any, came with the first attempt.
                     event["parent_id"] = None
@@ -184,7 +186,7 @@ class EventAdapter:
                 )
             else:
                 hostname = None
-            self.store.apply(job_id, step, timestamp, hostname, event, fields)
+            self.store.ingest(job_id, step, timestamp, hostname, event, fields)
             if details:
                 for key in details:
                     value = event.get(key)
