@@ -72,30 +72,30 @@ def _on_worker(*fields: Field, identity: tuple[Field, ...] = ()) -> FieldPlan:
     return FieldPlan.of(fields, identity=identity, sets_worker=True)
 
 
-# event type -> (step, fields it carries, details kept in Job.extra, the step
-# instead when the event's eta lies ahead).  task-sent comes from the
+# event type -> (step, fields it carries, details kept in Job.extra or None,
+# the step instead when the event's eta lies ahead).  task-sent comes from the
 # producer, so its hostname is not a worker.  Only task-sent and task-received
 # carry an eta, which marks them out for what else they need (see __call__).
-TASK_EVENTS: dict[str, tuple[Step, FieldPlan, tuple[str, ...], Step | None]] = {
+TASK_EVENTS: dict[str, tuple[Step, FieldPlan, tuple[str, ...] | None, Step | None]] = {
     "task-sent": (
         SENT,
         FieldPlan.of((*_REQUEST, *_ROUTING), identity=IDENTITY),
-        (),
+        None,
         SENT_WITH_ETA,
     ),
-    "task-received": (RECEIVED, _on_worker(*_REQUEST, identity=IDENTITY), (), RECEIVED_WITH_ETA),
-    "task-started": (STARTED, _on_worker(), (), None),
+    "task-received": (RECEIVED, _on_worker(*_REQUEST, identity=IDENTITY), None, RECEIVED_WITH_ETA),
+    "task-started": (STARTED, _on_worker(), None, None),
     "task-succeeded": (
         SUCCEEDED,
         _on_worker(Field("result", "result"), Field("runtime", "runtime", kind=float)),
-        (),
+        None,
         None,
     ),
-    "task-failed": (FAILED, _on_worker(*_ERROR), (), None),
-    "task-retried": (RETRIED, _on_worker(*_ERROR), (), None),
+    "task-failed": (FAILED, _on_worker(*_ERROR), None, None),
+    "task-retried": (RETRIED, _on_worker(*_ERROR), None, None),
     "task-rejected": (REJECTED, _on_worker(), ("requeue",), None),
     "task-revoked": (REVOKED, _on_worker(), ("terminated", "signum", "expired"), None),
-    "task-cancelled": (CANCELLED_BY_WORKER, _on_worker(), (), None),
+    "task-cancelled": (CANCELLED_BY_WORKER, _on_worker(), None, None),
 }
 
 # A task's own events (``Task.send_event``) become history entries that tell
@@ -187,7 +187,7 @@ class EventAdapter:
             else:
                 hostname = None
             self.store.ingest(job_id, step, timestamp, hostname, event, fields)
-            if details:
+            if details is not None:  # no truth test of a tuple on every event
                 for key in details:
                     value = event.get(key)
                     if value is not None and type(value) in (bool, int, str):

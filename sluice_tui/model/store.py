@@ -291,7 +291,8 @@ class JobStore:
                 if job_id in self._evicted:
                     self._dropped_late += 1
                     return
-                job = jobs[job_id] = Job(job_id, self._clock(), self.history_cap)
+                clock = self._clock  # a method call on an attribute is not specialized
+                job = jobs[job_id] = Job(job_id, clock(), self.history_cap)
                 self._counts[_UNKNOWN] += 1
                 self._created_since_look += 1
             old_state = job.state
