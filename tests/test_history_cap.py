@@ -30,6 +30,8 @@ class OneJob:
         assert job_id == JOB
         self.job.apply(step, timestamp, hostname, data, plan)
 
+    ingest = apply  # what the adapter calls
+
     def annotate(self, job_id: str, key: str, value: Any) -> None:
         self.job.annotate(key, value)
 

@@ -72,22 +72,30 @@ def _on_worker(*fields: Field, identity: tuple[Field, ...] = ()) -> FieldPlan:
     return FieldPlan.of(fields, identity=identity, sets_worker=True)
 
 
-# event type -> (step, fields it carries, details kept in Job.extra).  task-sent
-# comes from the producer, so its hostname is not a worker.
-TASK_EVENTS: dict[str, tuple[Step, FieldPlan, tuple[str, ...]]] = {
-    "task-sent": (SENT, FieldPlan.of((*_REQUEST, *_ROUTING), identity=IDENTITY), ()),
-    "task-received": (RECEIVED, _on_worker(*_REQUEST, identity=IDENTITY), ()),
-    "task-started": (STARTED, _on_worker(), ()),
+# event type -> (step, fields it carries, details kept in Job.extra or None,
+# the step instead when the event's eta lies ahead).  task-sent comes from the
+# producer, so its hostname is not a worker.  Only task-sent and task-received
+# carry an eta, which marks them out for what else they need (see __call__).
+TASK_EVENTS: dict[str, tuple[Step, FieldPlan, tuple[str, ...] | None, Step | None]] = {
+    "task-sent": (
+        SENT,
+        FieldPlan.of((*_REQUEST, *_ROUTING), identity=IDENTITY),
+        None,
+        SENT_WITH_ETA,
+    ),
+    "task-received": (RECEIVED, _on_worker(*_REQUEST, identity=IDENTITY), None, RECEIVED_WITH_ETA),
+    "task-started": (STARTED, _on_worker(), None, None),
     "task-succeeded": (
         SUCCEEDED,
         _on_worker(Field("result", "result"), Field("runtime", "runtime", kind=float)),
-        (),
+        None,
+        None,
     ),
-    "task-failed": (FAILED, _on_worker(*_ERROR), ()),
-    "task-retried": (RETRIED, _on_worker(*_ERROR), ()),
-    "task-rejected": (REJECTED, _on_worker(), ("requeue",)),
-    "task-revoked": (REVOKED, _on_worker(), ("terminated", "signum", "expired")),
-    "task-cancelled": (CANCELLED_BY_WORKER, _on_worker(), ()),
+    "task-failed": (FAILED, _on_worker(*_ERROR), None, None),
+    "task-retried": (RETRIED, _on_worker(*_ERROR), None, None),
+    "task-rejected": (REJECTED, _on_worker(), ("requeue",), None),
+    "task-revoked": (REVOKED, _on_worker(), ("terminated", "signum", "expired"), None),
+    "task-cancelled": (CANCELLED_BY_WORKER, _on_worker(), None, None),
 }
 
 # A task's own events (``Task.send_event``) become history entries that tell
@@ -127,54 +135,63 @@ class EventAdapter:
         # and the common case makes no call of its own but the store's: on
         # CPython 3.11 a Python call costs as much as a dozen dict lookups.
         try:
-            if event.__class__ is not dict and not isinstance(event, Mapping):
+            if event.__class__ is dict:
+                try:
+                    # Every event off the wire has these: a subscript costs about
+                    # half a get() call.  (Only for a plain dict: what another
+                    # mapping does with a missing key is its own affair.)
+                    kind = event["type"]
+                    job_id = event["uuid"]
+                    timestamp = event["timestamp"]
+                    hostname = event["hostname"]
+                except KeyError:  # a worker event has no uuid
+                    kind, job_id, timestamp, hostname = _envelope(event)
+            elif isinstance(event, Mapping):
+                kind, job_id, timestamp, hostname = _envelope(event)
+            else:
                 self.store.record_bad_event("not a mapping", _sample(event))
                 return
-            kind = event.get("type")
             spec = TASK_EVENTS.get(kind) if kind.__class__ is str else None
             if spec is None:
                 self._handle_other(kind, event)
                 return
-            job_id = event.get("uuid")
             if job_id.__class__ is not str or not job_id or len(job_id) > MAX_ID_LENGTH:
                 self.store.record_bad_event("task event without a valid uuid", _sample(event))
                 return
-            timestamp = event.get("timestamp")
             if timestamp.__class__ is not float or timestamp - timestamp != 0.0:  # inf or nan
                 timestamp = self._timestamp(event)
-            step, fields, details = spec
-            if step is RECEIVED or step is SENT:
+            step, fields, details, eta_step = spec
+            if eta_step is not None:
                 # What task-sent and task-received need beyond the table.
                 eta = event.get("eta")
-                if step is RECEIVED:
-                    if eta is not None and eta_is_future(eta, timestamp):
-                        step = RECEIVED_WITH_ETA
-                    if self._received_without_sent >= 0:
-                        self._count_received_without_sent(event)
-                else:
-                    if eta is not None and eta_is_future(eta, timestamp):
-                        step = SENT_WITH_ETA
+                if eta is not None and eta_is_future(eta, timestamp):
+                    step = eta_step
+                if eta_step is SENT_WITH_ETA:
                     self._received_without_sent = -1
+                elif self._received_without_sent >= 0:
+                    self._count_received_without_sent(event)
                 name = event.get("name")
                 if name.__class__ is str:
                     event["name"] = self._names.get(name) or self._intern(name)
-                if event.get("parent_id") == job_id:
+                parent_id = event.get("parent_id")
+                # None first: None == text is a comparison CPython cannot specialize.
+                if parent_id is not None and parent_id == job_id:
                     # Task.retry re-sends the job naming itself as parent; its
                     # real parent, if any, came with the first attempt.
                     event["parent_id"] = None
-            # self._hostname(event), inlined.
-            hostname = event.get("hostname")
-            if hostname.__class__ is not str or not hostname:
-                hostname = None
+            # self._hostname(event), inlined: a name seen before is a valid one.
+            if hostname.__class__ is str:
+                hostname = self._names.get(hostname) or (
+                    self._intern(hostname[:MAX_ID_LENGTH]) if hostname else None
+                )
             else:
-                hostname = self._names.get(hostname) or self._intern(hostname[:MAX_ID_LENGTH])
-            store = self.store
-            store.apply(job_id, step, timestamp, hostname, event, fields)
-            if details:
+                hostname = None
+            self.store.ingest(job_id, step, timestamp, hostname, event, fields)
+            if details is not None:  # no truth test of a tuple on every event
                 for key in details:
                     value = event.get(key)
                     if value is not None and type(value) in (bool, int, str):
-                        store.annotate(job_id, key, value)
+                        self.store.annotate(job_id, key, value)
         except Exception as exc:  # an adapter bug must not kill the receiver
             self.store.record_bad_event(f"internal error: {type(exc).__name__}", _sample(event))
 
@@ -262,6 +279,12 @@ class EventAdapter:
             return text
         names[text] = text
         return text
+
+
+def _envelope(event: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """An event's type, uuid, timestamp and hostname, each None when missing."""
+    get = event.get
+    return get("type"), get("uuid"), get("timestamp"), get("hostname")
 
 
 def _short(value: Any) -> str:

@@ -244,6 +244,24 @@ class JobStore:
         ``from_event=False`` is for what the monitor learned otherwise (a
         resync, a lost worker): it changes the job but is not counted as an event.
         """
+        self.ingest(job_id, step, timestamp, hostname, data, plan, from_event)
+
+    def ingest(
+        self,
+        job_id: str,
+        step: Step,
+        timestamp: float,
+        hostname: str | None,
+        data: Mapping[str, Any],
+        plan: FieldPlan,
+        from_event: bool = True,
+    ) -> None:
+        """:meth:`apply`, for the event adapter's hot path.
+
+        The same parameters, none of them keyword-only: CPython 3.11 does not
+        specialize a call to a function that has one (a six-argument call
+        measured 207 ns against 81 ns without it).
+        """
         jobs = self._jobs
         # acquire/release, not `with`: the with statement costs this, the
         # hottest lock, twice as much (its __enter__ and __exit__ are looked up
@@ -276,17 +294,21 @@ class JobStore:
                 # Seen when the message came, as a journal's replay dates it.
                 seen = data.get("local_received") if from_event else None
                 if seen.__class__ is not float:
-                    seen = self._clock()
+                    clock = self._clock  # a method call on an attribute is not specialized
+                    seen = clock()
                 job = jobs[job_id] = Job(job_id, seen, self.history_cap)
                 self._counts[_UNKNOWN] += 1
                 self._created_since_look += 1
             old_state = job.state
             old_parent = job.parent_id
-            if job.apply(step, timestamp, hostname, data, plan):
+            # job.apply(...), one call less.  Read as an attribute first: a
+            # method call on it would look it up unspecialized on every event.
+            apply_plan = plan.apply
+            if apply_plan(job, step, timestamp, hostname, data):
+                state = job.state
                 counts = self._counts
                 counts[old_state] -= 1
-                counts[job.state] += 1
-                state = job.state
+                counts[state] += 1
                 if state in FINISHED_STATES and old_state not in FINISHED_STATES:
                     self._finished.append(job)
                     self.task_types.record(job.name, state, timestamp, job.runtime)
