@@ -41,22 +41,26 @@ def encode(items: list[Any]) -> tuple[list[bytes | array] | None, bytes | None]:
         if not records:
             return None, waiting
         sizes = flagged_sizes(records)
+        body = b"".join(records)
     else:
-        records, times = paired
-        sizes = array("I", map(len, records))  # all messages: none is a note
-    body = b"".join(records)
+        records, times, body = paired
+        sizes = array("I", list(map(len, records)))  # all messages: none is a note
     return [HEADER.pack(len(records), len(body)), times, sizes, body], waiting
 
 
-def _alternating(items: list[Any]) -> tuple[list[Any], array] | None:
-    if len(items) & 1:
+def _alternating(items: list[Any]) -> tuple[list[Any], array, bytes] | None:
+    """Messages and their times, alternating: sliced apart; None for anything else."""
+    if not items or len(items) & 1:
         return None
     records = items[0::2]
     try:
+        # A note (a pair) or a time out of step in either slice raises; a
+        # message is always bytes (the receiver makes it so), a note never.
         times = array("d", items[1::2])
+        body = b"".join(records)
     except TypeError:
         return None
-    return (records, times) if records and set(map(type, records)) == {bytes} else None
+    return records, times, body
 
 
 def _one_by_one(items: list[Any]) -> tuple[list[Any], array, Any]:
