@@ -257,6 +257,9 @@ class JournalFeeds:
         self.sources = sources
         self.listen = listen
         self._watch: WriterWatch | None = None
+        # A take-over (on the watch's thread) and stopping (the app's) run one at a time.
+        self._switching = threading.Lock()
+        self._stopping = False
 
     def start(self) -> None:
         journal = self.history.journal
@@ -282,10 +285,15 @@ class JournalFeeds:
         Whether it did: not if the journal cannot be written here (a collector's,
         run as another user) or another process began writing it first.
         """
-        if self.listen is None:
-            return False
+        with self._switching:
+            if self.listen is None or self._stopping:
+                return False
+            return self._take_over()
+
+    def _take_over(self) -> bool:
         from sluice_tui.journal import JournalError
 
+        assert self.listen is not None
         before = self.history.writer
         try:
             journal = self.history.journal.become_writer(self.store, self.history.apply_event)
@@ -317,6 +325,8 @@ class JournalFeeds:
     def stop(self, timeout: float = 2.0) -> bool:
         deadline = time.monotonic() + timeout
         stopped = True
+        with self._switching:  # a take-over under way ends first, and none starts now
+            self._stopping = True
         if self._watch is not None:
             self._watch.stop()
         for source in self.sources:
