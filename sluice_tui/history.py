@@ -33,7 +33,7 @@ DEFAULT_MAX_AGE = 7 * DAY
 DEFAULT_MAX_JOURNAL_JOBS = 1_000_000
 # The gap a restart leaves: the time the journal holds nothing of (sluice-tui
 # was not running, or ran without saving: --no-history, a full disk).
-NOT_RUNNING = "no history kept"
+NO_HISTORY = "no history kept"
 # The connection state shown while following a journal that nobody writes any more.
 WRITER_GONE = "writer stopped"
 
@@ -65,7 +65,9 @@ class HistoryStatus:
     """What diagnostics and the header show about the journal."""
 
     path: str
-    mode: str  # "writing (writer process pid N)", "following collector pid N", "off", ...
+    # "writing (writer process pid N)", "stopped writing ...", "following collector
+    # pid N", "following sluice-tui pid N", "following the journal" or "off"
+    mode: str
     size_bytes: int | None = None
     last_write: float | None = None  # epoch of the journal's latest commit, when known
     problem: str | None = None  # why it is off, or why writing stopped
@@ -190,7 +192,7 @@ def open_history(
     if history.writing and restored.last_write is not None:
         now = time.time()
         if now > restored.last_write:
-            history.start_gap = store.record_gap(restored.last_write, now, NOT_RUNNING)
+            history.start_gap = store.record_gap(restored.last_write, now, NO_HISTORY)
     return history
 
 
@@ -298,13 +300,14 @@ class JournalFeeds:
         try:
             journal = self.history.journal.become_writer(self.store, self.history.apply_event)
         except (JournalError, OSError):
+            return False  # another writer came first, or this user may not write it
+        except Exception as exc:  # following goes on; the reason is not lost
+            self.store.add_notice(f"could not take over the journal: {type(exc).__name__}: {exc}")
             return False
         now = time.time()
         since = journal.last_write
         gap = (
-            None
-            if since is None or since >= now
-            else self.store.record_gap(since, now, NOT_RUNNING)
+            None if since is None or since >= now else self.store.record_gap(since, now, NO_HISTORY)
         )
         self.history.journal, self.history.writer = journal, None
         journal.start_writing(self.store)

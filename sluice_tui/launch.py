@@ -9,6 +9,7 @@ crash while importing them is reported the same way.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -140,7 +141,7 @@ def run_app(app: SluiceApp) -> int:
     app.run()
     finish = getattr(app.source, "finish", None)  # a journal's writer still saving
     if finish is not None:
-        finish(lambda text: print(text, file=sys.stderr, flush=True))
+        finish(_say)
     status = app.return_code or 0
     # Textual keeps the first unhandled exception for its test harness.
     error = getattr(app, "_exception", None)
@@ -150,6 +151,12 @@ def run_app(app: SluiceApp) -> int:
     if held.getvalue():
         sys.stderr.write(mask_passwords(held.getvalue()))
     return status
+
+
+def _say(text: str) -> None:
+    """A line on stderr, if there is still a terminal (a closed window's SIGHUP)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
 
 
 def report_crash(error: BaseException) -> int:

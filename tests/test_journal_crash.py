@@ -285,3 +285,18 @@ def test_a_writer_process_that_falls_behind_is_waited_for_and_what_it_lost_is_to
             assert journal.stop(30.0)
     assert "saving the last" in said[0] and "messages to the history journal" in said[0]
     assert "were not saved to the history journal" in said[-1] and f"pid {pid}" in said[-1]
+
+
+def test_a_writer_process_that_cannot_run_stops_history_not_the_monitor(tmp_path, monkeypatch):
+    """An interpreter that exits at once (or dies before it reads its orders): the monitor
+    says history is off and quits cleanly, with no thread left to join."""
+    from bench.journal import message_bodies
+    from tests.test_journal_core import receive, writing_journal
+
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    journal, adapter = writing_journal(tmp_path / "journal.sqlite3")
+    wait_for(lambda: journal.problem is not None, 10, "the monitor to notice")
+    assert "history writer process" in journal.problem
+    receive(journal, adapter, message_bodies(100))  # the monitor goes on in memory
+    assert len(adapter.store) > 0
+    assert journal.stop()

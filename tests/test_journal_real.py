@@ -27,7 +27,7 @@ import pytest
 
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.export import job_to_dict
-from sluice_tui.history import NOT_RUNNING, HistoryOptions
+from sluice_tui.history import NO_HISTORY, HistoryOptions
 from sluice_tui.journal import Journal
 from sluice_tui.launch import build_app
 from sluice_tui.model.store import JobStore
@@ -190,7 +190,7 @@ async def test_the_tui_writes_its_own_journal_and_restores_it_on_the_next_start(
     second = build_app(cluster.app, history=options)
     assert job_to_dict(second.store.get(job_id)) == before
     gap = second.store.last_gap()
-    assert gap is not None and gap.reason == NOT_RUNNING
+    assert gap is not None and gap.reason == NO_HISTORY
     async with second.run_test(size=SIZE) as pilot:
         await wait_in_app(
             pilot,

@@ -150,3 +150,17 @@ def test_a_restart_into_a_backlog_looks_up_thousands_of_jobs_in_a_redis_backend(
     finally:
         backend.client.delete(*[backend.get_key_for_task(job_id) for job_id in finished])
         app.close()
+
+
+def test_a_memcached_style_backend_answering_with_a_mapping_is_read(feed, store, clock):
+    """Memcached's multi-get answers {key: value} for the keys it has (found in a review)."""
+    app = Celery(set_as_current=False, broker="memory://", backend="cache+memory://")
+    for job_id in ("done-1", "done-2", "unknown-3"):
+        feed(ev.sent(job_id, clock.now - 60))
+    for job_id in ("done-1", "done-2"):
+        app.backend.store_result(job_id, 42, "SUCCESS")
+    result = Resync(app, store, ask_workers=False).run()
+    assert result.checked_in_backend == 3 and not result.problems[1:], result
+    assert store.get("done-1").state is JobState.COMPLETED
+    assert store.get("done-2").state is JobState.COMPLETED
+    assert store.get("unknown-3").state is JobState.QUEUED

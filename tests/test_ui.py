@@ -7,7 +7,7 @@ import pytest
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.demo.sample import NOW, T0, job_id
 from sluice_tui.demo.screenshots import sample_app
-from sluice_tui.history import NOT_RUNNING
+from sluice_tui.history import NO_HISTORY
 from sluice_tui.model.job import RETRIED_AS
 from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
@@ -409,7 +409,7 @@ async def test_the_header_drops_a_settled_gap_after_a_while_and_names_a_restart(
     app = sample_app()
     app.clock = lambda: clock[0]
     app.store = app.index.store = JobStore(clock=lambda: clock[0])
-    number = app.store.record_gap(NOW - 60, NOW - 50, NOT_RUNNING)
+    number = app.store.record_gap(NOW - 60, NOW - 50, NO_HISTORY)
     async with app.run_test(size=(80, 24)) as pilot:
         app.tick()
         await pilot.pause()

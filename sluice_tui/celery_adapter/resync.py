@@ -210,10 +210,13 @@ def _looked_up(backend: Any, job_ids: Iterable[str]) -> Iterator[tuple[str, Any]
         return
     ids = iter(job_ids)
     while chunk := list(itertools.islice(ids, LOOKUP_BATCH)):
+        keys = [backend.get_key_for_task(job_id) for job_id in chunk]
         try:
-            values = backend.mget([backend.get_key_for_task(job_id) for job_id in chunk])
+            values = backend.mget(keys)
         except NotImplementedError:  # a key-value backend without a multi-get
-            values = [backend.get(backend.get_key_for_task(job_id)) for job_id in chunk]
+            values = [backend.get(key) for key in keys]
+        if isinstance(values, Mapping):  # memcached's answer: found keys only
+            values = [values.get(key) for key in keys]
         for job_id, value in zip(chunk, values, strict=True):
             try:
                 meta = backend.decode_result(value) if value else {"status": "PENDING"}

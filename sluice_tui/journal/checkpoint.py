@@ -6,9 +6,10 @@ the history with its times and steps, the attempt and error bookkeeping,
 annotations.  Steps are stored once per chunk and referred to by number.  No
 pickle: JSON (with Python's -Infinity for "never") and zlib only.
 
-The copy is taken under the store's lock (see Journal.raw): it only copies
+The copy is taken under the store's lock, between two records the writer
+process applies to its replica (see checkpointer.py): it only copies
 references and the two containers a later event changes in place (the history
-list and ``extra``); turning it into JSON is done by the writer thread.
+list and ``extra``); turning it into JSON is done when the batch is written.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ _OMITTED = "_omitted"
 _RETRY_ERRORS = "_retry_errors"
 _OMITTED_FIELDS = tuple(f.name for f in dataclass_fields(Omitted))
 _STATES = {state.value: state for state in JobState}
-# zlib level 1: a third of level 6's CPU (the writer thread copies every job
+# zlib level 1: a third of level 6's CPU (the writer process packs every job
 # once) for a chunk about a tenth bigger.
 LEVEL = 1
 # Text that repeats across jobs (hosts, task names, queues): kept once per chunk.

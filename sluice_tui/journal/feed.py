@@ -1,9 +1,11 @@
 """The monitor's end of the journal's writer process: start it, feed it, hear from it.
 
-The receiver only appends (record, receive time) pairs to a list.  A thread
-takes what is there every FEED_INTERVAL, packs it as frames (frames.py) and
-writes them into the process's pipe; it lets go of the GIL while the pipe is
-full, so a slow disk costs the receiver nothing but memory.  A second thread
+The receiver only appends each message and its receive time to the
+journal's inbox (the store's notes go there as pairs).  A thread takes what
+is there every FEED_INTERVAL, packs it as one frame (frames.py) and writes it
+into the process's pipe; it lets go of the GIL while the pipe is full, so a
+slow disk costs the receiver nothing but memory (diagnostics show how much is
+not yet saved).  A second thread
 reads what the process says (process.py): its commits and checkpoints for
 diagnostics, notices and bad events for the store, and why it stopped.
 """
@@ -82,7 +84,6 @@ class WriterFeed:
         self.on_failure = on_failure
         self.keep_fds = keep_fds
         self.last_commit: float | None = None  # epoch seconds
-        self.handed = 0  # records written into the pipe
         self.saved = 0  # of them, those the process has committed
         self.checkpoints_completed = 0
         self.checkpoint_problem: str | None = None
@@ -96,15 +97,12 @@ class WriterFeed:
         )
 
     def start(self) -> None:
-        """Start the process; raises OSError if it cannot be."""
-        # The same sluice_tui as this one, however this one was found.
-        home = str(Path(sluice_tui.__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": home if not path else f"{home}{os.pathsep}{path}"}
-        self._process = subprocess.Popen(
-            # The file named too, for ps: the config line says what to open.
-            [sys.executable, "-m", "sluice_tui.journal.process", str(self.config["path"])],
-            env=env,
+        """Start the process; raises OSError if it cannot be (then none is left running)."""
+        process = self._process = subprocess.Popen(
+            # -P: not the current directory's modules, whatever the user runs from.
+            # The file is named too, for ps: the config line says what to open.
+            [sys.executable, "-P", "-m", "sluice_tui.journal.process", str(self.config["path"])],
+            env=_environment(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -114,10 +112,18 @@ class WriterFeed:
             # journal's last batch short; the process ends when the pipe does.
             start_new_session=True,
         )
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(self._process.stdin.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
-        self._process.stdin.write(json.dumps(self.config).encode() + b"\n")
-        self._process.stdin.flush()
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(process.stdin.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
+            process.stdin.write(json.dumps(self.config).encode() + b"\n")
+            process.stdin.flush()
+        except OSError:  # it died at once: reaped here, as no thread will
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            process.kill()
+            process.wait()
+            self._process = None
+            raise
         self._feeder.start()
         self._listener.start()
 
@@ -156,11 +162,12 @@ class WriterFeed:
                 parts = self.take()
                 if parts is not None:
                     _write_all(fd, parts)
-                    self.handed += len(parts[2])  # the sizes: one a record
                 if stopping:
                     break
         except OSError:
             pass  # the process is gone: the listener says why
+        except Exception as exc:  # what was taken is lost: say so, not a silent "writing"
+            self._fail(f"the history journal's feed stopped: {type(exc).__name__}: {exc}")
         finally:
             with contextlib.suppress(OSError):
                 process.stdin.close()  # the process writes what it has, then ends
@@ -205,6 +212,17 @@ class WriterFeed:
         if not self.failed:
             self.failed = True
             self.on_failure(reason)
+
+
+def _environment() -> dict[str, str]:
+    """The monitor's environment, with the folder sluice_tui came from on PYTHONPATH if
+    the writer process (no current directory on its path) would not find it otherwise."""
+    home = str(Path(sluice_tui.__file__).resolve().parent.parent)
+    # sys.path[0] is the monitor's script or current directory: not the writer's.
+    if home in {str(Path(entry).resolve()) for entry in sys.path[1:] if entry}:
+        return dict(os.environ)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": home if not path else f"{home}{os.pathsep}{path}"}
 
 
 def _write_all(fd: int, parts: list[bytes | array]) -> None:

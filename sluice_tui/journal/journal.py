@@ -48,8 +48,9 @@ class _Discard(list):
 class Journal:
     """One journal file, open for writing (one process at a time) or for reading.
 
-    Writing: :meth:`restore`, then :meth:`start_writing` and hand :meth:`raw` to
-    the receiver; a process of its own writes the file (see feed.py).
+    Writing: :meth:`restore`, then :meth:`start_writing`, and give the journal
+    to the receiver as its raw sink (it appends to :attr:`inbox`); a process
+    of its own writes the file (see feed.py).
     Reading (a collector writes): :meth:`restore`, then :meth:`follow`.
     :meth:`stop` in both cases.  Nothing here raises into the monitor once
     open: a failure while writing stops the journal, says why once (a store
@@ -173,7 +174,8 @@ class Journal:
     # -- writing ---------------------------------------------------------
 
     def raw(self, body: bytes, received: float) -> None:
-        """One event message as received, before decoding, as the receiver hands it over."""
+        """One event message as received, before decoding, handed over as the receiver
+        does it (tests and benchmarks call this; the receiver appends inline)."""
         inbox = self.inbox
         inbox.append(body)
         inbox.append(received)
@@ -277,24 +279,35 @@ class Journal:
         """Following, and the writer went: this journal opened for writing, with what the
         writer committed last replayed into ``store``; this one is stopped.
 
-        Raises JournalError (JournalBusy: another process began writing first).
+        Raises JournalError (JournalBusy: another process began writing first);
+        then, or on any failure, this one goes on following as before.
         """
         writing = Journal.open(
             self.path, mode="write", broker=self.broker, retention=self.retention
         )
-        self.stop()
+        follower = self._follower
         try:
-            conn = writing._open_conn()
+            # However long its replay takes: a batch applied twice would double jobs' histories.
+            self._stop_following.set()
+            if follower is not None:
+                follower.join()
+            conn = self._open_conn()
             replayer = Replayer(store, apply_event)
-            last = self._last_batch
-            while (after := follow_once(conn, replayer, last)) != last:
-                last = after
-            writing._last_batch = last
+            while (after := follow_once(conn, replayer, self._last_batch)) != self._last_batch:
+                self._last_batch = after
             row = conn.execute("SELECT value FROM meta WHERE key = 'last_write'").fetchone()
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             writing.stop()
-            raise JournalError(describe(self.path, exc)) from None
+            if follower is not None:  # back to following, from where it got
+                self._stop_following.clear()
+                self._follower = None
+                self.follow(store, apply_event)
+            if isinstance(exc, sqlite3.Error):
+                raise JournalError(describe(self.path, exc)) from None
+            raise
+        writing._last_batch = self._last_batch
         writing._last_write = float(row[0]) if row is not None and row[0] is not None else None
+        self.stop()
         return writing
 
     # -- the end ---------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -56,6 +57,13 @@ class WriterLock:
                     if not orphaned and holder is not None and not alive(holder):
                         orphaned = True  # its writer process finishes: wait for it, once
                         deadline = time.monotonic() + ORPHAN_PATIENCE
+                        with contextlib.suppress(OSError, ValueError):
+                            print(
+                                f"sluice-tui: waiting for the writer process that pid {holder} "
+                                f"left to finish saving {self.path}...",
+                                file=sys.stderr,
+                                flush=True,
+                            )
                         continue
                     os.close(fd)
                     raise JournalBusy(busy_message(self.path, holder)) from None

@@ -48,7 +48,8 @@ DUE_CHECK = 0xFF  # a big frame's records: whether a batch is due, every 256
 
 
 class Status:
-    """One JSON line per message to the monitor; any thread may say something."""
+    """One JSON line per message to the monitor, whole (a lock, should two threads say
+    something at once)."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out = out
@@ -102,7 +103,7 @@ class ReplicaWriter:
             json_rows=bool(config.get("json_rows", True)),
         )
         self.replayer = Replayer(self.replica, apply_event)
-        self._told: tuple[float | None, int, str | None] = (None, 0, None)
+        self._told: tuple[int, int, str | None] = (0, 0, None)
         self.appended = 0  # the monitor's records taken in so far
 
     def take(self, frame: Frame) -> None:
@@ -167,13 +168,14 @@ class ReplicaWriter:
 
     def report(self) -> None:
         """Tell the monitor of new commits and checkpoints."""
-        now = (self.writer.last_commit, self.checkpoints.completed, self.checkpoints.problem)
+        writer = self.writer
+        now = (writer.batches_written, self.checkpoints.completed, self.checkpoints.problem)
         if now == self._told:
             return
-        last_commit, completed, problem = now
-        if last_commit != self._told[0]:
+        batches, completed, problem = now
+        if batches != self._told[0]:
             # A commit takes every record pending: all taken in so far are saved.
-            self.status.say(commit=last_commit, records=self.appended)
+            self.status.say(commit=writer.last_commit, records=self.appended)
         if completed != self._told[1]:
             self.status.say(checkpoints=completed)
         if problem != self._told[2]:
@@ -191,8 +193,17 @@ def serve(fd: int, status: Status) -> int:
     except (JournalError, sqlite3.Error, OSError, MemoryError) as exc:
         status.say(failed=describe(path, exc))
         return 1
-    status.say(ready=len(replica.replica))
     reader = FrameReader()
+    try:
+        _serve(fd, data, replica, reader)
+    finally:
+        replica.flush()  # whatever ended the reading: what was taken in is saved
+    if reader.partial:
+        status.say(notice="the monitor stopped in the middle of a frame: its records are lost")
+    return 0 if replica.failed is None else 1
+
+
+def _serve(fd: int, data: bytes, replica: ReplicaWriter, reader: FrameReader) -> None:
     while replica.failed is None:
         for frame in reader.feed(data):
             replica.take(frame)
@@ -205,11 +216,7 @@ def serve(fd: int, status: Status) -> int:
             continue
         data = os.read(fd, READ_SIZE)
         if not data:
-            break  # the monitor closed its end, or died
-    replica.flush()
-    if reader.partial:
-        status.say(notice="the monitor stopped in the middle of a frame: its records are lost")
-    return 0 if replica.failed is None else 1
+            return  # the monitor closed its end, or died
 
 
 def _first_line(fd: int) -> tuple[dict[str, Any], bytes]:

@@ -113,7 +113,7 @@ def _history(status: HistoryStatus) -> RenderableType:
     table.add_row("last write", full_time(status.last_write) or "none yet")
     if status.unsaved and status.problem is None:
         # Saved every half second: a backlog that outlives a few seconds means a slow disk.
-        late = status.last_write is None or time.time() - status.last_write > STALLED_AFTER
+        late = status.last_write is not None and time.time() - status.last_write > STALLED_AFTER
         table.add_row(
             "not yet saved",
             Text(f"{status.unsaved:,} messages", "red" if late else ""),

@@ -8,7 +8,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
-from sluice_tui.history import NOT_RUNNING
+from sluice_tui.history import NO_HISTORY
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import RESYNC_PENDING, Gap
 from sluice_tui.ui.text import clock_time, inert, state_style
@@ -125,7 +125,7 @@ def _warning_items(view: StatusView) -> list[Text]:
     if view.last_gap is not None:
         gap = view.last_gap
         what = "events may have been lost"
-        if gap.reason == NOT_RUNNING:
+        if gap.reason == NO_HISTORY:
             what = "no history kept"  # before a restart: not a fault
         lost = Text(f"\u26a0 {what} {clock_time(gap.start)}-{clock_time(gap.end)}", "bold yellow")
         if view.gaps > 1:
