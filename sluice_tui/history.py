@@ -311,9 +311,16 @@ class JournalFeeds:
         )
         self.history.journal, self.history.writer = journal, None
         journal.start_writing(self.store)
-        receiver = self.listen(gap)
-        self.sources = (*self.sources, receiver)
-        receiver.start()
+        try:
+            receiver = self.listen(gap)
+            self.sources = (*self.sources, receiver)
+            receiver.start()
+        except Exception as exc:  # on the watch's thread: said, never a traceback on screen
+            self.store.add_notice(
+                f"this monitor writes {journal.path} now but could not listen to the broker: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            return True
         self.store.add_notice(
             f"The process writing {journal.path} (pid {before}) stopped: this monitor now "
             "listens to the broker and writes the journal itself."

@@ -70,6 +70,8 @@ def apply_tuning(settings: dict[str, dict[str, Any]]) -> None:
 
 
 class WriterFeed:
+    """The writer process seen from the monitor: started, fed, heard, stopped."""
+
     def __init__(
         self,
         take: Callable[[], list[bytes | array] | None],
@@ -84,7 +86,7 @@ class WriterFeed:
         self.on_failure = on_failure
         self.keep_fds = keep_fds
         self.last_commit: float | None = None  # epoch seconds
-        self.saved = 0  # of them, those the process has committed
+        self.saved = 0  # records the process has committed
         self.checkpoints_completed = 0
         self.checkpoint_problem: str | None = None
         self.failed = False

@@ -1,7 +1,8 @@
 """The journal's writer process: batches, job rows and checkpoints, off the monitor's GIL.
 
-Run by :class:`sluice_tui.journal.feed.WriterFeed` as ``python -m
-sluice_tui.journal.process``.  Its standard input carries one line of JSON
+Run by :class:`sluice_tui.journal.feed.WriterFeed` as ``python -P -m
+sluice_tui.journal.process PATH`` (PATH only for ps to show).  Its standard
+input carries one line of JSON
 (what to open, and how) and then frames (frames.py) of the records the
 monitor received; its standard output carries one line of JSON per thing the
 monitor should know: commits, checkpoints, notices, and why it stopped.
