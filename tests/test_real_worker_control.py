@@ -80,10 +80,12 @@ def test_autoscale_changes_the_range_and_pool_grow_is_refused_there(cluster, gat
 
 def test_add_then_cancel_consumer_shows_in_active_queues(cluster, gate):
     w1, extra = host(cluster, "w1"), f"{cluster.namespace}.extra"
+    # The worker replies before its consumer loop has made the change (Celery
+    # schedules it with call_soon): its next answers show it.
     gate.control_worker(worker_command(A.ADD_CONSUMER, w1, queue=extra))
-    assert extra in figures(gate, w1).queues
+    wait_for(lambda: extra in figures(gate, w1).queues, 15, "the new queue consumed")
     gate.control_worker(worker_command(A.CANCEL_CONSUMER, w1, queue=extra))
-    assert extra not in figures(gate, w1).queues
+    wait_for(lambda: extra not in figures(gate, w1).queues, 15, "the queue no longer consumed")
 
 
 def test_rate_and_time_limits_are_what_the_worker_then_reports(cluster, gate):
