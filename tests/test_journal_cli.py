@@ -226,7 +226,12 @@ async def test_a_tui_on_a_journal_someone_else_writes_follows_it(tmp_path):
             await wait_in_app(
                 pilot, lambda: event_arrives(celery, app.store, "after"), "its own events"
             )
-            assert "following" not in screen_text(app)
+            await wait_in_app(
+                pilot,
+                lambda: "following" not in screen_text(app),
+                "the header to show its own connection",
+                explain=lambda: screen_text(app),
+            )
     finally:
         feed.stop()
     store, _ = fresh_restore(path)
