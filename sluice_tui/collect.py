@@ -75,7 +75,7 @@ def run_collect(
             status = _watch(store, journal, stop, log_every)
         finally:
             if not feeds.stop(timeout=5.0):
-                feeds.finish(lambda text: say(text.removeprefix("sluice-tui: ")))
+                feeds.finish(say)
     say(f"stopped; {_progress(store, journal)}")
     return status
 

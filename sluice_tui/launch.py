@@ -87,35 +87,25 @@ def build_app(
     store = JobStore(**(store_options or {}))
     journal = None if history is None else monitor_history(store, broker_label(celery_app), history)
     poller = QueuePoller(celery_app, store, interval=queue_interval, extra_queues=queues)
-    if isinstance(journal, History) and not journal.writing:
-        # The writer listens, not this monitor; once the writer goes, this one does.
-        following = journal
 
-        def listen(gap: int | None) -> ReceiverThread:
-            return ReceiverThread(
-                celery_app,
-                store,
-                enable_events=enable_events,
-                read_only=read_only,
-                raw_sink=following.raw_sink,
-                start_gap=gap,
-            )
-
-        source = JournalFeeds(journal, store, poller, listen=listen)
-    else:
-        writes = isinstance(journal, History)
-        receiver = ReceiverThread(
+    def receiver(history: History | None, gap: int | None) -> ReceiverThread:
+        return ReceiverThread(
             celery_app,
             store,
             enable_events=enable_events,
             read_only=read_only,
-            raw_sink=journal.raw_sink if writes else None,
-            start_gap=journal.start_gap if writes else None,
+            raw_sink=None if history is None else history.raw_sink,
+            start_gap=gap,
         )
-        if writes:
-            source = JournalFeeds(journal, store, receiver, poller)
-        else:
-            source = Sources(receiver, poller)
+
+    if not isinstance(journal, History):
+        source = Sources(receiver(None, None), poller)
+    elif journal.writing:
+        source = JournalFeeds(journal, store, receiver(journal, journal.start_gap), poller)
+    else:
+        # The writer listens, not this monitor; once the writer goes, this one does.
+        following = journal
+        source = JournalFeeds(journal, store, poller, listen=lambda gap: receiver(following, gap))
     gate = ActionsGate(store, CeleryControl(celery_app), read_only=read_only)
     return SluiceApp(
         store, source=source, actions=UIActions(gate), read_only=read_only, history=journal
@@ -156,7 +146,7 @@ def run_app(app: SluiceApp) -> int:
 def _say(text: str) -> None:
     """A line on stderr, if there is still a terminal (a closed window's SIGHUP)."""
     with contextlib.suppress(OSError, ValueError):
-        print(text, file=sys.stderr, flush=True)
+        print(f"sluice-tui: {text}", file=sys.stderr, flush=True)
 
 
 def report_crash(error: BaseException) -> int:

@@ -342,7 +342,7 @@ class Journal:
         writer = self._writer
         if writer is None or not writer.running:
             return self.unsaved == 0
-        say(f"sluice-tui: saving the last {self.unsaved:,} messages to the history journal...")
+        say(f"saving the last {self.unsaved:,} messages to the history journal...")
         best, since = self.unsaved, time.monotonic()
         while not self.stop(1.0):
             now = self.unsaved
@@ -350,7 +350,7 @@ class Journal:
                 best, since = now, time.monotonic()
             elif time.monotonic() - since > patience:
                 say(
-                    f"sluice-tui: {now:,} messages were not saved to the history journal: "
+                    f"{now:,} messages were not saved to the history journal: "
                     f"its writer process (pid {writer.pid}) stopped taking them"
                 )
                 return False

@@ -95,13 +95,12 @@ class ReplicaWriter:
         )
         self.writer = BatchWriter(
             self.conn,
-            self.path,
             self.replica,
             self.pending,
             Retention(**config["retention"]),
             self.checkpoints,
             report_bad=lambda kind, detail: status.say(bad=[kind, detail]),
-            json_rows=bool(config.get("json_rows", True)),
+            json_rows=bool(config["json_rows"]),
         )
         self.replayer = Replayer(self.replica, apply_event)
         self._told: tuple[int, int, str | None] = (0, 0, None)

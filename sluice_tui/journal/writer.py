@@ -24,7 +24,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sluice_tui.journal.checkpointer import Checkpointer
@@ -78,25 +77,23 @@ class BatchWriter:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        path: Path,
         store: JobStore,
         pending: list[tuple[Any, float]],
         retention: Retention,
         checkpoints: Checkpointer,
         *,
         report_bad: Callable[[str, str], None],
-        json_rows: bool = True,
+        json_rows: bool,
     ) -> None:
         self.conn = conn
         self.report_bad = report_bad  # the monitor's count of bad events
         self.checkpoints = checkpoints
-        self.path = path
         self.store = store
         self.pending = pending
         self.retention = retention
         self.version = store.version  # what the journal already holds (a restore)
         self.last_batch: int | None = conn.execute("SELECT max(id) FROM batches").fetchone()[0]
-        self._json_rows = json_rows and has_json(conn)
+        self._json_rows = json_rows  # the monitor looked: writer.has_json
         # A job made and forgotten (evicted) between two batches would get no
         # row, and no restore would find it: a batch is due before the store
         # could have filled up with newer jobs since the last one.
