@@ -27,7 +27,6 @@ import select
 import signal
 import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,21 +48,18 @@ DUE_CHECK = 0xFF  # a big frame's records: whether a batch is due, every 256
 
 
 class Status:
-    """One JSON line per message to the monitor, whole (a lock, should two threads say
-    something at once)."""
+    """One JSON line per message to the monitor (this process has one thread)."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out = out
-        self._lock = threading.Lock()
 
     def say(self, **message: Any) -> None:
         line = json.dumps(message, ensure_ascii=True, default=repr).encode() + b"\n"
-        with self._lock:
-            try:
-                self._out.write(line)
-                self._out.flush()
-            except (OSError, ValueError):
-                pass  # the monitor is gone: nobody to tell
+        try:
+            self._out.write(line)
+            self._out.flush()
+        except (OSError, ValueError):
+            pass  # the monitor is gone: nobody to tell
 
 
 class ReplicaWriter:
