@@ -42,7 +42,7 @@ def renamed(events: Iterator[dict], types: int) -> Iterator[dict]:
 
 def filled_store(jobs: int, types: int) -> JobStore:
     store = JobStore(max_jobs=jobs * 2)
-    adapter = EventAdapter(store)
+    adapter = EventAdapter(store).handle
     for event in renamed(iter_task_events(int(jobs * EVENTS_PER_JOB)), types):
         adapter(event)
     return store

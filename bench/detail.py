@@ -53,7 +53,7 @@ def delivery_events(n: int) -> list[dict[str, Any]]:
 def filled_store(rows: int) -> tuple[JobStore, EventAdapter, int]:
     """A store holding the job with ``rows`` history rows; the next delivery's number."""
     store = JobStore()
-    adapter = EventAdapter(store)
+    adapter = EventAdapter(store).handle
     deliveries = rows // 2
     for n in range(deliveries):
         for event in delivery_events(n):

@@ -35,7 +35,7 @@ def measure(events: int, repeat: int, max_jobs: int = UNBOUNDED) -> dict[str, fl
             state.event(event)
 
     def sluice_run() -> None:
-        adapter = EventAdapter(JobStore(max_jobs=max_jobs))
+        adapter = EventAdapter(JobStore(max_jobs=max_jobs)).handle
         for event in batches["sluice"].pop():
             adapter(event)
 

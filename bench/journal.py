@@ -54,7 +54,7 @@ def message_bodies(events: int, *, retry_share: float = 0.10) -> list[bytes]:
 
 def _receive(bodies: list[bytes], store: JobStore, journal: Journal | None) -> float:
     """The receive loop; its wall-clock seconds."""
-    adapter = EventAdapter(store)
+    adapter = EventAdapter(store).handle
     loads = json.loads
     clock = time.time
     started = time.perf_counter()
@@ -104,7 +104,7 @@ def measure_ingest(events: int, repeat: int, folder: Path) -> dict[str, float]:
             journal = None
             if side != "off":
                 journal = Journal.open(folder / f"ingest-{side}-{round_}.sqlite3", mode="write")
-                journal.restore(store, EventAdapter(store))
+                journal.restore(store, EventAdapter(store).handle)
                 with no_checkpoints() if side == "bare" else contextlib.nullcontext():
                     journal.start_writing(store)
                     seconds = _receive(bodies, store, journal)
@@ -151,7 +151,7 @@ def measure_against_state(events: int, repeat: int, folder: Path) -> dict[str, f
 
     def sluice_run() -> None:
         store = JobStore(max_jobs=UNBOUNDED)
-        adapter = EventAdapter(store)
+        adapter = EventAdapter(store).handle
         journal = Journal.open(folder / f"state-{next(rounds)}.sqlite3", mode="write")
         journal.restore(store, adapter)
         journal.start_writing(store)
@@ -178,7 +178,7 @@ def measure_against_state(events: int, repeat: int, folder: Path) -> dict[str, f
 def write_journal(path: Path, jobs: int, *, retry_share: float) -> tuple[int, int]:
     """A journal holding ``jobs`` jobs, fed as the receiver feeds it; (jobs, events)."""
     store = JobStore(max_jobs=UNBOUNDED)
-    adapter = EventAdapter(store)
+    adapter = EventAdapter(store).handle
     journal = Journal.open(path, mode="write")
     journal.restore(store, adapter)
     journal.start_writing(store)
@@ -208,7 +208,7 @@ def measure_restore(path: Path, repeat: int) -> dict[str, float]:
         store = JobStore(max_jobs=UNBOUNDED)
         journal = Journal.open(path, mode="read")
         cpu_started = time.process_time()
-        restored = journal.restore(store, EventAdapter(store))
+        restored = journal.restore(store, EventAdapter(store).handle)
         cpu = min(cpu, time.process_time() - cpu_started)
         wall = min(wall, restored.seconds)
         walls.append(restored.seconds)

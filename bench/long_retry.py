@@ -67,7 +67,7 @@ def per_event_us(feed: Callable[[dict], object], events: list[dict]) -> float:
 def long_job(total: int, cap: int, checkpoints: list[int], chunk: int) -> list[dict]:
     """Per checkpoint: CPU per event over the ``chunk`` events before it."""
     store = JobStore(history_cap=cap)
-    adapter = EventAdapter(store)
+    adapter = EventAdapter(store).handle
     stream = retrying_events(total)
     rows = []
     done = 0
@@ -89,7 +89,7 @@ def long_job_memory(total: int, cap: int, checkpoints: list[int]) -> list[float]
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        adapter = EventAdapter(JobStore(history_cap=cap))
+        adapter = EventAdapter(JobStore(history_cap=cap)).handle
         figures = []
         for done, event in enumerate(retrying_events(total), 1):
             adapter(event)
@@ -101,7 +101,7 @@ def long_job_memory(total: int, cap: int, checkpoints: list[int]) -> list[float]
         tracemalloc.stop()
 
 
-def late_event_ms(store: JobStore, adapter: EventAdapter) -> float:
+def late_event_ms(store: JobStore, adapter: Callable[[dict], None]) -> float:
     """CPU time of one event for the long job that arrives out of order (among its recent ones)."""
     history = store.get(JOB).history
     when = history[-8].timestamp - 0.0005
@@ -113,7 +113,7 @@ def late_event_ms(store: JobStore, adapter: EventAdapter) -> float:
 
 
 def ordinary_us(count: int) -> float:
-    adapter = EventAdapter(JobStore(max_jobs=10_000))
+    adapter = EventAdapter(JobStore(max_jobs=10_000)).handle
     return per_event_us(adapter, list(task_events(count)))
 
 

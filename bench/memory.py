@@ -43,7 +43,7 @@ def measure(jobs: int) -> dict[str, float]:
     celery_jobs = len(state.tasks)
     del state
     store = JobStore(max_jobs=10**9)
-    sluice_bytes = retained_bytes(EventAdapter(store), events)
+    sluice_bytes = retained_bytes(EventAdapter(store).handle, events)
     sluice_jobs = len(store)
     return {
         "jobs": sluice_jobs,

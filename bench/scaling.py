@@ -24,7 +24,7 @@ SIZES = (10_000, 100_000, 1_000_000)
 
 def ingest(events: int, max_jobs: int) -> tuple[float, JobStore]:
     store = JobStore(max_jobs=max_jobs)
-    adapter = EventAdapter(store)
+    adapter = EventAdapter(store).handle
     stream = list(iter_task_events(events))
     gc.collect()
     gc.freeze()  # the prepared input is not what is measured
@@ -42,7 +42,7 @@ def retained(events: int, max_jobs: int) -> int:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     store = JobStore(max_jobs=max_jobs)
-    adapter = EventAdapter(store)
+    adapter = EventAdapter(store).handle
     for event in iter_task_events(events):
         adapter(event)
     gc.collect()

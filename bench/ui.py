@@ -44,7 +44,7 @@ class Feeder(threading.Thread):
 
     def __init__(self, store: JobStore, rate: int) -> None:
         super().__init__(daemon=True)
-        self.adapter = EventAdapter(store)
+        self.adapter = EventAdapter(store).handle
         self.rate = rate
         self.stop = threading.Event()
         self.sent = 0
@@ -64,7 +64,7 @@ class Feeder(threading.Thread):
 
 def filled_store(jobs: int) -> JobStore:
     store = JobStore(max_jobs=jobs * 2)
-    adapter = EventAdapter(store)
+    adapter = EventAdapter(store).handle
     for event in iter_task_events(int(jobs * EVENTS_PER_JOB)):
         adapter(event)
     return store

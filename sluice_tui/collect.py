@@ -54,7 +54,7 @@ def run_collect(
     store = JobStore(**(store_options or {}))
     broker = broker_label(app)
     try:
-        journal = open_history(store, broker, history, EventAdapter(store), mode="write")
+        journal = open_history(store, broker, history, EventAdapter(store).handle, mode="write")
     except JournalError as exc:
         say(str(exc))
         return SETUP_ERROR

@@ -78,15 +78,18 @@ def dump_history(
     from sluice_tui.journal import Journal, JournalError
 
     store = JobStore(**(store_options or {}))
-    adapter = EventAdapter(store)
+    apply_event = EventAdapter(store).handle
     try:
         journal = Journal.open(Path(path), mode="read")
         try:
             journal.restore(
-                store, adapter, since=None if since is None else time.time() - since, states=states
+                store,
+                apply_event,
+                since=None if since is None else time.time() - since,
+                states=states,
             )
             if seconds:
-                journal.follow(store, adapter)
+                journal.follow(store, apply_event)
                 _wait(seconds, IdleWatch(store, until_idle))
         finally:
             journal.stop()

@@ -206,7 +206,7 @@ def monitor_history(store: JobStore, broker: str, options: HistoryOptions) -> Hi
     path = options.resolve_path(broker)
     _say_when_loading_takes_a_while(path)
     try:
-        return open_history(store, broker, options, EventAdapter(store))
+        return open_history(store, broker, options, EventAdapter(store).handle)
     except JournalError as exc:
         store.add_notice(f"History is off, the monitor keeps jobs in memory only: {exc}")
         return NoHistory(path=str(path), problem=str(exc))

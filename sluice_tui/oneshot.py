@@ -105,7 +105,7 @@ def _from_journal(app: Celery, store: JobStore, request: JobRequest) -> JournalR
         journal = Journal.open(path, mode="read")
         try:
             # Only the jobs the id may name: a journal can hold a million.
-            journal.restore(store, EventAdapter(store), prefix=request.job_id)
+            journal.restore(store, EventAdapter(store).handle, prefix=request.job_id)
         finally:
             journal.stop()
     except JournalError as exc:

@@ -90,7 +90,7 @@ class _Receiver(EventReceiver):
 
     def __init__(self, owner: ReceiverThread, connection: Any) -> None:
         super().__init__(
-            connection, handlers={"*": owner.adapter}, app=owner.app, node_id=owner.node_id
+            connection, handlers={"*": owner.adapter.handle}, app=owner.app, node_id=owner.node_id
         )
         self._owner = owner
         self._feed = owner.feed
@@ -165,7 +165,7 @@ class ReceiverThread:
         self.adapter = EventAdapter(store)
         # What EventReceiver accepts: the event serializer, and JSON.
         accept = {app.conf.event_serializer, "json"}
-        self.feed = EventFeed(self.adapter, store, accept, raw_sink)
+        self.feed = EventFeed(self.adapter.handle, store, accept, raw_sink)
         self.path = choose_path(app)
         # Read-only publishes nothing at all: no enable_events, no heartbeat wakeup.
         self.read_only = read_only

@@ -77,7 +77,7 @@ class ReplicaWriter:
         self.replica = JobStore(
             max_jobs=int(config["max_jobs"]), history_cap=int(config["history_cap"])
         )
-        apply_event = self.apply_event = EventAdapter(self.replica)
+        apply_event = self.apply_event = EventAdapter(self.replica).handle
         restore(self.conn, self.replica, apply_event)
         next_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM checkpoints").fetchone()[
             0
