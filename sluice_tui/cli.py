@@ -508,8 +508,10 @@ def build_commands(
             )
 
         def work() -> int:
+            from sluice_tui import gc_policy
             from sluice_tui.dump import dump_app
 
+            gc_policy.install()  # it holds what it hears, up to --max-jobs, as a TUI does
             return dump_app(
                 find_app(ctx, options),
                 seconds=options["seconds"],

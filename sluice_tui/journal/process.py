@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from sluice_tui import gc_policy
 from sluice_tui.journal import writer
 from sluice_tui.journal.checkpointer import Checkpointer
 from sluice_tui.journal.errors import JournalError, describe
@@ -235,6 +236,7 @@ def main() -> int:
     # after the last batch, whatever stopped the monitor (see feed.py).
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
+    gc_policy.install()  # its replica holds as many jobs as the monitor's store
     try:
         return serve(sys.stdin.fileno(), status)
     except Exception as exc:
