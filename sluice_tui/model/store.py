@@ -289,7 +289,8 @@ class JobStore:
                     },
                 )
             job = jobs.get(job_id)
-            if job is None:
+            created = job is None
+            if created:
                 if job_id in self._evicted:
                     self._dropped_late += 1
                     return
@@ -320,7 +321,7 @@ class JobStore:
             feed.append(job_id)
             if len(feed) > self._feed_limit:
                 self._trim_feed()
-            if len(jobs) > self.max_jobs:
+            if created and len(jobs) > self.max_jobs:  # only a new job makes the store grow
                 self._evict()
         finally:
             lock.release()
