@@ -114,7 +114,7 @@ class Journal:
         try:
             conn = open_for_writing(path, broker)
         except BaseException:
-            lock.release()
+            lock.release(remove=True)  # no PATH.lock left beside a file that is refused
             raise
         return cls(path, "write", conn, lock, retention, None, broker)
 
@@ -331,7 +331,8 @@ class Journal:
                     self._conn.close()
                 self._conn = None
             if self._lock is not None:
-                self._lock.release()
+                # The writer process, which shared the lock, has ended: nobody else holds it.
+                self._lock.release(remove=True)
                 self._lock = None
         return done
 
