@@ -379,3 +379,44 @@ def test_quitting_while_the_monitor_takes_over_stops_what_the_take_over_started(
     assert feeds.take_over() is False, "no take-over once quitting"
     assert writer_pid(path) is None
     Journal.open(path, mode="write").stop()  # the next start writes
+
+
+# -- 5. a resync right after the connect, with the journal on ----------------------
+
+
+def test_a_resync_entry_for_a_job_sent_after_the_connect_stays_after_it_across_a_restart(
+    tmp_path,
+):
+    from types import SimpleNamespace
+
+    from celery import Celery
+    from celery.backends.base import DisabledBackend
+
+    from sluice_tui.celery_adapter.resync import Resync
+    from tests.test_resync import SentWhileAsking, request
+
+    path = tmp_path / "journal.sqlite3"
+    journal, store, adapter = writer(path)
+    try:
+        now = time.time()
+        scheduled = {"eta": "2099-01-01T00:00:00", "request": request("sent-after-connect")}
+        clock = SimpleNamespace(now=now, advance=lambda s: setattr(clock, "now", clock.now + s))
+        replies = SentWhileAsking(
+            lambda event: received(journal, adapter, event),
+            clock,
+            scheduled={"w1@h": [scheduled]},
+        )
+        app = SimpleNamespace(
+            control=SimpleNamespace(inspect=lambda timeout: replies),
+            backend=DisabledBackend(app=Celery(set_as_current=False)),
+        )
+        Resync(app, store, clock=lambda: now).run()
+        live = [t.event for t in store.get("sent-after-connect").history]
+        assert live == ["task-sent", "resync: scheduled on worker"]
+    finally:
+        assert journal.stop(10.0)
+    restored = JobStore()
+    reader = Journal.open(path, mode="read")
+    reader.restore(restored, EventAdapter(restored))
+    reader.stop()
+    assert [t.event for t in restored.get("sent-after-connect").history] == live
