@@ -420,3 +420,30 @@ def test_a_resync_entry_for_a_job_sent_after_the_connect_stays_after_it_across_a
     reader.restore(restored, EventAdapter(restored))
     reader.stop()
     assert [t.event for t in restored.get("sent-after-connect").history] == live
+
+
+def test_asking_who_writes_as_one_writer_hands_over_to_the_next_names_the_next(
+    tmp_path, monkeypatch
+):
+    """The probe opened the lock file the quitting writer then removed; the next
+    writer made a new one. "Nobody writes" would make a follower try to take over."""
+    path = tmp_path / "journal.sqlite3"
+    first, second = lock.WriterLock(path), lock.WriterLock(path)
+    first.acquire()
+    flock = lock.fcntl.flock
+    handed_over: list[bool] = []
+
+    def flock_after_the_hand_over(fd: int, operation: int) -> None:
+        if operation & lock.fcntl.LOCK_SH and not handed_over:
+            handed_over.append(True)  # between the probe's open and its flock
+            first.release(remove=True)
+            second.acquire()
+        flock(fd, operation)
+
+    monkeypatch.setattr(lock.fcntl, "flock", flock_after_the_hand_over)
+    try:
+        assert writer_pid(path) == os.getpid()
+        assert handed_over
+    finally:
+        monkeypatch.undo()
+        second.release(remove=True)

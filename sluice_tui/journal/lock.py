@@ -135,19 +135,24 @@ def orphan_message(path: Path, pid: int) -> str:
 
 def writer_pid(path: Path) -> int | None:
     """The pid of the process writing ``path`` now, or None if nobody writes it."""
-    try:
-        fd = os.open(lock_path(path), os.O_RDONLY)
-    except OSError:
-        return None
-    try:
+    for _ in range(3):
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_pid(fd) or -1  # locked, pid not written yet: still a writer
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+            fd = os.open(lock_path(path), os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _read_pid(fd) or -1  # locked, pid not written yet: still a writer
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            if _names(lock_path(path), fd) or not lock_path(path).exists():
+                return None
+            # A writer quitting removed the file this one opened, and a new one made
+            # another: ask that one.
+        finally:
+            os.close(fd)
+    return -1
 
 
 def alive(pid: int) -> bool:
