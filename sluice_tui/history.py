@@ -385,6 +385,10 @@ class WriterWatch:
         while not self._stopping.wait(self.interval):
             pid = writer_pid(path)
             if pid == self.history.writer:
+                if pid is not None and self.store.status.state != (
+                    label := self.history.following_pid(pid)
+                ):  # the same lock, but its monitor was killed: its writer process finishes
+                    self.store.set_status(label, self.history.broker)
                 continue
             if pid is None and self.take_over():
                 return  # this monitor writes now: nobody to watch

@@ -447,3 +447,63 @@ def test_asking_who_writes_as_one_writer_hands_over_to_the_next_names_the_next(
     finally:
         monkeypatch.undo()
         second.release(remove=True)
+
+
+LIVE_MONITOR = """
+import subprocess, sys
+from pathlib import Path
+from sluice_tui.journal.lock import WriterLock
+
+lock = WriterLock(Path(sys.argv[1]))
+lock.acquire()
+writer = subprocess.Popen(["sleep", "120"], pass_fds=(lock.fileno,), start_new_session=True)
+print(writer.pid, flush=True)
+sys.stdin.read()  # a monitor at work, until it is killed
+"""
+
+
+def test_the_header_stops_naming_a_monitor_once_it_is_killed(tmp_path):
+    from sluice_tui.history import WRITER_GONE, WriterWatch
+
+    path = tmp_path / "journal.sqlite3"
+    Journal.open(path, mode="write").stop()
+    monitor = subprocess.Popen(
+        [sys.executable, "-c", LIVE_MONITOR, str(path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    orphan = None
+    try:
+        assert monitor.stdout is not None
+        orphan = int(monitor.stdout.readline())
+        wait_for(lambda: writer_pid(path) == monitor.pid, 10, "the monitor's pid in the lock")
+        store = JobStore()
+        history = open_history(store, "b", HistoryOptions(path=path), EventAdapter(store).handle)
+        watch = WriterWatch(history, store, take_over=lambda: False, interval=0.05)
+        watch.start()
+        try:
+            assert history.following == f"following sluice-tui pid {monitor.pid}"
+            monitor.kill()
+            monitor.wait(10)
+            wait_for(
+                lambda: (
+                    store.status.state
+                    == f"following the writer process that pid {monitor.pid} left "
+                    f"(pid {monitor.pid} has exited)"
+                ),
+                10,
+                "the header to say the monitor is gone and its writer process writes",
+            )
+            os.kill(orphan, signal.SIGKILL)
+            wait_for(lambda: store.status.state == WRITER_GONE, 10, "the writer to be gone")
+        finally:
+            watch.stop()
+            history.journal.stop()
+    finally:
+        monitor.kill()
+        monitor.communicate(timeout=10)
+        if orphan is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan, signal.SIGKILL)
+            wait_for(lambda: not alive(orphan), 10, "the orphan to end")
