@@ -194,11 +194,11 @@ def test_changes_that_could_not_be_journaled_are_told_in_diagnostics(tmp_path):
         store.annotate("job", "detail", looped)
         assert history.status().dropped_notes == 1
         text = " ".join(shown(store, history.status()).split())
-        assert "not recorded 1 change sluice-tui made to a job itself" in text
-        assert "could not be saved: a restart will not show it" in text
+        assert "not recorded 1 change that sluice-tui made to a job itself" in text
+        assert "could not be saved to the journal: after a restart that job will not" in text
         store.annotate("job", "detail", looped)
         text = " ".join(shown(store, history.status()).split())
-        assert "2 changes sluice-tui made to jobs itself" in text
+        assert "2 changes that sluice-tui made to jobs itself" in text
     finally:
         assert journal.stop(10.0)
 

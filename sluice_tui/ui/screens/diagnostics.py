@@ -143,15 +143,16 @@ def _size(status: HistoryStatus) -> str:
 
 def _dropped(count: int) -> str:
     """Changes the monitor made itself, which no event carries, that the journal lost."""
-    what = "a resync correction, a retry or revoke sent, a lost worker's jobs marked"
     if count == 1:
         return (
-            f"1 change sluice-tui made to a job itself ({what}) could not be saved: "
-            "a restart will not show it"
+            "1 change that sluice-tui made to a job itself (a resync correction, a retry or "
+            "revoke it sent, a job marked lost) could not be saved to the journal: after a "
+            "restart that job will not show it"
         )
     return (
-        f"{count:,} changes sluice-tui made to jobs itself ({what}) could not be saved: "
-        "a restart will not show them"
+        f"{count:,} changes that sluice-tui made to jobs itself (resync corrections, retries "
+        "or revokes it sent, jobs marked lost) could not be saved to the journal: after a "
+        "restart those jobs will not show them"
     )
 
 
