@@ -66,9 +66,11 @@ class HistoryStatus:
 
     path: str
     # "writing (writer process pid N)", "stopped writing ...", "following collector
-    # pid N", "following sluice-tui pid N", "following the journal" or "off"
+    # pid N", "following sluice-tui pid N", "following the writer process that pid N
+    # left ...", "following the journal" or "off"
     mode: str
-    size_bytes: int | None = None
+    size_bytes: int | None = None  # the file and its write-ahead log together
+    wal_bytes: int | None = None  # of size_bytes, the write-ahead log's (the -wal file)
     last_write: float | None = None  # epoch of the journal's latest commit, when known
     problem: str | None = None  # why it is off, or why writing stopped
     restored_jobs: int = 0
@@ -77,6 +79,7 @@ class HistoryStatus:
     keeps: str = ""  # the retention, as said to the user
     checkpoints: str = ""  # how the journal's checkpoints stand (writing only)
     unsaved: int = 0  # messages received and not yet committed (writing only)
+    dropped_notes: int = 0  # the monitor's own changes that could not be journaled
 
 
 class HistoryView(Protocol):
@@ -122,18 +125,19 @@ class History:
     def following_pid(pid: int | None) -> str:
         if not pid or pid <= 0:
             return "following the journal"
-        return f"following {writer_kind(pid)} pid {pid}"
+        kind = writer_kind(pid)
+        if kind is None:  # kill -9'd: its writer process still saves what it was handed
+            return f"following the writer process that pid {pid} left (pid {pid} has exited)"
+        return f"following {kind} pid {pid}"
 
     def status(self) -> HistoryStatus:
         journal = self.journal
-        try:
-            size = journal.size_bytes()
-        except OSError:
-            size = None
+        size, wal = journal.sizes()
         return HistoryStatus(
             path=str(journal.path),
             mode=self._writing() if self.writing else self.following,
-            size_bytes=size,
+            size_bytes=None if size is None else size + (wal or 0),
+            wal_bytes=wal,
             last_write=journal.last_write,
             problem=journal.problem,
             restored_jobs=self.restored.jobs,
@@ -142,6 +146,7 @@ class History:
             keeps=keeps(journal.retention.max_age, journal.retention.max_jobs),
             checkpoints=journal.checkpoints if self.writing else "",
             unsaved=journal.unsaved if self.writing else 0,
+            dropped_notes=journal.dropped_notes,
         )
 
 
@@ -380,6 +385,10 @@ class WriterWatch:
         while not self._stopping.wait(self.interval):
             pid = writer_pid(path)
             if pid == self.history.writer:
+                if pid is not None and self.store.status.state != (
+                    label := self.history.following_pid(pid)
+                ):  # the same lock, but its monitor was killed: its writer process finishes
+                    self.store.set_status(label, self.history.broker)
                 continue
             if pid is None and self.take_over():
                 return  # this monitor writes now: nobody to watch
@@ -401,8 +410,13 @@ class WriterWatch:
                 self.store.set_status(self.history.following_pid(pid), self.history.broker)
 
 
-def writer_kind(pid: int) -> str:
-    """What writes a journal: a "collector", or a "sluice-tui" with a screen."""
+def writer_kind(pid: int) -> str | None:
+    """What writes a journal: a "collector", a "sluice-tui" with a screen, or None when
+    ``pid`` has exited (the lock is then held by the writer process it left)."""
+    from sluice_tui.journal.lock import alive
+
+    if not alive(pid):
+        return None  # no cmdline to read: it was one or the other, nobody can tell now
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             args = cmdline.read().split(b"\0")

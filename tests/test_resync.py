@@ -164,3 +164,61 @@ def test_a_memcached_style_backend_answering_with_a_mapping_is_read(feed, store,
     assert store.get("done-1").state is JobState.COMPLETED
     assert store.get("done-2").state is JobState.COMPLETED
     assert store.get("unknown-3").state is JobState.QUEUED
+
+
+class SentWhileAsking(Replies):
+    """Workers that take a moment to answer, while a producer sends a job the
+    answer then includes: the monitor has just connected and resyncs."""
+
+    def __init__(self, feed, clock, **replies) -> None:
+        super().__init__(**replies)
+        self.feed, self.clock = feed, clock
+
+    def __getattr__(self, name):
+        if name == "active":
+            self.clock.advance(0.2)
+            self.feed(ev.sent("sent-after-connect", self.clock.now))
+            self.feed(ev.sent("done-after-connect", self.clock.now))
+        return super().__getattr__(name)
+
+
+def test_a_job_sent_while_the_workers_are_asked_has_its_resync_entry_after_its_sending(
+    feed, store, clock
+):
+    """The resync dated what it learned when it began asking: a job sent just after
+    the connect showed "resync" before "task-sent" in its history."""
+    scheduled = {"eta": "2099-01-01T00:00:00", "request": request("sent-after-connect")}
+    replies = SentWhileAsking(feed, clock, scheduled={"w1@h": [scheduled]})
+    app = SimpleNamespace(
+        control=SimpleNamespace(inspect=lambda timeout: replies),
+        # The other one ran at once: the result backend has its outcome before its events.
+        backend=SimpleNamespace(
+            get_task_meta=lambda job_id: (
+                {"status": "SUCCESS", "result": 3}
+                if job_id == "done-after-connect"
+                else {"status": "PENDING"}
+            )
+        ),
+    )
+    Resync(app, store, clock=clock).run()
+
+    for job_id, learned in (
+        ("sent-after-connect", "resync: scheduled on worker"),
+        ("done-after-connect", "resync: result backend"),
+    ):
+        history = store.get(job_id).history
+        assert [t.event for t in history] == ["task-sent", learned], job_id
+        assert history[0].timestamp < history[1].timestamp, job_id
+        assert history[1].timestamp - history[0].timestamp < 0.001, "dated when it was learned"
+    assert store.get("sent-after-connect").state is JobState.SCHEDULED
+    assert store.get("done-after-connect").state is JobState.COMPLETED
+
+
+def test_a_job_known_before_the_resync_keeps_the_resyncs_own_date(feed, store, clock):
+    feed(ev.received("known", clock.now - 10))
+    asked_at = clock.now
+    Resync(cluster_answering(active={"w1@h": [request("known")]}), store, clock=clock).run()
+    assert [(t.event, t.timestamp) for t in store.get("known").history][-1] == (
+        "resync: running on worker",
+        asked_at,
+    )

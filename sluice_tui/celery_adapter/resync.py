@@ -11,6 +11,7 @@ skipped.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -96,9 +97,13 @@ class Resync:
         self.ask_workers = ask_workers
         self.timeout = timeout
         self._clock = clock
+        # Jobs that changed since the pass began (see _dated); None: too many to tell.
+        self._version = 0
+        self._changed: set[str] | None = set()
 
     def run(self) -> ResyncResult:
         result = ResyncResult()
+        self._version, self._changed = self.store.version, set()
         # Workers answer at some moment after this; any event stamped later
         # describes a newer state and so wins the fold.
         asked_at = self._clock()
@@ -140,7 +145,8 @@ class Resync:
                 # A running job revoked without terminate goes on running; a
                 # forgotten or never-seen id is not worth a job of its own.
                 if _valid_id(job_id) and job_id not in running and job_id in self.store:
-                    if self.store.resync(job_id, REVOKED, asked_at, worker, {}, NO_FIELDS):
+                    when = self._dated(job_id, asked_at)
+                    if self.store.resync(job_id, REVOKED, when, worker, {}, NO_FIELDS):
                         result.corrected += 1
                     reported.add(job_id)
         result.workers = len(answered)
@@ -175,6 +181,8 @@ class Resync:
                 continue
             reported.add(job_id)
             when = _started_at(request, asked_at) if step is RUNNING else asked_at
+            if when == asked_at:  # a worker's own time_start is kept as it said
+                when = self._dated(job_id, when)
             fields = _as_events_show(request)
             if self.store.resync(job_id, step, when, worker, fields, plan):
                 result.corrected += 1
@@ -194,8 +202,28 @@ class Resync:
             step = FROM_BACKEND.get(meta.get("status")) if isinstance(meta, Mapping) else None
             if step is None:
                 continue  # PENDING, STARTED, RETRY: nothing the events would not tell
-            if self.store.resync(job_id, step, asked_at, None, _outcome(meta), _OUTCOME_FIELDS):
+            when = self._dated(job_id, asked_at)
+            if self.store.resync(job_id, step, when, None, _outcome(meta), _OUTCOME_FIELDS):
                 result.corrected += 1
+
+    def _dated(self, job_id: str, asked_at: float) -> float:
+        """When to date what the cluster said of ``job_id``: when it was asked, unless
+        the store holds a later entry of the job (its task was sent after the asking,
+        a connect's resync): then just after that, as the answer came after it.
+        The store files entries by time, so an earlier date would put the answer first.
+        """
+        changes = self.store.changes_since(self._version)
+        self._version = changes.version
+        if changes.job_ids is None:
+            self._changed = None  # fell behind the change feed: look at every job
+        elif self._changed is not None:
+            self._changed.update(changes.job_ids)
+        if self._changed is not None and job_id not in self._changed:
+            return asked_at  # nothing came of it since the pass began (the cheap, usual case)
+        latest = max((entry.timestamp for entry in self.store.get(job_id).history), default=None)
+        if latest is None or latest < asked_at:
+            return asked_at
+        return math.nextafter(latest, math.inf)
 
     def _bad(self, item: Any) -> None:
         self.store.record_bad_event("malformed inspect reply", saferepr(item, 300))

@@ -114,7 +114,7 @@ class Journal:
         try:
             conn = open_for_writing(path, broker)
         except BaseException:
-            lock.release()
+            lock.release(remove=True)  # no PATH.lock left beside a file that is refused
             raise
         return cls(path, "write", conn, lock, retention, None, broker)
 
@@ -331,7 +331,8 @@ class Journal:
                     self._conn.close()
                 self._conn = None
             if self._lock is not None:
-                self._lock.release()
+                # The writer process, which shared the lock, has ended: nobody else holds it.
+                self._lock.release(remove=True)
                 self._lock = None
         return done
 
@@ -368,11 +369,24 @@ class Journal:
 
     def size_bytes(self) -> int:
         """The file's size, with its write-ahead log."""
-        total = 0
+        main, wal = self.sizes()
+        return (main or 0) + (wal or 0)
+
+    def sizes(self) -> tuple[int | None, int | None]:
+        """The main file's size and its write-ahead log's (``-wal``); None: not there."""
+        found: list[int | None] = []
         for name in (str(self.path), f"{self.path}-wal"):
-            with contextlib.suppress(OSError):
-                total += os.stat(name).st_size
-        return total
+            try:
+                found.append(os.stat(name).st_size)
+            except OSError:
+                found.append(None)
+        return found[0], found[1]
+
+    @property
+    def dropped_notes(self) -> int:
+        """The monitor's own changes (resync corrections, actions sent, lost workers)
+        that could not be recorded: a restart does not show them."""
+        return self._dropped_notes
 
     @property
     def problem(self) -> str | None:

@@ -5,6 +5,11 @@ writer never leaves the journal locked.  The holders are the monitor and the
 writer process it starts (which inherits the lock, and outlives the monitor
 by the time it takes to write what it was handed).  The monitor writes its
 pid into the file, which is only a hint for the message a second writer gets.
+
+A writer that is done may remove the file (``release(remove=True)``), while
+it still holds the lock: a writer that opened the old file meanwhile finds,
+once it has the lock, that the path no longer names that file, and opens the
+path again.  A lock is only taken on the file the path names.
 """
 
 from __future__ import annotations
@@ -38,17 +43,37 @@ class WriterLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`JournalBusy` naming who holds it."""
-        try:
-            # Readable by all: it holds only the writer's pid, which readers name.
-            fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise JournalError(describe(self.path, exc)) from None
         deadline = time.monotonic() + ACQUIRE_PATIENCE
         orphaned = False
         while True:
+            fd = self._open()
+            try:
+                orphaned = self._lock(fd, deadline, orphaned)
+            except BaseException:
+                os.close(fd)
+                raise
+            if _names(lock_path(self.path), fd):
+                break
+            # The writer before removed the file as it let go: lock the one the path names now.
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def _open(self) -> int:
+        try:
+            # Readable by all: it holds only the writer's pid, which readers name.
+            return os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JournalError(describe(self.path, exc)) from None
+
+    def _lock(self, fd: int, deadline: float, orphaned: bool) -> bool:
+        """Flock ``fd``, waiting as long as the holder deserves; whether the wait was
+        for an orphaned writer process (that patience is granted once)."""
+        while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return orphaned
             except BlockingIOError:
                 # A reader asking who writes holds it for an instant: wait that
                 # out, whatever pid an earlier writer left in the file.
@@ -65,12 +90,10 @@ class WriterLock:
                                 flush=True,
                             )
                         continue
-                    os.close(fd)
+                    if orphaned and holder is not None and not alive(holder):
+                        raise JournalBusy(orphan_message(self.path, holder)) from None
                     raise JournalBusy(busy_message(self.path, holder)) from None
                 time.sleep(0.02)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
 
     @property
     def fileno(self) -> int:
@@ -79,11 +102,17 @@ class WriterLock:
             raise RuntimeError("the writer lock is not held")
         return self._fd
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        """Let go of the lock; ``remove`` the file too, when no process the lock was
+        handed to (a writer process) can still hold it."""
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)  # no pid left behind to be named as a writer
-            os.close(self._fd)  # closing drops the flock; the file stays (no unlink race)
+            if remove and _names(lock_path(self.path), self._fd):
+                with contextlib.suppress(OSError):
+                    # Before closing: while the lock is held, nobody has it on this file.
+                    os.unlink(lock_path(self.path))
+            os.close(self._fd)  # closing drops the flock
             self._fd = None
 
 
@@ -95,21 +124,35 @@ def busy_message(path: Path, pid: int | None) -> str:
     )
 
 
+def orphan_message(path: Path, pid: int) -> str:
+    lock = lock_path(path)
+    return (
+        f"the history journal {path} is still held by the writer process that pid {pid} "
+        f"(now gone) left, after waiting {ORPHAN_PATIENCE:g} s for it to finish saving: stop "
+        f"that process (fuser -v {lock} names it), or pass --history with another path"
+    )
+
+
 def writer_pid(path: Path) -> int | None:
     """The pid of the process writing ``path`` now, or None if nobody writes it."""
-    try:
-        fd = os.open(lock_path(path), os.O_RDONLY)
-    except OSError:
-        return None
-    try:
+    for _ in range(3):
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_pid(fd) or -1  # locked, pid not written yet: still a writer
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+            fd = os.open(lock_path(path), os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _read_pid(fd) or -1  # locked, pid not written yet: still a writer
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            if _names(lock_path(path), fd) or not lock_path(path).exists():
+                return None
+            # A writer quitting removed the file this one opened, and a new one made
+            # another: ask that one.
+        finally:
+            os.close(fd)
+    return -1
 
 
 def alive(pid: int) -> bool:
@@ -126,6 +169,15 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True  # no /proc to tell: it answered the signal
     return state not in (b"Z", b"X")
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` is the file open as ``fd`` (not removed, nor made anew since)."""
+    try:
+        named, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _read_pid(fd: int) -> int | None:

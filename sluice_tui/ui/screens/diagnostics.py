@@ -107,7 +107,7 @@ def _history(status: HistoryStatus) -> RenderableType:
         return table
     table.add_row("file", _plain(status.path))
     table.add_row("mode", status.mode)
-    table.add_row("size", file_size(status.size_bytes))
+    table.add_row("size", _size(status))
     if status.keeps:
         table.add_row("keeps", _plain(status.keeps))
     table.add_row("last write", full_time(status.last_write) or "none yet")
@@ -118,6 +118,8 @@ def _history(status: HistoryStatus) -> RenderableType:
             "not yet saved",
             Text(f"{status.unsaved:,} messages", "red" if late else ""),
         )
+    if status.dropped_notes:
+        table.add_row("not recorded", Text(_dropped(status.dropped_notes), "red"))
     if status.checkpoints:
         style = "red" if status.checkpoints.startswith("stopped") else ""
         table.add_row("checkpoints", Text(inert(status.checkpoints), style))
@@ -129,6 +131,29 @@ def _history(status: HistoryStatus) -> RenderableType:
     if status.problem:
         table.add_row("problem", Text(inert(status.problem), "red"))
     return table
+
+
+def _size(status: HistoryStatus) -> str:
+    """The file, and apart from it the write-ahead log SQLite keeps beside it."""
+    total, wal = status.size_bytes, status.wal_bytes
+    if total is None or not wal:
+        return file_size(total)
+    return f"{file_size(total - wal)} (+ {file_size(wal)} write-ahead log)"
+
+
+def _dropped(count: int) -> str:
+    """Changes the monitor made itself, which no event carries, that the journal lost."""
+    if count == 1:
+        return (
+            "1 change that sluice-tui made to a job itself (a resync correction, a retry or "
+            "revoke it sent, a job marked lost) could not be saved to the journal: after a "
+            "restart that job will not show it"
+        )
+    return (
+        f"{count:,} changes that sluice-tui made to jobs itself (resync corrections, retries "
+        "or revokes it sent, jobs marked lost) could not be saved to the journal: after a "
+        "restart those jobs will not show them"
+    )
 
 
 def _gaps(store: JobStore) -> RenderableType:
