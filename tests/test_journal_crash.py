@@ -10,6 +10,7 @@ replay of every event gives.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -285,6 +286,44 @@ def test_a_writer_process_that_falls_behind_is_waited_for_and_what_it_lost_is_to
             assert journal.stop(30.0)
     assert "saving the last" in said[0] and "messages to the history journal" in said[0]
     assert "were not saved to the history journal" in said[-1] and f"pid {pid}" in said[-1]
+
+
+def test_a_writer_process_too_far_behind_stops_history_and_the_backlog(tmp_path, monkeypatch):
+    """A hung disk (the writer process stopped) while events keep coming: past
+    MAX_UNSAVED messages the journal stops, says why, and holds nothing more; the
+    monitor takes every event in; what was committed stays sound."""
+    from bench.journal import message_bodies
+    from sluice_tui.journal import feed
+    from tests.test_journal_core import receive, writing_journal
+
+    monkeypatch.setattr(feed, "MAX_UNSAVED", 5_000)
+    bodies = message_bodies(30_000)
+    path = tmp_path / "journal.sqlite3"
+    journal, adapter = writing_journal(path)
+    receive(journal, adapter, bodies[:1_000])
+    wait_for(lambda: _batches(path) >= 1, 30, "a committed batch")
+    pid = journal.writer_process
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        receive(journal, adapter, bodies[1_000:20_000])  # more than the pipe holds
+        wait_for(lambda: journal.problem is not None, 30, "the journal to give up")
+        assert "fell" in journal.problem and "messages behind" in journal.problem
+        notices = [text for _, text in adapter.store.notices()]
+        assert any("history is no longer being saved" in text for text in notices), notices
+        receive(journal, adapter, bodies[20_000:])
+        assert len(journal.inbox) == 0, "the monitor keeps no backlog once the journal stopped"
+        jobs = {json.loads(body)["uuid"] for body in bodies}
+        assert len(adapter.store) == len(jobs), "every event was still taken in"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert journal.stop(30.0)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    store = JobStore(max_jobs=10**6)
+    reader = Journal.open(path, mode="read")
+    restored = reader.restore(store, EventAdapter(store))
+    assert reader.stop() and 0 < restored.jobs < len(jobs)
 
 
 def test_a_writer_process_that_cannot_run_stops_history_not_the_monitor(tmp_path, monkeypatch):

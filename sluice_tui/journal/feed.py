@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -35,6 +36,12 @@ FEED_INTERVAL = 0.05
 PIPE_SIZE = 1 << 20  # fewer wake-ups in a flood; Linux's limit for a user by default
 _F_SETPIPE_SZ = 1031  # fcntl's name for it arrived in Python 3.10, on Linux only
 LOG_LINES = 5  # what the process printed that was not a message, kept to say why it ended
+# Messages received and not yet committed past which the feed stops.  The
+# writer process saves some 60 000 a second, so only a flood faster than that
+# for seconds on end, or a hung disk, gets here; the monitor holds each message
+# (about 400 bytes) until it is handed over, and would grow without bound.  It
+# goes on in memory; a restart journals again, the time between resynced as a gap.
+MAX_UNSAVED = 500_000
 
 # Module settings the monitor passes on to the writer process, so that a test
 # or benchmark changing them in the monitor changes them there too.
@@ -79,8 +86,10 @@ class WriterFeed:
         store: JobStore,
         on_failure: Callable[[str], None],
         keep_fds: tuple[int, ...] = (),
+        unsaved: Callable[[], int] = lambda: 0,
     ) -> None:
         self.take = take  # the pending records as the next frame's parts (frames.encode)
+        self.unsaved = unsaved  # records received and not yet committed
         self.config = config
         self.store = store
         self.on_failure = on_failure
@@ -158,21 +167,52 @@ class WriterFeed:
         process = self._process
         assert process is not None and process.stdin is not None
         fd = process.stdin.fileno()
+        os.set_blocking(fd, False)  # a full pipe is waited on here, the backlog in sight
         try:
             while not self.failed:
                 stopping = self._stopping.wait(FEED_INTERVAL)
+                if self._too_far_behind():
+                    break
                 parts = self.take()
                 if parts is not None:
-                    _write_all(fd, parts)
+                    self._write_all(fd, parts)
                 if stopping:
                     break
         except OSError:
             pass  # the process is gone: the listener says why
         except Exception as exc:  # what was taken is lost: say so, not a silent "writing"
-            self._fail(f"the history journal's feed stopped: {type(exc).__name__}: {exc}")
+            self.fail(f"the history journal's feed stopped: {type(exc).__name__}: {exc}")
         finally:
             with contextlib.suppress(OSError):
                 process.stdin.close()  # the process writes what it has, then ends
+
+    def _write_all(self, fd: int, parts: list[bytes | array]) -> None:
+        """Write a frame into the pipe, waiting while it is full, unless the backlog
+        grows too big meanwhile (then the rest is dropped with the feed)."""
+        total = sum(memoryview(part).nbytes for part in parts)
+        try:
+            written = os.writev(fd, parts)
+        except BlockingIOError:
+            written = 0
+        if written == total:
+            return
+        rest = memoryview(b"".join(memoryview(part).cast("B") for part in parts))[written:]
+        while rest:
+            try:
+                rest = rest[os.write(fd, rest) :]
+            except BlockingIOError:
+                select.select([], [fd], [], FEED_INTERVAL)  # lets go of the GIL
+                if self._too_far_behind():
+                    return
+
+    def _too_far_behind(self) -> bool:
+        behind = self.unsaved()
+        if behind > MAX_UNSAVED:
+            self.fail(
+                f"its writer process fell {behind:,} messages behind the events coming in "
+                f"(at most {MAX_UNSAVED:,} wait for it, to bound the monitor's memory)"
+            )
+        return self.failed
 
     # -- the listening thread ----------------------------------------------------
 
@@ -191,7 +231,7 @@ class WriterFeed:
         code = process.wait()
         if code != 0 and not self.failed:
             said = f": {self._log[-1]}" if self._log else ""
-            self._fail(f"the history writer process ended ({_exit_reason(code)}){said}")
+            self.fail(f"the history writer process ended ({_exit_reason(code)}){said}")
 
     def _heard(self, message: dict[str, Any]) -> None:
         store = self.store
@@ -208,9 +248,11 @@ class WriterFeed:
             kind, detail = message["bad"]
             store.record_bad_event(str(kind), str(detail))
         elif "failed" in message:
-            self._fail(str(message["failed"]))
+            self.fail(str(message["failed"]))
 
-    def _fail(self, reason: str) -> None:
+    def fail(self, reason: str) -> None:
+        """Feed no more, and say why once (``on_failure``): the process saves what it
+        was handed and ends."""
         if not self.failed:
             self.failed = True
             self.on_failure(reason)
@@ -225,15 +267,6 @@ def _environment() -> dict[str, str]:
         return dict(os.environ)
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": home if not path else f"{home}{os.pathsep}{path}"}
-
-
-def _write_all(fd: int, parts: list[bytes | array]) -> None:
-    written = os.writev(fd, parts)
-    total = sum(memoryview(part).nbytes for part in parts)
-    if written < total:  # the pipe took part of it: the rest as one piece
-        rest = memoryview(b"".join(memoryview(part).cast("B") for part in parts))[written:]
-        while rest:
-            rest = rest[os.write(fd, rest) :]
 
 
 def _exit_reason(code: int) -> str:

@@ -211,7 +211,9 @@ class Journal:
             "json_rows": writer.has_json(self._open_conn()),
         }
         assert self._lock is not None
-        feed = WriterFeed(self._take, config, store, self._failed, (self._lock.fileno,))
+        feed = WriterFeed(
+            self._take, config, store, self._failed, (self._lock.fileno,), lambda: self.unsaved
+        )
         store.journal_hook = self.note
         self._writer = feed
         try:
