@@ -37,7 +37,7 @@ PIPE_SIZE = 1 << 20  # fewer wake-ups in a flood; Linux's limit for a user by de
 _F_SETPIPE_SZ = 1031  # fcntl's name for it arrived in Python 3.10, on Linux only
 LOG_LINES = 5  # what the process printed that was not a message, kept to say why it ended
 # Messages received and not yet committed past which the feed stops.  The
-# writer process saves some 60 000 a second, so only a flood faster than that
+# writer process saves some 50 000 a second, so only a flood faster than that
 # for seconds on end, or a hung disk, gets here; the monitor holds each message
 # (about 400 bytes) until it is handed over, and would grow without bound.  It
 # goes on in memory; a restart journals again, the time between resynced as a gap.
