@@ -37,6 +37,7 @@ from sluice_tui.model.store import JobStore
 from sluice_tui.ui.screens.diagnostics import render_diagnostics
 from tests import events as ev
 from tests.cluster import wait_for
+from tests.test_journal_core import receive
 from tests.test_journal_crash import ORPHAN
 
 ROOT = Path(__file__).parent.parent
@@ -50,13 +51,7 @@ def shown(store: JobStore, status: HistoryStatus) -> str:
 
 def received(journal: Journal, adapter: EventAdapter, *events: dict) -> None:
     """As the receiver hands messages on: the bytes to the journal, then the store."""
-    for event in events:
-        body = json.dumps(event).encode()
-        now = time.time()
-        journal.raw(body, now)
-        decoded = json.loads(body)
-        decoded["local_received"] = now
-        adapter(decoded)
+    receive(journal, adapter, [json.dumps(event).encode() for event in events])
 
 
 def writer(path: Path) -> tuple[Journal, JobStore, EventAdapter]:
