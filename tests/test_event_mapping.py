@@ -211,3 +211,19 @@ def test_task_sent_stamped_after_received_does_not_unschedule(feed, store):
     feed(ev.started("s", T))
     feed(ev.sent("s", T + 0.001))
     assert store.get("s").state is JobState.ACTIVE
+
+
+def test_a_failed_job_shows_how_long_its_last_attempt_ran(feed, store):
+    """task-failed carries no runtime: the list and detail give started to failed."""
+    for event in (
+        *(ev.received("f", T), ev.started("f", T + 1), ev.retried("f", T + 2)),
+        *(ev.received("f", T + 10), ev.started("f", T + 11), ev.failed("f", T + 11.25)),
+        *(ev.received("never-ran", T), ev.failed("never-ran", T + 1)),
+        *(ev.received("ok", T), ev.started("ok", T + 1), ev.succeeded("ok", T + 9, runtime=0.5)),
+    ):
+        feed(event)
+    rows = store.rows(["f", "never-ran", "ok"])
+    assert rows["f"].runtime == 0.25, "the last attempt, not the first"
+    assert store.get("f").runtime == 0.25
+    assert rows["never-ran"].runtime is None and store.get("never-ran").runtime is None
+    assert rows["ok"].runtime == 0.5, "a success keeps the runtime the worker measured"

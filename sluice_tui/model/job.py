@@ -747,12 +747,7 @@ class Job:
         # An action is no event: it starts or receives nothing.  Both scans stop
         # early, so a long history costs a row no more than a short one.
         received = next((hist[i - 1] for i in range(1, len(hist), 3) if not hist[i].passive), None)
-        started = None
-        for i in range(len(hist) - 2, 0, -3):
-            step = hist[i]
-            if step.state is _ACTIVE and not step.passive:
-                started = hist[i - 1]
-                break
+        started, runtime = self._last_run()
         return JobRow(
             self.id,
             self.first_seen,
@@ -761,7 +756,7 @@ class Job:
             self.worker,
             received,
             started,
-            self.runtime,
+            runtime,
             self.retries,
             self.args,
             self.kwargs,
@@ -769,6 +764,31 @@ class Job:
             iso_epoch(self.eta) if self.state is _SCHEDULED else None,
             error,
         )
+
+    def _last_run(self) -> tuple[float | None, float | None]:
+        """When the latest attempt started, and its runtime.
+
+        Celery's task-succeeded carries the runtime the worker measured; a
+        failure carries none, so a failed attempt's is told by its events'
+        times (the same worker's clock), started to failed.
+        """
+        hist = self._hist
+        started = failed = None
+        # An action is no event: it starts nothing.  The scan stops at the
+        # latest start, so a long history costs no more than a short one.
+        for i in range(len(hist) - 2, 0, -3):
+            step = hist[i]
+            if step.passive:
+                continue
+            if step.state is _ACTIVE:
+                started = hist[i - 1]
+                break
+            if failed is None and step.state is _FAILED:
+                failed = hist[i - 1]
+        runtime = self.runtime
+        if runtime is None and self.state is _FAILED and started is not None and failed is not None:
+            runtime = failed - started  # the history is in time order: never negative
+        return started, runtime
 
     def _error(self) -> str | None:
         """Why a failed or retrying job is so, in a line: ``ValueError: payment declined``."""
@@ -811,7 +831,8 @@ class Job:
             # The latest error may have ended an earlier attempt: then the
             # current one has none.
             error_is_current=not errors or errors[-1].timestamp != self._ts_error,
-            **{attr: getattr(self, attr) for attr in JOB_FIELDS},
+            **{attr: getattr(self, attr) for attr in JOB_FIELDS if attr != "runtime"},
+            runtime=self._last_run()[1],
         )
 
     def _attempt_errors(
