@@ -120,3 +120,20 @@ def test_a_full_store_agrees_with_the_job_table_and_keeps_lifetime_totals():
     # Lifetime: every job that ever finished, evicted or not.
     assert sum(t.failed for t in snapshot) == failed
     assert sum(t.completed for t in snapshot) == completed
+
+
+def test_the_rate_per_minute_is_over_the_time_watched_not_a_whole_minute():
+    """`stats --seconds 8` saw 23 jobs finish: some 170 a minute, not 23."""
+    types = TaskTypes(since=NOW)
+    for n in range(23):
+        run(types, "proj.add", 0.01, at=NOW + 0.3 * n)
+    (add,) = types.snapshot(NOW + 8)
+    assert add.per_minute == 23 * 60 / 8
+    (add,) = types.snapshot(NOW + 30)
+    assert add.per_minute == 23 * 60 / 30
+    (add,) = types.snapshot(NOW + 3600)
+    assert add.per_minute == 0.0, "nothing in the last 10 minutes"
+    early = TaskTypes(since=NOW)
+    run(early, "proj.add", 0.01, at=NOW + 1)
+    (add,) = early.snapshot(NOW + 2)
+    assert add.per_minute == 60 / 5.0, "at least 5 s of window: less is noise"

@@ -219,7 +219,7 @@ class JobStore:
         # Lifetime figures per task name (held counts come from the jobs
         # themselves) and broker queue depths (written by the queue poller):
         # every layer that has the store has them.
-        self.task_types = TaskTypes(self._lock)
+        self.task_types = TaskTypes(self._lock, since=clock())
         self.queues = QueueBoard()
         self._queues_seen = self.queues.seen  # read inline on ingest: no call per job
         self.worker_info = WorkerBoard(clock)  # what workers said when asked (inspect)

@@ -30,6 +30,7 @@ GROWTH = 1.02  # each histogram bucket is 2 % wider than the last
 RELATIVE_ERROR = (GROWTH - 1) / (GROWTH + 1)  # about 1 %: middle to either edge
 SMALLEST = 1e-6  # runtimes below a microsecond share the first bucket
 MINUTES = 10  # the sparkline's span, in one-minute buckets
+MIN_SPAN = 5.0  # seconds: a rate over less is mostly noise
 _LOG_GROWTH = math.log(GROWTH)
 _PER_LOG = 1 / _LOG_GROWTH
 _PER_SMALLEST = 1 / SMALLEST
@@ -66,7 +67,7 @@ class TaskTypeSnapshot:
     p50: float | None  # seconds, over finished jobs since start
     p95: float | None
     max: float | None
-    per_minute: float  # finished jobs per minute over the last 10 minutes (or since first)
+    per_minute: float  # finished jobs per minute over the last 10 minutes (or since watched)
     completions: tuple[int, ...]  # per minute, oldest first, the last one is this minute
     failures: tuple[int, ...]
 
@@ -146,10 +147,11 @@ _NOBODY = _Type()  # the figures of a type with nothing finished yet (never writ
 class TaskTypes:
     """Thread-safe lifetime figures per task name; written by the store, read by screens."""
 
-    def __init__(self, lock: threading.Lock | None = None) -> None:
+    def __init__(self, lock: threading.Lock | None = None, since: float | None = None) -> None:
         # The store passes its own lock: it calls record() holding it, so the
         # hot path takes no second lock, and readers take that one.
         self._lock = lock or threading.Lock()
+        self.since = since  # when watching began (epoch): the rate's window starts there
         self._types: dict[str, _Type] = {}
         self.version = 0  # moves with every change: readers skip work when still
 
@@ -244,7 +246,9 @@ class TaskTypes:
                         p50=p50,
                         p95=p95,
                         max=kind.max,
-                        per_minute=_per_minute(sum(done) + sum(bad), kind.first_finish, now),
+                        per_minute=_per_minute(
+                            sum(done) + sum(bad), kind.first_finish, now, self.since
+                        ),
                         completions=done,
                         failures=bad,
                     )
@@ -252,11 +256,17 @@ class TaskTypes:
         return result
 
 
-def _per_minute(finished: int, first: float | None, now: float) -> float:
-    """Finished jobs per minute over the last 10 minutes, or since the first finish."""
+def _per_minute(finished: int, first: float | None, now: float, since: float | None) -> float:
+    """Finished jobs per minute over the last 10 minutes, or since watching began.
+
+    The window starts when watching did (or at an earlier finish, restored
+    from a journal): 23 jobs in `stats --seconds 8` are some 170 a minute,
+    not 23.
+    """
     if first is None or not finished:
         return 0.0
-    span = min(MINUTES * 60.0, max(60.0, now - first))
+    start = first if since is None else min(first, since)
+    span = min(MINUTES * 60.0, max(MIN_SPAN, now - start))
     return finished * 60.0 / span
 
 
