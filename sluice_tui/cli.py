@@ -102,8 +102,8 @@ class Duration(click.ParamType):
 DURATION = Duration()
 
 
-# How to listen: on the group and on every command that connects.
-WATCH_OPTIONS = (
+# What the store keeps: on the group and on every command that watches the cluster.
+STORE_OPTIONS = (
     click.option(
         "--max-jobs",
         type=click.IntRange(min=1),
@@ -134,6 +134,9 @@ WATCH_OPTIONS = (
         metavar="S",
         help=f"Forget workers offline for S seconds (default {DEFAULT_FORGET_WORKERS_AFTER:.0f}).",
     ),
+)
+# What may be published: on every command that connects (retry and revoke too).
+LISTEN_OPTIONS = (
     click.option(
         "--read-only",
         is_flag=True,
@@ -146,6 +149,7 @@ WATCH_OPTIONS = (
         help="Do not ask workers started without -E to send task events.",
     ),
 )
+WATCH_OPTIONS = (*STORE_OPTIONS, *LISTEN_OPTIONS)
 # The journal on disk (sluice_tui.history): the TUI and collect.
 HISTORY_PATH = click.option(
     "--history",
@@ -438,6 +442,8 @@ def build_commands(
 ) -> click.Group:
     """The whole command tree, named ``name``; ``app_options`` adds -A and --broker."""
     connect = _options(*(APP_OPTIONS if app_options else ()), *WATCH_OPTIONS)
+    # retry and revoke keep no store of their own worth tuning.
+    connect_for_one_job = _options(*(APP_OPTIONS if app_options else ()), *LISTEN_OPTIONS)
 
     @click.group(
         name=name,
@@ -605,7 +611,7 @@ def build_commands(
         f"Prints the new id. {JOB_ID_HELP}",
         short_help="Send a failed or cancelled job again, as a new job.",
     )
-    @connect
+    @connect_for_one_job
     @_options(*JOB_OPTIONS, *RETRY_OPTIONS)
     @click.pass_context
     def retry(ctx: click.Context, **_: Any) -> None:
@@ -626,7 +632,7 @@ def build_commands(
         f"replies. {JOB_ID_HELP} Exit status 3: the revoke went out for an id no source knows.",
         short_help="Revoke a job (and optionally terminate it if it is running).",
     )
-    @connect
+    @connect_for_one_job
     @_options(*JOB_OPTIONS, *REVOKE_OPTIONS)
     @click.pass_context
     def revoke(ctx: click.Context, **_: Any) -> None:

@@ -29,6 +29,11 @@ def test_version_and_help():
     help_text = run_cli("--help").stdout
     assert "examples:" in help_text and "dump" in help_text
     assert "--until-idle" in run_cli("dump", "--help").stdout
+    # What the one-job commands take, and no store tuning that means nothing to them.
+    for command in ("retry", "revoke"):
+        text = run_cli(command, "--help").stdout
+        assert "--read-only" in text and "--listen" in text, text
+        assert "--max-jobs" not in text and "--stale-after" not in text, text
 
 
 def test_a_usage_error_is_one_line_with_status_2_and_the_password_masked(capsys):
