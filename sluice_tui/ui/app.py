@@ -245,20 +245,13 @@ class SluiceApp(App):
         self.push_screen(HelpScreen(self.key_sections()))
 
     def action_goto(self) -> None:
-        self.push_screen(GotoScreen(), self._goto)
+        # The dialog judges the text against the store and stays open on a
+        # prefix that fits no job or several (see GotoScreen).
+        self.push_screen(GotoScreen(self.store.find), self._goto)
 
-    def _goto(self, text: str | None) -> None:
-        text = (text or "").strip()
-        if not text:
-            return
-        matches = self.store.find(text)
-        if len(matches) > 1:
-            self.notify(
-                f"{len(matches)}+ jobs start with {text!r}; type more of the id.",
-                severity="warning",
-            )
-            return
-        self.open_job(matches[0] if matches else text)
+    def _goto(self, job_id: str | None) -> None:
+        if job_id:
+            self.open_job(job_id)
 
     def toggle_pause(self) -> None:
         self.paused = not self.paused
