@@ -11,7 +11,7 @@ from sluice_tui.history import NO_HISTORY
 from sluice_tui.model.job import RETRIED_AS
 from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
-from sluice_tui.ui.screens.help import HelpScreen
+from sluice_tui.ui.screens.help import STATE_LEGEND, HelpScreen
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
 from sluice_tui.ui.screens.jobs import JobsScreen
 from sluice_tui.ui.screens.workers import WorkersScreen
@@ -200,6 +200,26 @@ async def test_question_mark_lists_every_key(app):
         assert "retry: allowed when a job is failed, cancelled" in screen_text(app)
         await pilot.press("escape")
         assert isinstance(app.screen, JobsScreen)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_help_explains_every_state_and_its_celery_name(app, size):
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("question_mark")
+        app.screen.query_one("#help-keys").scroll_visible(animate=False)
+        text = screen_text(app)
+        for _ in range(6):  # at 80x24 the legend is further down: scroll to it
+            if "cancelled    revoked" in text:
+                break
+            await pilot.press("pagedown")
+            text = screen_text(app)
+        lines = text.splitlines()
+        for state, (meaning, celery) in STATE_LEGEND.items():
+            # One line each: the state, what it means and Celery's name, none cut.
+            assert any(
+                f" {state.value} " in line and meaning in line and celery in line for line in lines
+            ), (state, text)
+        assert "Celery says PENDING for any id it never heard of" in text
 
 
 async def test_q_quits(app):
