@@ -306,7 +306,23 @@ class SluiceApp(App):
         ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """This app's commands, and of Textual's own only those that fit here.
+
+        Not ``super()``'s list: its Keys opens Textual's key panel (scroll
+        and copy keys that are not ours; it squeezes the job list and escape
+        does not close it), and Maximize/Minimize act on whichever widget has
+        focus.  ``?`` is this app's key help.  Theme stays: the state colours
+        have a dark and a light set and follow the theme.
+        """
+        yield SystemCommand("Quit", "Quit sluice-tui (q)", self.action_quit)
+        yield SystemCommand(
+            "Theme", "Change the colours; states keep theirs readable", self.action_change_theme
+        )
+        yield SystemCommand(
+            "Screenshot",
+            "Save an SVG picture of this screen to your downloads folder",
+            lambda: self.set_timer(0.1, self.deliver_screenshot),
+        )
         yield SystemCommand("Workers", "Show the workers screen", self.action_workers)
         yield SystemCommand("Queues", "Broker queue depths and rates", self.action_queues)
         yield SystemCommand(
