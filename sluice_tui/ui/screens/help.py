@@ -102,8 +102,16 @@ class HelpScreen(ModalScreen):
                 "ctrl+p opens the command palette with the same actions.", id="help-palette"
             )
 
+    def on_mount(self) -> None:
+        # The legend's state colours have a dark and a light set: follow the theme.
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._lay_out())
+
     def on_resize(self, event: events.Resize) -> None:
-        self.query_one("#help-keys", Static).update(self.keys_layout(event.size.width))
+        self._lay_out(event.size.width)
+
+    def _lay_out(self, width: int | None = None) -> None:
+        width = self.size.width if width is None else width
+        self.query_one("#help-keys", Static).update(self.keys_layout(width))
 
     def keys_layout(self, width: int) -> RenderableType:
         """Sections side by side where there is room, else one under another."""
