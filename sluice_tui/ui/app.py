@@ -328,7 +328,12 @@ class SluiceApp(App):
         yield SystemCommand(
             "Task types", "Counts, failure rate, runtimes per task name", self.action_task_types
         )
-        yield SystemCommand("Help", "List every key", self.action_help)
+        # "keys" finds it too: Textual's own Keys command is gone (see above).
+        yield SystemCommand(
+            "Help: keys and states",
+            "Every key, and what each job state means (?)",
+            self.action_help,
+        )
         yield SystemCommand("Action log", "Every retry and revoke sent", self.action_action_log)
         yield SystemCommand(
             "Diagnostics",
