@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sluice_tui.celery_adapter.events import EventAdapter
@@ -11,13 +13,14 @@ from sluice_tui.history import NO_HISTORY
 from sluice_tui.model.job import RETRIED_AS
 from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
-from sluice_tui.ui.screens.help import HelpScreen
+from sluice_tui.ui.screens.help import STATE_LEGEND, HelpScreen
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
 from sluice_tui.ui.screens.jobs import JobsScreen
 from sluice_tui.ui.screens.workers import WorkersScreen
+from sluice_tui.ui.text import STATE_COLOURS
 from sluice_tui.ui.widgets.job_table import JobTable
 from tests import events as ev
-from tests.ui_helpers import SIZE, screen_text, shown_ids, table_rows
+from tests.ui_helpers import SIZE, screen_text, shown_ids, table_rows, wait_in_app
 
 
 @pytest.fixture
@@ -202,6 +205,48 @@ async def test_question_mark_lists_every_key(app):
         assert isinstance(app.screen, JobsScreen)
 
 
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_help_explains_every_state_and_its_celery_name(app, size):
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("question_mark")
+        app.screen.query_one("#help-keys").scroll_visible(animate=False)
+        text = screen_text(app)
+        for _ in range(6):  # at 80x24 the legend is further down: scroll to it
+            if "cancelled    revoked" in text:
+                break
+            await pilot.press("pagedown")
+            text = screen_text(app)
+        lines = text.splitlines()
+        for state, (meaning, celery) in STATE_LEGEND.items():
+            # One line each: the state, what it means and Celery's name, none cut.
+            assert any(
+                f" {state.value} " in line and meaning in line and celery in line for line in lines
+            ), (state, text)
+        assert "Celery says PENDING for any id it never heard of" in text
+
+
+async def test_help_legend_follows_the_theme(app):
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.press("question_mark")
+        dark = {state: colours[0] for state, colours in STATE_COLOURS.items()}
+        light = {state: colours[1] for state, colours in STATE_COLOURS.items()}
+        assert legend_colours(app) == dark
+        app.theme = "textual-light"
+        await wait_in_app(pilot, lambda: legend_colours(app) == light, "the light colours")
+
+
+def legend_colours(app) -> dict[JobState, str]:
+    """Each state's colour in the help's legend, as drawn (the legend comes last)."""
+    keys = app.screen.query_one("#help-keys")
+    colours = {}
+    for y in range(keys.size.height):
+        for segment in keys.render_line(y):
+            word = segment.text.strip()
+            if word in JobState.__members__.values() and segment.style and segment.style.color:
+                colours[JobState(word)] = segment.style.color.name
+    return colours
+
+
 async def test_q_quits(app):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("q")
@@ -268,7 +313,7 @@ async def test_command_palette_offers_the_screen_actions(app):
         titles = {command.title for command in app.get_system_commands(app.screen)}
     assert {
         "Workers",
-        "Help",
+        "Help: keys and states",
         "Go to job",
         "Search",
         "Next sort column",
@@ -279,6 +324,47 @@ async def test_command_palette_offers_the_screen_actions(app):
         "Show all states",
     } <= titles
     assert {f"Only {state.value}" for state in ALL_STATES} <= titles
+    # Textual's own: only those that make sense here.
+    assert {"Quit", "Theme", "Screenshot"} <= titles
+    assert not titles & {"Keys", "Maximize", "Minimize"}
+
+
+async def test_command_palette_has_no_textual_key_panel_and_escape_closes_it(app):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+p", *"keys")
+        # "keys" finds this app's help, not Textual's key panel.
+        await wait_in_app(pilot, lambda: "Help: keys and states" in screen_text(app), "Help")
+        text = screen_text(app)
+        assert "Show help for the focused widget" not in text and "Scroll Left" not in text
+        await pilot.press("escape")
+        await wait_in_app(pilot, lambda: isinstance(app.screen, JobsScreen), "palette closed")
+        assert not app.screen.query("HelpPanel")
+        await pilot.press("ctrl+p", *"keys")
+        await wait_in_app(pilot, lambda: "Help: keys and states" in screen_text(app), "Help")
+        await pilot.press("enter")
+        await wait_in_app(pilot, lambda: isinstance(app.screen, HelpScreen), "the app's help")
+
+
+async def test_theme_from_the_palette_switches_the_state_colours(app):
+    app.tick_seconds = 0.15  # the live tick redraws the header counts
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p", *"theme")
+        await wait_in_app(pilot, lambda: "Change the colours" in screen_text(app), "Theme")
+        await pilot.press("enter", *"textual-light")
+        await wait_in_app(pilot, lambda: "textual-light" in screen_text(app), "the theme list")
+        await pilot.press("enter")
+        await wait_in_app(pilot, lambda: not app.current_theme.dark, "a light theme")
+        await wait_in_app(
+            pilot,
+            lambda: all(light in fills(app) for _dark, light in STATE_COLOURS.values()),
+            "every state in its light colour",
+        )
+        assert not any(dark in fills(app) for dark, _light in STATE_COLOURS.values())
+
+
+def fills(app) -> set[str]:
+    """The text colours on screen, from Textual's screenshot export."""
+    return set(re.findall(r"fill: (#[0-9a-f]{6})", app.export_screenshot().lower()))
 
 
 async def test_bindings_have_ids_for_remapping(app):

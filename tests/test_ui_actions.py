@@ -10,12 +10,15 @@ from celery import Celery
 
 from sluice_tui.actions import ActionsGate
 from sluice_tui.celery_adapter.control import CeleryControl
-from sluice_tui.demo.sample import NOW, sample_store
+from sluice_tui.demo.sample import NOW, job_id, sample_store
 from sluice_tui.model.states import ALL_STATES, Action, allowed
 from sluice_tui.ui.actions import UIActions
 from sluice_tui.ui.app import SluiceApp
 from sluice_tui.ui.screens.action_log import ActionLogScreen
 from sluice_tui.ui.screens.confirm import ConfirmRetryScreen, ConfirmRevokeScreen
+from sluice_tui.ui.screens.goto import GotoScreen
+from sluice_tui.ui.screens.job_detail import JobDetailScreen
+from sluice_tui.ui.screens.jobs import JobsScreen
 from tests.ui_helpers import SIZE, capture_notifications, screen_text, settle
 
 
@@ -107,6 +110,53 @@ async def test_cancelling_the_dialog_sends_nothing(cluster):
         await pilot.press("escape")
         await settle(pilot)
     assert cluster.sent == [] and cluster.revoked == []
+
+
+async def test_goto_a_prefix_that_fits_no_job_opens_nothing_to_revoke(cluster):
+    """A new user's trial: g 0123abcd opened a fake job, and x, y revoked that literal id."""
+    app, _ = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *"0123abcd", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, GotoScreen), "the dialog stays open to fix the id"
+        assert "no job id starts with 0123abcd" in screen_text(app)
+        await pilot.press("x", "y")  # typed into the box: no revoke dialog anywhere
+        await settle(pilot)
+        assert isinstance(app.screen, GotoScreen)
+        await pilot.press("escape", "x")  # x on the job list: its selected job, not 0123abcd
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, JobsScreen)
+    assert cluster.revoked == []
+
+
+async def test_goto_a_prefix_of_several_jobs_asks_for_more_then_opens_one(cluster):
+    app, _ = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *"0000000", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, GotoScreen)
+        assert "more than 10 job ids start with 0000000; type more of the id" in screen_text(app)
+        await pilot.press("5", "enter")  # the box kept the text: one more digit
+        await settle(pilot)
+        assert isinstance(app.screen, JobDetailScreen) and app.screen.job_id == job_id(5)
+
+
+async def test_goto_a_whole_id_never_seen_opens_as_unknown_and_can_be_revoked(cluster):
+    unseen = "0123abcd-0000-4000-8000-00000000beef"  # queued before the monitor started?
+    app, _ = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", *unseen, "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, JobDetailScreen) and app.screen.job_id == unseen
+        assert "unknown" in screen_text(app)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmRevokeScreen)
+        await pilot.press("y")
+        await settle(pilot)
+    assert cluster.revoked == [(unseen, False, "SIGTERM")]
 
 
 async def test_revoking_a_running_job_can_kill_it(cluster):

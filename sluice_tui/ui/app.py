@@ -245,20 +245,13 @@ class SluiceApp(App):
         self.push_screen(HelpScreen(self.key_sections()))
 
     def action_goto(self) -> None:
-        self.push_screen(GotoScreen(), self._goto)
+        # The dialog judges the text against the store and stays open on a
+        # prefix that fits no job or several (see GotoScreen).
+        self.push_screen(GotoScreen(self.store.find), self._goto)
 
-    def _goto(self, text: str | None) -> None:
-        text = (text or "").strip()
-        if not text:
-            return
-        matches = self.store.find(text)
-        if len(matches) > 1:
-            self.notify(
-                f"{len(matches)}+ jobs start with {text!r}; type more of the id.",
-                severity="warning",
-            )
-            return
-        self.open_job(matches[0] if matches else text)
+    def _goto(self, job_id: str | None) -> None:
+        if job_id:
+            self.open_job(job_id)
 
     def toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -313,13 +306,34 @@ class SluiceApp(App):
         ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """This app's commands, and of Textual's own only those that fit here.
+
+        Not ``super()``'s list: its Keys opens Textual's key panel (scroll
+        and copy keys that are not ours; it squeezes the job list and escape
+        does not close it), and Maximize/Minimize act on whichever widget has
+        focus.  ``?`` is this app's key help.  Theme stays: the state colours
+        have a dark and a light set and follow the theme.
+        """
+        yield SystemCommand("Quit", "Quit sluice-tui (q)", self.action_quit)
+        yield SystemCommand(
+            "Theme", "Change the colours; states keep theirs readable", self.action_change_theme
+        )
+        yield SystemCommand(
+            "Screenshot",
+            "Save an SVG picture of this screen to your downloads folder",
+            lambda: self.set_timer(0.1, self.deliver_screenshot),
+        )
         yield SystemCommand("Workers", "Show the workers screen", self.action_workers)
         yield SystemCommand("Queues", "Broker queue depths and rates", self.action_queues)
         yield SystemCommand(
             "Task types", "Counts, failure rate, runtimes per task name", self.action_task_types
         )
-        yield SystemCommand("Help", "List every key", self.action_help)
+        # "keys" finds it too: Textual's own Keys command is gone (see above).
+        yield SystemCommand(
+            "Help: keys and states",
+            "Every key, and what each job state means (?)",
+            self.action_help,
+        )
         yield SystemCommand("Action log", "Every retry and revoke sent", self.action_action_log)
         yield SystemCommand(
             "Diagnostics",

@@ -60,6 +60,11 @@ def render_diagnostics(store: JobStore, history: HistoryStatus | None = None) ->
     )
 
 
+def _counted(count: int, noun: str) -> str:
+    """``1 message``, ``2 messages``: the number and a noun that agrees with it."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _heading(title: str) -> Text:
     return Text(f"\n{title}", "bold underline")
 
@@ -116,7 +121,7 @@ def _history(status: HistoryStatus) -> RenderableType:
         late = status.last_write is not None and time.time() - status.last_write > STALLED_AFTER
         table.add_row(
             "not yet saved",
-            Text(f"{status.unsaved:,} messages", "red" if late else ""),
+            Text(_counted(status.unsaved, "message"), "red" if late else ""),
         )
     if status.dropped_notes:
         table.add_row("not recorded", Text(_dropped(status.dropped_notes), "red"))
@@ -125,7 +130,8 @@ def _history(status: HistoryStatus) -> RenderableType:
         table.add_row("checkpoints", Text(inert(status.checkpoints), style))
     table.add_row(
         "restored at start",
-        f"{status.restored_jobs:,} jobs ({status.restored_events:,} events replayed) "
+        f"{_counted(status.restored_jobs, 'job')} "
+        f"({_counted(status.restored_events, 'event')} replayed) "
         f"in {duration(status.restore_seconds)}",
     )
     if status.problem:
@@ -170,7 +176,8 @@ def _gaps(store: JobStore) -> RenderableType:
             _plain(gap.resync),
         )
     if store.gap_count > len(gaps):
-        return Group(table, _none(f"(and {store.gap_count - len(gaps)} older gaps)"))
+        older = _counted(store.gap_count - len(gaps), "older gap")
+        return Group(table, _none(f"(and {older})"))
     return table
 
 

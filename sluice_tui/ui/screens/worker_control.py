@@ -70,7 +70,8 @@ def what_it_is(action: WorkerAction, figures: WorkerFigures | None) -> str:
         )
         if figures.autoscale and action is not A.AUTOSCALE:
             scale += " (pool grow/shrink are refused: change the range)"
-        return f"Pool: {inert(figures.pool) or '?'}, {size} processes now{scale}."
+        processes = "process" if figures.pool_size == 1 else "processes"
+        return f"Pool: {inert(figures.pool) or '?'}, {size} {processes} now{scale}."
     if action in (A.ADD_CONSUMER, A.CANCEL_CONSUMER):
         queues = ", ".join(inert(q) for q in figures.queues or ()) or "none known"
         return f"Consuming from: {queues}."
