@@ -348,3 +348,20 @@ async def test_a_held_job_the_events_saw_finish_is_not_shown_as_held():
         app.screen.refresh_from_store(changed=True)
         await pilot.pause()
         assert job_id(1)[:8] not in screen_text(app)
+
+
+async def test_jobs_a_worker_said_it_held_a_while_ago_say_when():
+    class Control(FakeControl):
+        def held_jobs(self, hostname):
+            jobs = (HeldJob("reserved", UNSEEN_JOB, name="reports.build", args="(7,)"),)
+            return HeldJobs(hostname, NOW - 60, jobs)
+
+    app, _ = make_app(Control())
+    heartbeat(app, WORKER_A, NOW - 1)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(WorkerDetailScreen(WORKER_A))
+        await settle(pilot)
+        app.screen.refresh_from_store(changed=True)
+        await pilot.pause()
+        row = next(line for line in screen_text(app).splitlines() if UNSEEN_JOB[:8] in line)
+        assert "worker said 22:14:20" in row and "worker says" not in row
