@@ -448,3 +448,10 @@ def test_a_failed_retrys_note_leads_with_its_error_and_an_action_leads_otherwise
     assert note_text(row) == "retried as 1f0c2d3e \u00b7 ValueError: boom"
     assert note_text(row._replace(note="ValueError: boom")) == "ValueError: boom"
     assert note_text(row._replace(note=None, error=None)) is None
+
+
+def test_a_notes_second_clause_too_short_to_read_is_left_out_whole():
+    note = "retried as 0000000c \u00b7 CardDeclined: card declined"
+    assert fit(note, 24, cut="clause") == "retried as 0000000c     "
+    assert fit(note, 36, cut="clause") == "retried as 0000000c \u00b7 CardDeclined:\u2026"
+    assert fit("ValueError: boom", 10, cut="clause") == "ValueErro\u2026"

@@ -28,12 +28,14 @@ from textual.strip import Strip
 
 from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import JobState
-from sluice_tui.ui.job_index import MEASURED, JobIndex, SortColumn, note_text
+from sluice_tui.ui.job_index import MEASURED, NOTE_JOIN, JobIndex, SortColumn, note_text
 from sluice_tui.ui.text import clock_time, duration, inert, short_id, span, state_style
 
 ELLIPSIS = "\u2026"
 SORT_MARK = 2  # " ▲" after a sortable column's label
 LIVE_STATES = (JobState.ACTIVE, JobState.SCHEDULED)  # their time cell counts every second
+NOTE_CLAUSES = f" {NOTE_JOIN} "
+CLAUSE_LEAST = 8  # characters of a note's second clause worth showing
 
 
 class Column(NamedTuple):
@@ -44,7 +46,9 @@ class Column(NamedTuple):
     measured: str | None = None  # the JobIndex field whose longest text sizes it
     wanted: int = 0  # a measured column joins at up to this width...
     most: int = 0  # ...and grows up to this width (also ARGS) when there is room
-    cut: str = "end"  # where an ellipsis replaces what does not fit: end, start or middle
+    # Where an ellipsis replaces what does not fit: end, start, middle, or
+    # clause (end, but a second clause too short to read is left out whole).
+    cut: str = "end"
 
 
 ID, STATE, NAME, WORKER, SEEN, STARTED, TIME, RETRY, NOTE, ARGS = range(10)
@@ -59,7 +63,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("RUNTIME", 7, SortColumn.RUNTIME, align_right=True),
     Column("RETRY", 5, SortColumn.RETRIES, align_right=True),
     # An error (up to 120 characters) and what sluice-tui did to the job.
-    Column("NOTE", 12, measured="note", wanted=24, most=160),
+    Column("NOTE", 12, measured="note", wanted=24, most=160, cut="clause"),
     # Grows to 30 at most before other columns join: its cells' text is long.
     Column("ARGS", 10, measured="args", most=30),
 )
@@ -209,6 +213,13 @@ def cells(row: JobRow, now: float, *, note_column: bool, dark: bool = True) -> t
 
 def fit(text: str, width: int, *, right: bool = False, cut: str = "end") -> str:
     """``text`` in exactly ``width`` cells; a cut is marked with an ellipsis."""
+    if cut == "clause":
+        # "retried as 1f0c… · CardDeclined: …": a second clause that would
+        # show only a few characters is left out whole, not cut to "· C…".
+        head, sep, _ = text.partition(NOTE_CLAUSES)
+        if sep and cell_len(head) <= width < cell_len(head) + len(sep) + CLAUSE_LEAST:
+            text = head
+        cut = "end"
     if cell_len(text) > width:
         if width <= 1:
             text = ELLIPSIS[:width]
