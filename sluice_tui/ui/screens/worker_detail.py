@@ -118,8 +118,9 @@ def figures_table(
             if value
         ]
         row("limits", f"{inert(name)}: {', '.join(inert(p) for p in parts)}", style)
-    ago = duration(max(0.0, now - figures.asked_at))
-    row("asked", f"{clock_time(figures.asked_at)}, {ago} ago")
+    age = now - figures.asked_at
+    ago = "just now" if age < 1 else f"{duration(age)} ago"
+    row("asked", f"{clock_time(figures.asked_at)}, {ago}")
     return grid
 
 
