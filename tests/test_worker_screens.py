@@ -299,6 +299,8 @@ async def test_an_offline_worker_is_not_shown_as_still_running_what_it_said():
         assert "processes now" not in text and "4 processes," in text
         # What it held is gone with it: no job "worker says" runs there now.
         assert UNSEEN_JOB[:8] not in text and "worker says" not in text
+        # Nor does the events' scheduled job wait there any more.
+        assert "was scheduled  00000005" in text
         await pilot.press("escape")
         await open_workers(pilot)
         row = next(line for line in screen_text(app).splitlines() if WORKER_A in line)

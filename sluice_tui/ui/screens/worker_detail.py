@@ -302,6 +302,10 @@ class WorkerDetailScreen(LiveScreen):
         cursor = table.cursor_row
         table.clear()
         for kind, job_id, row, held_job in jobs:
+            if not online and kind != "active":
+                # A stopped worker holds no prefetched or ETA job any more
+                # (a warm shutdown hands them back); its running ones finish.
+                kind = f"was {kind}"
             table.add_row(*job_cells(kind, row, held_job, now, said_at), key=job_id)
         if jobs:
             table.move_cursor(row=min(cursor, len(jobs) - 1))
