@@ -12,15 +12,25 @@ from textual.widgets import Input
 from sluice_tui.celery_adapter.events import EventAdapter
 from sluice_tui.demo.sample import NOW, T0
 from sluice_tui.demo.screenshots import sample_app
+from sluice_tui.model.job import RETRY_OF, JobRow
 from sluice_tui.model.states import JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.ui.app import SluiceApp
-from sluice_tui.ui.job_index import SortColumn
+from sluice_tui.ui.job_index import SortColumn, note_text
 from sluice_tui.ui.screens.job_detail import JobDetailScreen
 from sluice_tui.ui.text import short_id
-from sluice_tui.ui.widgets.job_table import COLUMNS, JobTable, fit, layout, least_width
+from sluice_tui.ui.widgets.job_table import (
+    ARGS,
+    COLUMNS,
+    NOTE,
+    WORKER,
+    JobTable,
+    fit,
+    layout,
+    least_width,
+)
 from tests import events as ev
-from tests.test_ui import feed
+from tests.test_ui import empty_app, feed
 from tests.ui_helpers import screen_text
 
 SIZES = [(200, 50), (80, 24), (60, 15)]
@@ -258,9 +268,20 @@ def test_listing_failures_puts_the_errors_before_workers_and_arguments():
     errors = dict(
         (COLUMNS[i].label, w) for i, w in layout(80, natural, notes=True, errors_first=True)
     )
-    assert errors["NOTE"] >= 24 and "WORKER" not in errors
-    wide = [COLUMNS[i].label for i, _ in layout(200, natural, notes=True, errors_first=True)]
-    assert {"NOTE", "WORKER", "ARGS"} <= set(wide)  # with room, nothing gives way
+    assert errors["NOTE"] >= 32 and "WORKER" not in errors
+    wide = dict(layout(200, natural, notes=True, errors_first=True))
+    assert {NOTE, WORKER, ARGS} <= set(wide)  # with room, nothing gives way
+    assert wide[NOTE] >= 60  # the whole error
+    # Whatever the names measure, a failure's error keeps 30 cells at 80 columns.
+    long = {"name": 40, "worker": 36, "note": 120, "args": 200}
+    for width in (78, 80):
+        assert dict(layout(width, long, notes=True, errors_first=True))[NOTE] >= 30
+
+
+def test_a_wide_list_spends_spare_room_on_notes_before_short_arguments():
+    natural = {"name": 14, "worker": 14, "note": 80, "args": 6}
+    columns = dict(layout(200, natural, notes=True))
+    assert columns[NOTE] == 80 and len(columns) == len(COLUMNS)
 
 
 def test_columns_follow_their_content_and_args_take_the_rest():
@@ -375,3 +396,62 @@ async def test_jobs_pouring_in_redraw_the_list_without_laying_out_the_screen(mon
             assert assert_selection_on_screen(app) == newest  # the list did move on
         assert f"0 all {len(app.store)}" in screen_text(app)  # and so did the header
         assert layouts == []
+
+
+def _trial_failures(app) -> None:
+    """What a new user's trial held: a long task name elsewhere in the list,
+    a failure, and a retry that failed again."""
+    feed(app, ev.received("a" * 32, NOW - 50, name="trialapp.a_rather_long_task_name_here"))
+    feed(app, ev.received("e458fff1" + "0" * 24, NOW - 9, name="trialapp.fail"))
+    feed(
+        app,
+        ev.failed(
+            "e458fff1" + "0" * 24,
+            NOW - 8,
+            exception="ValueError('payment declined for order 1234, card expired')",
+        ),
+    )
+    feed(app, ev.received("b" * 32, NOW - 7, name="trialapp.fail"))
+    app.store.record_action("b" * 32, "sent as a retry", {RETRY_OF: "ae492ef7" + "1" * 24})
+    feed(app, ev.failed("b" * 32, NOW - 6, exception="PaymentDeclined('card 4242 declined')"))
+
+
+async def test_at_80_columns_the_failed_list_shows_each_error_readably():
+    app = empty_app()
+    _trial_failures(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        text = screen_text(app)
+        assert " NOTE" in text
+        assert "ValueError: payment declined for" in text  # not [ValueErr…
+        # A retry that failed again leads with its own error, then its link.
+        assert "PaymentDeclined: card 4242 decl" in text
+        assert "[" not in text  # no note folded into ARGS
+
+
+async def test_a_wide_list_gives_notes_the_room_it_has():
+    app = empty_app()
+    _trial_failures(app)
+    async with app.run_test(size=(200, 50)):
+        text = screen_text(app)
+        assert "ValueError: payment declined for order 1234, card expired" in text
+        assert "PaymentDeclined: card 4242 declined \u00b7 retry of ae492ef7" in text
+
+
+def test_a_failed_retrys_note_leads_with_its_error_and_an_action_leads_otherwise():
+    row = JobRow(
+        "x", 0.0, JobState.FAILED, "t", None, None, None, None, None, None, None,
+        note="retry of ae492ef7", error="ValueError: boom",
+    )  # fmt: skip
+    assert note_text(row) == "ValueError: boom \u00b7 retry of ae492ef7"
+    row = row._replace(note="retried as 1f0c2d3e")
+    assert note_text(row) == "retried as 1f0c2d3e \u00b7 ValueError: boom"
+    assert note_text(row._replace(note="ValueError: boom")) == "ValueError: boom"
+    assert note_text(row._replace(note=None, error=None)) is None
+
+
+def test_a_notes_second_clause_too_short_to_read_is_left_out_whole():
+    note = "retried as 0000000c \u00b7 CardDeclined: card declined"
+    assert fit(note, 24, cut="clause") == "retried as 0000000c     "
+    assert fit(note, 36, cut="clause") == "retried as 0000000c \u00b7 CardDeclined:\u2026"
+    assert fit("ValueError: boom", 10, cut="clause") == "ValueErro\u2026"

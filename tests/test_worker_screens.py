@@ -78,9 +78,15 @@ async def open_workers(pilot) -> None:
     await pilot.pause()
 
 
+def heartbeat(app, hostname: str, at: float, processed: int = 1200, active: int = 1) -> None:
+    data = {"active": active, "processed": processed, "freq": 2.0}
+    app.store.apply_worker(hostname, "heartbeat", data, at)
+
+
 async def test_workers_screen_shows_the_figures_asked_on_opening():
     control = FakeControl()
     app, _ = make_app(control)
+    heartbeat(app, "worker-b@prod-2", NOW - 1)  # online: its figures are current
     async with app.run_test(size=SIZE) as pilot:
         await open_workers(pilot)
         assert isinstance(app.screen, WorkersScreen)
@@ -234,6 +240,7 @@ async def test_at_80x24_the_essentials_and_the_dialog_fit():
 async def test_a_workers_detail_asks_that_worker_only_on_opening():
     control = FakeControl()
     app, _ = make_app(control)
+    heartbeat(app, "worker-b@prod-2", NOW - 1)
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(WorkerDetailScreen("worker-b@prod-2"))
         await settle(pilot)
@@ -245,13 +252,118 @@ async def test_a_workers_detail_asks_that_worker_only_on_opening():
         assert "threads: 8 processes now" in text and "min 2, max 8" in text
 
 
-async def test_tasks_per_second_and_its_sparkline_come_from_heartbeats():
+async def test_tasks_per_second_is_steady_at_a_steady_rate_and_beside_its_sparkline():
+    """About one task a second, counted by heartbeats 2 s apart: each interval
+    reads 0.0, 0.5, 1.5, 0.0...; the column reads 1.0 at every heartbeat."""
     app, _ = make_app(FakeControl())
-    for n, processed in enumerate((1300, 1310, 1330, 1331)):  # after the sample's last
-        data = {"active": 1, "processed": processed, "freq": 2.0}
-        app.store.apply_worker(WORKER_A, "heartbeat", data, NOW - 0.8 + 0.2 * n)
+    host = "steady@host"
+    done = [0, 1, 3, 0, 2, 4, 0, 2, 4, 2, 2, 4]  # tasks in each 2 s interval: 24 in 24 s
+    processed = 100
+    heartbeat(app, host, NOW - 24.5, processed)
+    for n, step in enumerate(done, 1):
+        processed += step
+        heartbeat(app, host, NOW - 24.5 + 2 * n, processed)
     async with app.run_test(size=SIZE) as pilot:
         await open_workers(pilot)
+        readings = []
+        for n, step in enumerate(done[:3]):  # the pattern goes on
+            row = next(line for line in screen_text(app).splitlines() if host in line)
+            readings.append(row.split()[5])  # host, status, "2.00s ago", active
+            assert any(bar in row for bar in "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588")
+            processed += step
+            heartbeat(app, host, NOW + 2 * n, processed)
+            app.screen.refresh_from_store(changed=True)
+            await pilot.pause()
+        assert readings == ["1.0", "1.0", "1.0"]
+
+
+async def test_an_offline_worker_is_not_shown_as_still_running_what_it_said():
+    """A trial: the worker answered, ran two jobs, then stopped (Ctrl-C)."""
+    app, _ = make_app(FakeControl())
+    heartbeat(app, WORKER_A, NOW - 1, active=2)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(WorkerDetailScreen(WORKER_A))
+        await settle(pilot)
+        app.screen.refresh_from_store(changed=True)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "2 running" in text and "prefork: 4 processes now" in text
+        assert UNSEEN_JOB[:8] in text and "worker says" in text
+        assert "22:15:20, just now" in text  # what it said, with its age
+        app.store.apply_worker(WORKER_A, "offline", {}, NOW - 0.5)
+        app.screen.refresh_from_store(changed=True)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "last known at 22:15:19, worker offline: 2 running" in text
+        assert "last known at 22:15:20, worker offline" in text  # the figures
+        assert "processes now" not in text and "4 processes," in text
+        # What it held is gone with it: no job "worker says" runs there now.
+        assert UNSEEN_JOB[:8] not in text and "worker says" not in text
+        # Nor does the events' scheduled job wait there any more.
+        assert "was scheduled  00000005" in text
+        await pilot.press("escape")
+        await open_workers(pilot)
         row = next(line for line in screen_text(app).splitlines() if WORKER_A in line)
-        assert " 5.0 " in row  # 1 task in the last 0.2 s
-        assert any(bar in row for bar in "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588")
+        assert "offline" in row, row
+        # Neither its last running count nor its pool, prefetch and queues.
+        assert " 2 " not in row and "prefork" not in row and "reports" not in row
+
+
+class SilentControl(FakeControl):
+    """Answered once; then the workers say nothing (busy, or gone)."""
+
+    def worker_figures(self, destination=None):
+        figures = super().worker_figures(destination)
+        return figures if len(self.asked) == 1 else []
+
+    def held_jobs(self, hostname):
+        if len(self.asked) == 1:
+            return super().held_jobs(hostname)
+        return HeldJobs(hostname, NOW + 30, (), replied=False)
+
+
+async def test_a_worker_that_did_not_answer_the_last_ask_has_its_figures_marked_old():
+    control = SilentControl()
+    app, _ = make_app(control)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(WorkerDetailScreen(WORKER_A))  # the app asked first, on starting
+        await settle(pilot)
+        app.screen.refresh_from_store(changed=True)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "last known at 22:15:20, no answer when asked at 22:15:50" in text
+        assert "prefetch" in text and "processes now" not in text
+        assert UNSEEN_JOB[:8] not in text
+
+
+async def test_a_held_job_the_events_saw_finish_is_not_shown_as_held():
+    class Control(FakeControl):
+        def held_jobs(self, hostname):
+            jobs = (HeldJob("active", job_id(1), name="demo.add", started=NOW - 200),)
+            return HeldJobs(hostname, NOW - 3, jobs)
+
+    app, _ = make_app(Control())
+    assert app.store.rows([job_id(1)])[job_id(1)].state.finished
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(WorkerDetailScreen(WORKER_A))
+        await settle(pilot)
+        app.screen.refresh_from_store(changed=True)
+        await pilot.pause()
+        assert job_id(1)[:8] not in screen_text(app)
+
+
+async def test_jobs_a_worker_said_it_held_a_while_ago_say_when():
+    class Control(FakeControl):
+        def held_jobs(self, hostname):
+            jobs = (HeldJob("reserved", UNSEEN_JOB, name="reports.build", args="(7,)"),)
+            return HeldJobs(hostname, NOW - 60, jobs)
+
+    app, _ = make_app(Control())
+    heartbeat(app, WORKER_A, NOW - 1)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(WorkerDetailScreen(WORKER_A))
+        await settle(pilot)
+        app.screen.refresh_from_store(changed=True)
+        await pilot.pause()
+        row = next(line for line in screen_text(app).splitlines() if UNSEEN_JOB[:8] in line)
+        assert "worker said 22:14:20" in row and "worker says" not in row

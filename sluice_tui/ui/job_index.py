@@ -26,7 +26,27 @@ _STATE_ORDER = {state: i for i, state in enumerate(ALL_STATES)}
 BULK_MIN = 2_000
 BULK_SHARE = 20
 # Text columns whose width follows their content.
-MEASURED = ("name", "worker", "note")
+MEASURED = ("name", "worker", "note", "args")
+# How the model words a retry's link to the job it retries (JobRow.note).
+RETRY_OF_NOTE = "retry of "
+NOTE_JOIN = "\u00b7"
+
+
+def note_text(row: JobRow) -> str | None:
+    """What the list's NOTE says: for a failed or retrying job, its error and
+    what sluice-tui did to it.
+
+    A retry that failed again leads with its own error (``ValueError: … · retry
+    of 1f0c…``): the error is what a list of failures is read for.  What the
+    user did to the job itself (``retried as``, ``revoke requested``) leads,
+    since it says the failure is already being dealt with.
+    """
+    note, error = row.note, row.error
+    if not error or not note or note == error:
+        return note
+    if note.startswith(RETRY_OF_NOTE):
+        return f"{error} {NOTE_JOIN} {note}"
+    return f"{note} {NOTE_JOIN} {error}"
 
 
 class SortColumn(enum.Enum):
@@ -288,8 +308,11 @@ class JobIndex:
             lengths["name"][len(row.name)] += sign
         if row.worker:
             lengths["worker"][len(row.worker)] += sign
-        if row.note:
-            lengths["note"][len(row.note)] += sign
+        note = note_text(row)
+        if note:
+            lengths["note"][len(note)] += sign
+        if row.args:
+            lengths["args"][len(row.args)] += sign
 
     def _matches(self, row: JobRow) -> bool:
         if self.state_filter is not None and row.state is not self.state_filter:

@@ -19,8 +19,8 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from sluice_tui.actions import WorkerAction
 from sluice_tui.model.job import JobRow
-from sluice_tui.model.states import JobState
-from sluice_tui.model.worker_info import HeldJob, WorkerBoard, WorkerFigures
+from sluice_tui.model.states import FINISHED_STATES, JobState
+from sluice_tui.model.worker_info import HeldJob, HeldJobs, WorkerBoard, WorkerFigures
 from sluice_tui.model.workers import WorkerSnapshot
 from sluice_tui.ui.messages import Host, OpenJob
 from sluice_tui.ui.screens.live import LiveScreen
@@ -34,18 +34,36 @@ KIND_ORDER = {"active": 0, "reserved": 1, "scheduled": 2}
 JOB_COLUMNS = ("KIND", "ID", "NAME", "STATE", "SINCE", "ARGS")
 SCAN_EVERY = 1.0  # seconds between looks through the store for this worker's jobs
 SHOWN_TASKS = 12  # registered task names listed before "and N more"
+STALE = "grey62"  # what a worker said that is no longer current
+FRESH_HELD = 10.0  # seconds an answer about held jobs reads as "worker says"
+RATE_WINDOW = 12  # heartbeat intervals a rate is averaged over (about 24 s at 2 s)
+
+
+def steady_rate(rates: tuple[float, ...]) -> float | None:
+    """Tasks per second over the last RATE_WINDOW heartbeat intervals: their mean.
+
+    One interval between two heartbeats holds too few tasks to read (0.0, 0.5,
+    1.5, 0.0 at a steady 1/s); the workers list's sparkline draws this window.
+    """
+    window = rates[-RATE_WINDOW:]
+    return sum(window) / len(window) if window else None
 
 
 def figures_table(
-    worker: WorkerSnapshot | None, figures: WorkerFigures | None, now: float
+    worker: WorkerSnapshot | None,
+    figures: WorkerFigures | None,
+    now: float,
+    held: HeldJobs | None = None,
 ) -> Table:
+    """The worker's figures; what it said while up is marked as last known once it is not."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
 
-    def row(label: str, value: str) -> None:
-        grid.add_row(label, Text(value))
+    def row(label: str, value: str, style: str = "") -> None:
+        grid.add_row(label, Text(value, style))
 
+    online = worker is not None and worker.online
     if worker is not None:
         since = worker.seconds_since_heartbeat(now)
         status = "online" if worker.online else "offline"
@@ -56,26 +74,39 @@ def figures_table(
         row("status", f"{status}, {heard}")
         active = "?" if worker.active is None else str(worker.active)
         processed = "?" if worker.processed is None else f"{worker.processed:,}"
-        row("jobs", f"{active} running, {processed} processed since it started")
+        jobs_line = f"{active} running, {processed} processed since it started"
+        if not online:
+            # The last heartbeat's count: not what runs now.
+            at = clock_time(worker.last_heartbeat)
+            jobs_line = f"last known at {at}, worker offline: {jobs_line}"
+            row("jobs", jobs_line, STALE)
+        else:
+            row("jobs", jobs_line)
         version = " ".join(inert(p) for p in (worker.sw_ident, worker.sw_ver, worker.sw_sys) if p)
         if version:
             row("version", version)
     if figures is None:
         row("figures", "not asked yet (i asks)")
         return grid
+    stale = figures_staleness(online, figures, held)
+    style = STALE if stale else ""
+    if stale:
+        row("figures", f"last known at {clock_time(figures.asked_at)}, {stale}", STALE)
     size = "?" if figures.pool_size is None else str(figures.pool_size)
     limit = "?" if figures.concurrency is None else str(figures.concurrency)
-    row("pool", f"{inert(figures.pool) or '?'}: {size} processes now, concurrency {limit}")
+    processes = f"{size} processes" + ("" if stale else " now")
+    row("pool", f"{inert(figures.pool) or '?'}: {processes}, concurrency {limit}", style)
     if figures.autoscale:
-        row("autoscale", f"min {figures.autoscale[1]}, max {figures.autoscale[0]}")
+        row("autoscale", f"min {figures.autoscale[1]}, max {figures.autoscale[0]}", style)
     if figures.prefetch is not None:
-        row("prefetch", str(figures.prefetch))
+        row("prefetch", str(figures.prefetch), style)
     queues = ", ".join(inert(q) for q in figures.queues) if figures.queues is not None else "?"
-    row("queues", queues or "none")
+    row("queues", queues or "none", style)
     names = figures.registered or ()
     listed = ", ".join(inert(n) for n in names[:SHOWN_TASKS])
     more = f" and {len(names) - SHOWN_TASKS} more" if len(names) > SHOWN_TASKS else ""
-    row("tasks", f"{len(names)}: {listed}{more}" if figures.registered is not None else "?")
+    tasks = f"{len(names)}: {listed}{more}" if figures.registered is not None else "?"
+    row("tasks", tasks, style)
     for name, limits in sorted(figures.limits.items()):
         parts = [
             f"{label} {value}"
@@ -86,13 +117,31 @@ def figures_table(
             )
             if value
         ]
-        row("limits", f"{inert(name)}: {', '.join(inert(p) for p in parts)}")
-    row("asked", clock_time(figures.asked_at))
+        row("limits", f"{inert(name)}: {', '.join(inert(p) for p in parts)}", style)
+    age = now - figures.asked_at
+    ago = "just now" if age < 1 else f"{duration(age)} ago"
+    row("asked", f"{clock_time(figures.asked_at)}, {ago}")
     return grid
 
 
-def job_cells(kind: str, row: JobRow | None, held: HeldJob | None, now: float) -> tuple:
-    """One held job's cells, from the store's row or else the worker's own word."""
+def figures_staleness(online: bool, figures: WorkerFigures, held: HeldJobs | None) -> str:
+    """Why the worker's figures are not current (empty when they are)."""
+    if not online:
+        return "worker offline"
+    if held is not None and not held.replied and held.asked_at >= figures.asked_at:
+        # Asked again (this detail asks for figures and jobs together), no answer.
+        return f"no answer when asked at {clock_time(held.asked_at)}"
+    return ""
+
+
+def job_cells(
+    kind: str, row: JobRow | None, held: HeldJob | None, now: float, said_at: float | None = None
+) -> tuple:
+    """One held job's cells, from the store's row or else the worker's own word.
+
+    ``said_at`` is when the worker said so: an answer older than a few seconds
+    says when it was given, not that it is so now.
+    """
     if row is not None:
         state = Text(row.state.value, state_style(row.state))
         if row.state is JobState.SCHEDULED and row.eta is not None:
@@ -109,7 +158,10 @@ def job_cells(kind: str, row: JobRow | None, held: HeldJob | None, now: float) -
         since = duration(max(0.0, now - held.started))
     else:
         since = ""
-    said = Text("worker says", "italic grey70")
+    if said_at is None or now - said_at < FRESH_HELD:
+        said = Text("worker says", "italic grey70")
+    else:
+        said = Text(f"worker said {clock_time(said_at)}", "italic grey70")
     return (kind, short_id(held.id), Text(inert(held.name)), said, since, Text(inert(held.args)))
 
 
@@ -148,6 +200,8 @@ class WorkerDetailScreen(LiveScreen):
         self.hostname = hostname
         self._scanned_at = float("-inf")
         self._store_jobs: list[tuple[str, JobRow]] = []
+        self._finished: set[str] = set()
+        self._finished_in: HeldJobs | None = None
         self._shown_key: object = None
 
     def compose(self) -> ComposeResult:
@@ -183,17 +237,40 @@ class WorkerDetailScreen(LiveScreen):
             for row in rows.values()
             if row is not None and row.worker == self.hostname
         ]
+        self._finished_in = None  # look again at what the worker said, too
+
+    def _finished_since(self, held: HeldJobs) -> set[str]:
+        """Jobs the worker said it held that the events have seen finish since.
+
+        Looked up once per answer, and again at each scan.
+        """
+        if self._finished_in is not held:
+            said = self.app.store.rows([job.id for job in held.jobs])
+            self._finished = {
+                job_id for job_id, row in said.items() if row and row.state in FINISHED_STATES
+            }
+            self._finished_in = held
+        return self._finished
 
     def held_rows(self, now: float) -> list[tuple[str, str, JobRow | None, HeldJob | None]]:
-        """(kind, id, store row, worker's word) for every job the worker holds."""
+        """(kind, id, store row, worker's word) for every job the worker holds.
+
+        The worker's word counts only while it is online and answered the last
+        ask: an offline worker holds nothing, whatever it said before.
+        """
         self._scan_store(now)
         rows: dict[str, tuple[str, str, JobRow | None, HeldJob | None]] = {
             row.id: (kind, row.id, row, None) for kind, row in self._store_jobs
         }
         held = self.app.store.worker_info.held(self.hostname)
-        for job in held.jobs if held else ():
-            if job.id not in rows:  # the store lacks it (events off, or missed)
-                rows[job.id] = (job.kind, job.id, None, job)
+        worker = self._worker(now)
+        if held is not None and held.replied and worker is not None and worker.online:
+            finished = self._finished_since(held)
+            for job in held.jobs:
+                # Only what the store lacks (events off, or missed) or has not
+                # seen finish.
+                if job.id not in rows and job.id not in finished:
+                    rows[job.id] = (job.kind, job.id, None, job)
         return sorted(rows.values(), key=lambda r: (KIND_ORDER.get(r[0], 9), r[1]))
 
     def refresh_from_store(self, changed: bool) -> None:
@@ -201,6 +278,7 @@ class WorkerDetailScreen(LiveScreen):
         board = self.app.store.worker_info
         worker = self._worker(now)
         figures = board.figures(self.hostname)
+        held = board.held(self.hostname)
         title = Text.assemble(
             ("Worker ", "bold"),
             (inert(self.hostname), "bold"),
@@ -208,18 +286,27 @@ class WorkerDetailScreen(LiveScreen):
             board_line(board, self.app.read_only),
         )
         self.query_one("#worker-title", Static).update(title)
-        self.query_one("#worker-figures", Static).update(figures_table(worker, figures, now))
+        self.query_one("#worker-figures", Static).update(figures_table(worker, figures, now, held))
         rates = worker.rates if worker else ()
+        online = worker is not None and worker.online
         self.query_one("#worker-trend").display = len(rates) > 1
         if len(rates) > 1:
-            self.query_one("#worker-rate", Static).update(f"{rates[-1]:.1f} tasks/s")
+            rate = steady_rate(rates) if online else None
+            # Offline, the trend is history and no rate is current.
+            label = f"{rate:.1f} tasks/s" if rate is not None else "offline"
+            self.query_one("#worker-rate", Static).update(label)
             self.query_one("#worker-spark", Sparkline).data = list(rates)
         jobs = self.held_rows(now)
+        said_at = held.asked_at if held is not None else None
         table = self.query_one("#worker-jobs", DataTable)
         cursor = table.cursor_row
         table.clear()
-        for kind, job_id, row, held in jobs:
-            table.add_row(*job_cells(kind, row, held, now), key=job_id)
+        for kind, job_id, row, held_job in jobs:
+            if not online and kind != "active":
+                # A stopped worker holds no prefetched or ETA job any more
+                # (a warm shutdown hands them back); its running ones finish.
+                kind = f"was {kind}"
+            table.add_row(*job_cells(kind, row, held_job, now, said_at), key=job_id)
         if jobs:
             table.move_cursor(row=min(cursor, len(jobs) - 1))
 

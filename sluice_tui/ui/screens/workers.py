@@ -24,11 +24,17 @@ from sluice_tui.model.workers import WorkerSnapshot
 from sluice_tui.ui.messages import Host
 from sluice_tui.ui.screens.live import LiveScreen
 from sluice_tui.ui.screens.worker_control import CONTROL_BINDINGS, CONTROL_KEYS, request_control
-from sluice_tui.ui.screens.worker_detail import WorkerDetailScreen, board_line
+from sluice_tui.ui.screens.worker_detail import (
+    RATE_WINDOW,
+    WorkerDetailScreen,
+    board_line,
+    steady_rate,
+)
 from sluice_tui.ui.text import duration, inert
 from sluice_tui.ui.widgets.fitting_footer import FittingFooter
 
-TREND_WIDTH = 12  # heartbeats shown in a row's sparkline (about 24 s at 2 s)
+# Heartbeats shown in a row's sparkline (about 24 s at 2 s): TASKS/S is their mean.
+TREND_WIDTH = RATE_WINDOW
 
 
 class WorkerColumn(NamedTuple):
@@ -99,13 +105,23 @@ def worker_cells(worker: WorkerSnapshot, figures: WorkerFigures | None, now: flo
     version = " ".join(inert(part) for part in (worker.sw_ident, worker.sw_ver) if part)
     since = worker.seconds_since_heartbeat(now)
     rates = worker.rates
+    rate = steady_rate(rates)
+    active = "" if worker.active is None else str(worker.active)
+    if not worker.online:
+        # What it said while up is not what it does now: its last heartbeat's
+        # running count and rate, and its inspect answers (the detail shows
+        # them as last known), are left out.  A warm shutdown's jobs still
+        # finishing are the store's own count.
+        active = str(worker.finishing) if worker.finishing else ""
+        rate = None
+        figures = None
     queues = ", ".join(inert(q) for q in figures.queues or ()) if figures else ""
     return (
         Text(inert(worker.hostname)),
         status,
         "never" if since is None else f"{duration(since)} ago",
-        "" if worker.active is None else str(worker.active),
-        f"{rates[-1]:.1f}" if rates else "",
+        active,
+        "" if rate is None else f"{rate:.1f}",
         Sparkline(rates[-TREND_WIDTH:], width=TREND_WIDTH) if len(rates) > 1 else "",
         Text(pool_text(figures)),
         "" if figures is None or figures.prefetch is None else str(figures.prefetch),

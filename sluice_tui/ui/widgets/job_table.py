@@ -28,12 +28,14 @@ from textual.strip import Strip
 
 from sluice_tui.model.job import JobRow
 from sluice_tui.model.states import JobState
-from sluice_tui.ui.job_index import MEASURED, JobIndex, SortColumn
+from sluice_tui.ui.job_index import MEASURED, NOTE_JOIN, JobIndex, SortColumn, note_text
 from sluice_tui.ui.text import clock_time, duration, inert, short_id, span, state_style
 
 ELLIPSIS = "\u2026"
 SORT_MARK = 2  # " ▲" after a sortable column's label
 LIVE_STATES = (JobState.ACTIVE, JobState.SCHEDULED)  # their time cell counts every second
+NOTE_CLAUSES = f" {NOTE_JOIN} "
+CLAUSE_LEAST = 8  # characters of a note's second clause worth showing
 
 
 class Column(NamedTuple):
@@ -44,7 +46,9 @@ class Column(NamedTuple):
     measured: str | None = None  # the JobIndex field whose longest text sizes it
     wanted: int = 0  # a measured column joins at up to this width...
     most: int = 0  # ...and grows up to this width (also ARGS) when there is room
-    cut: str = "end"  # where an ellipsis replaces what does not fit: end, start or middle
+    # Where an ellipsis replaces what does not fit: end, start, middle, or
+    # clause (end, but a second clause too short to read is left out whole).
+    cut: str = "end"
 
 
 ID, STATE, NAME, WORKER, SEEN, STARTED, TIME, RETRY, NOTE, ARGS = range(10)
@@ -58,40 +62,68 @@ COLUMNS: tuple[Column, ...] = (
     Column("STARTED", 8),
     Column("RUNTIME", 7, SortColumn.RUNTIME, align_right=True),
     Column("RETRY", 5, SortColumn.RETRIES, align_right=True),
-    Column("NOTE", 12, measured="note", wanted=24, most=24),
-    Column("ARGS", 10, most=30),
+    # An error (up to 120 characters) and what sluice-tui did to the job.
+    Column("NOTE", 12, measured="note", wanted=24, most=160, cut="clause"),
+    # Grows to 30 at most before other columns join: its cells' text is long.
+    Column("ARGS", 10, measured="args", most=30),
 )
 
 # How columns claim width, most important first: a column joins if it fits at
-# the width it wants; a growth step widens one towards its content as far as
-# room allows.  ARGS takes whatever is left at the end.
+# the width it wants (its content, at most ``cap``, else its ``wanted``); a
+# growth step widens one towards its content (at most ``cap``, else its
+# ``most``) as far as room allows.  ARGS takes whatever is left at the end.
 JOIN, GROW = "join", "grow"
-PLAN: tuple[tuple[str, int], ...] = (
-    (JOIN, ID),
-    (JOIN, STATE),
-    (JOIN, NAME),
-    (JOIN, TIME),
-    (JOIN, SEEN),
-    (JOIN, WORKER),
-    (JOIN, ARGS),
-    (GROW, NAME),
-    (GROW, WORKER),
-    (JOIN, NOTE),
-    (GROW, ARGS),
-    (JOIN, RETRY),
-    (JOIN, STARTED),
+
+
+class Step(NamedTuple):
+    step: str
+    column: int
+    cap: int = 0  # 0: the column's own wanted (join) or most (grow)
+
+
+PLAN: tuple[Step, ...] = (
+    Step(JOIN, ID),
+    Step(JOIN, STATE),
+    Step(JOIN, NAME),
+    Step(JOIN, TIME),
+    Step(JOIN, SEEN),
+    Step(JOIN, WORKER),
+    Step(JOIN, ARGS),
+    Step(GROW, NAME),
+    Step(GROW, WORKER),
+    Step(JOIN, NOTE),
+    Step(GROW, ARGS),
+    Step(JOIN, RETRY),
+    Step(JOIN, STARTED),
+    # A wide terminal gives notes (errors) their whole length before the
+    # arguments take the rest, instead of leaving the room blank.
+    Step(GROW, NOTE),
 )
-# Listing failed (or retrying) jobs, their errors (the notes) come before the
-# worker and the arguments: at 80 columns they are what the list is read for.
-# With room to spare, they grow (to ERROR_NOTE_MOST) before the arguments do.
-ERRORS_FIRST_PLAN: tuple[tuple[str, int], ...] = (
-    *PLAN[: PLAN.index((JOIN, WORKER))],
-    (JOIN, NOTE),
-    *PLAN[PLAN.index((JOIN, WORKER)) : PLAN.index((JOIN, NOTE))],
-    (GROW, NOTE),
-    *PLAN[PLAN.index((JOIN, NOTE)) + 1 :],
+# Listing failed (or retrying) jobs, their errors are what the list is read
+# for: NOTE joins right after the job's identity and when it came, at whatever
+# width is left, and grows to a readable length before WORKER may join, then
+# to most errors' length before ARGS and RUNTIME (empty for most failures)
+# may; past those it grows to its full length.
+ERROR_NOTE_READABLE = 48
+ERROR_NOTE_WIDE = 80
+ERRORS_FIRST_PLAN: tuple[Step, ...] = (
+    Step(JOIN, ID),
+    Step(JOIN, STATE),
+    Step(JOIN, NAME),
+    Step(JOIN, SEEN),
+    Step(JOIN, NOTE, cap=1),  # at its least: it grows next
+    Step(GROW, NOTE, cap=ERROR_NOTE_READABLE),
+    Step(JOIN, WORKER),
+    Step(GROW, NOTE, cap=ERROR_NOTE_WIDE),
+    Step(JOIN, ARGS),
+    Step(JOIN, TIME),
+    Step(GROW, NAME),
+    Step(GROW, WORKER),
+    Step(GROW, NOTE),
+    Step(GROW, ARGS),
+    Step(JOIN, RETRY),
+    Step(JOIN, STARTED),
 )
-ERROR_NOTE_MOST = 60
 ALWAYS = (ID, STATE, NAME)
 ERROR_STATES = (JobState.FAILED, JobState.RETRYING)
 
@@ -116,27 +148,28 @@ def layout(
         return natural.get(column.measured, 0) if column.measured else column.most
 
     widths: dict[int, int] = {}
-    for step, i in ERRORS_FIRST_PLAN if errors_first else PLAN:
+    for step, i, cap in ERRORS_FIRST_PLAN if errors_first else PLAN:
         column = COLUMNS[i]
         used = sum(widths.values()) + len(widths)  # one space before each column
         if step is JOIN:
-            if i == NOTE and not notes:
+            if i in widths or (i == NOTE and not notes):
                 continue
             want = least_width(column)
             if column.measured:
-                want = max(want, min(longest(column), column.wanted))
+                want = max(want, min(longest(column), cap or column.wanted))
             if i in ALWAYS or used + want <= width:
                 widths[i] = want
         elif i in widths:
             room = width - used + 1
-            most = ERROR_NOTE_MOST if i == NOTE else column.most  # NOTE grows only for errors
+            most = cap or column.most
             widths[i] += max(0, min(room, min(longest(column), most) - widths[i]))
     spare = width - sum(widths.values()) - (len(widths) - 1)
     if spare < 0:  # the first three alone overflow a very narrow terminal
         cut = min(-spare, widths[NAME] - least_width(COLUMNS[NAME]))
         widths[NAME] -= cut
     elif spare:
-        widths[ARGS if ARGS in widths else max(widths)] += spare
+        # To the last text column shown, not to a figure's.
+        widths[next((i for i in (ARGS, NOTE) if i in widths), max(widths))] += spare
     return sorted(widths.items())
 
 
@@ -161,7 +194,7 @@ def time_cell(row: JobRow, now: float) -> Cell:
 def cells(row: JobRow, now: float, *, note_column: bool, dark: bool = True) -> tuple[Cell, ...]:
     """Each column's text for one job, made inert; with no NOTE column the note leads ARGS."""
     args = inert(row.args)
-    note = inert(row.note)  # a failed job's note is its error: task data
+    note = inert(note_text(row))  # a failed job's note is its error: task data
     if note and not note_column:
         args = f"[{note}] {args}"
     return (
@@ -180,6 +213,13 @@ def cells(row: JobRow, now: float, *, note_column: bool, dark: bool = True) -> t
 
 def fit(text: str, width: int, *, right: bool = False, cut: str = "end") -> str:
     """``text`` in exactly ``width`` cells; a cut is marked with an ellipsis."""
+    if cut == "clause":
+        # "retried as 1f0c… · CardDeclined: …": a second clause that would
+        # show only a few characters is left out whole, not cut to "· C…".
+        head, sep, _ = text.partition(NOTE_CLAUSES)
+        if sep and cell_len(head) <= width < cell_len(head) + len(sep) + CLAUSE_LEAST:
+            text = head
+        cut = "end"
     if cell_len(text) > width:
         if width <= 1:
             text = ELLIPSIS[:width]
