@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, TypeVar
 from sluice_tui.actions import ActionRefused, ActionsGate, earlier_text, plan_lines
 from sluice_tui.celery_adapter.control import CeleryControl
 from sluice_tui.celery_adapter.events import MAX_ID_LENGTH
-from sluice_tui.celery_adapter.resolve import MAX_CANDIDATES, IdKind, Lookup, Resolver
+from sluice_tui.celery_adapter.resolve import (
+    MAX_CANDIDATES,
+    IdKind,
+    Lookup,
+    Resolver,
+    count_matches,
+)
 from sluice_tui.model.states import ActionNotAllowed
 from sluice_tui.model.store import JobStore
 from sluice_tui.terminal_text import inert
@@ -206,7 +212,7 @@ def _journal_sightings(lookup: Lookup, store: JobStore, journal: JournalRead) ->
         job = store.get(job_id)
         if job is not None:
             lookup.saw(job_id, job.state, "history journal")
-    lookup.asked.append(f"history journal: {len(ids)} match{'' if len(ids) == 1 else 'es'}")
+    lookup.asked.append(f"history journal: {count_matches(len(ids))}")
 
 
 def _refuse_prefix(lookup: Lookup) -> None:

@@ -241,7 +241,7 @@ class Resolver:
                         # The store holds a journal's word on it, perhaps days
                         # old: the backend's outcome is newer (the gate reads the store).
                         self.store.resync(job_id, step, time.time(), None, {}, NO_FIELDS)
-            found.asked.append(f"result backend: {_count(hits)}{listed}")
+            found.asked.append(f"result backend: {count_matches(hits)}{listed}")
         except Exception as exc:  # unreachable, refused, a corrupt record...
             found.failures.append(f"result backend failed: {describe_error(exc)}")
 
@@ -285,7 +285,7 @@ class Resolver:
                     job_id, step, time.time(), worker, request, NO_FIELDS if not request else plan
                 )
         who = f"{len(answered)} answered" if answered else "none answered"
-        found.asked.append(f"workers ({who}): {_count(len(hits))}")
+        found.asked.append(f"workers ({who}): {count_matches(len(hits))}")
 
     def _inspect(self, name: str, replies: dict[str, Any], errors: list[str]) -> None:
         try:
@@ -317,7 +317,7 @@ class Resolver:
                         hits += 1
                         found.saw(job_id, JobState.QUEUED, f"broker queue {queue}")
                         self.store.resync(job_id, IN_QUEUE, time.time(), None, {}, NO_FIELDS)
-                found.asked.append(f"broker queues: {_count(hits)}")
+                found.asked.append(f"broker queues: {count_matches(hits)}")
         except Exception as exc:
             found.failures.append(f"broker queues not read: {describe_error(exc)}")
 
@@ -355,7 +355,7 @@ class Resolver:
         ids = [i for i in self.store.find(found.query, MAX_CANDIDATES) if _fits(found, i)]
         for job_id in ids:
             found.saw(job_id, self.store.get(job_id).state, "events")
-        found.asked.append(f"events ({self.listen_seconds:g} s): {_count(len(ids))}")
+        found.asked.append(f"events ({self.listen_seconds:g} s): {count_matches(len(ids))}")
 
 
 def _queued_ids(channel: Any, queues: Iterable[str]) -> Iterator[tuple[str, str]]:
@@ -482,7 +482,8 @@ def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def _count(hits: int) -> str:
+def count_matches(hits: int) -> str:
+    """`no match`, `1 match`, `3 matches`: how a lookup says what a source gave."""
     return "no match" if not hits else f"{hits} match{'es' if hits != 1 else ''}"
 
 
