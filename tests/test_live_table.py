@@ -322,9 +322,15 @@ async def test_help_keeps_its_descriptions_in_a_small_terminal():
     app = sample_app()
     async with app.run_test(size=(60, 15)) as pilot:
         await pilot.press("question_mark")
-        text = screen_text(app)
-        assert "show all states" in text
+        pages = [screen_text(app)]
+        for _ in range(10):  # the help scrolls: read it page by page
+            await pilot.press("pagedown")
+            await pilot.pause()
+            pages.append(screen_text(app))
+        text = "\n".join(pages)
+        assert "show all states" in pages[0]
         assert "follow the newest jobs again" in text
+        assert "cancelled" in text and "REVOKED" in text, "the states legend, whole"
 
 
 @pytest.mark.parametrize(("theme", "column"), [("textual-dark", 0), ("textual-light", 1)])
