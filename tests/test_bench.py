@@ -6,8 +6,9 @@ Each margin is the spread (largest / smallest - 1) of the figure over five
 runs of this module on the same code, 2026-11-23:
 
 - ingest ratio, 400k events: issue 13 asks for 5x in every run, so there is
-  no margin.  Measured 4.20-4.25x without eviction (not met) and 5.8-7.1x
-  evicting at 10 000 jobs, on a machine shared with five other sessions;
+  no margin.  Measured 5.27-5.39x without eviction (5.15x with helpers
+  loading the machine) and 6.7-7.6x evicting at 10 000 jobs, 2026-11-24,
+  each side with its own program's garbage collection (bench/README.md);
 - memory ratio at 100k jobs: 0.1996 in every run (tracemalloc is exact): none;
 - drain ratio: checked on whole processes (``bench.drain``), the figure users
   see: ``sluice-tui dump`` against a process running Celery's bare receiver,
@@ -22,8 +23,8 @@ runs of this module on the same code, 2026-11-23:
   tick 8.6-12.5, cursor 4.8-31.  The highs all came from one run made while
   other tests loaded the machine; the spread is too wide to be a margin, so
   the UI has none, and a cursor move over one frame on a loaded machine fails;
-- the journal (2026-11-24, a quiet machine): receiving with it on 0.92x of off,
-  ingest with it on 3.55-3.62x Celery's State (not met); issue 14 sets both
+- the journal (2026-11-24): receiving with it on 0.92-0.94x of off, ingest
+  with it on 4.10-4.30x Celery's State in six runs; issue 14 sets both
   floors, so no margin;
 - scaling, max_jobs 10 000: the 10k-event time per event moved 2.67-3.10 us
   (16 %), the 1M / 10k ratio was 0.92-1.08; memory at 1M events was below
