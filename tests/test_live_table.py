@@ -461,3 +461,27 @@ def test_a_notes_second_clause_too_short_to_read_is_left_out_whole():
     assert fit(note, 24, cut="clause") == "retried as 0000000c     "
     assert fit(note, 36, cut="clause") == "retried as 0000000c \u00b7 CardDeclined:\u2026"
     assert fit("ValueError: boom", 10, cut="clause") == "ValueErro\u2026"
+
+
+async def test_an_empty_list_says_the_broker_cannot_be_reached_while_reconnecting():
+    """A trial: the header said `reconnecting: Error 111 ...` while the list said it
+    waited for task events from the workers, as if all were well."""
+    app = empty_app()  # its ticks are run by hand (app.tick), as the timer would
+    store = app.store
+
+    async def shown_after(state: str, error: str | None = None) -> str:
+        store.set_status(state, "redis://localhost:6399//", error)
+        app.tick()
+        await pilot.pause()
+        return screen_text(app)
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await shown_after("reconnecting", "Error 111 connecting")
+        assert "No jobs yet: the broker cannot be reached" in text
+        assert "waiting for task events" not in text
+        assert "No jobs yet: connecting to the broker." in await shown_after("connecting")
+        text = await shown_after("connected")
+        assert "No jobs yet: waiting for task events from the workers." in text
+        feed(app, ev.sent("j1", T0))
+        text = await shown_after("reconnecting", "Error 111 connecting")
+        assert "No jobs yet" not in text and "j1" in text, "jobs held: the list shows them"

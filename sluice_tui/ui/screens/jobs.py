@@ -82,6 +82,7 @@ class JobsScreen(LiveScreen):
         index = app.index
         store = app.store
         status = store.status
+        self.table.waiting_on = _waiting_on(status.state)
         online, known = store.worker_counts()
         # The index's counts, not the store's: they move with the list, and
         # stay still while it is paused.  With a task chosen, that task's.
@@ -209,3 +210,12 @@ class JobsScreen(LiveScreen):
                     ("  (escape shows all tasks)", "grey50"),
                 )
             )
+
+
+def _waiting_on(connection: str) -> str | None:
+    """Why no job can arrive yet, as the empty list says it; None: they can."""
+    if connection == "connecting":
+        return "connecting to the broker."
+    if connection == "reconnecting":
+        return "the broker cannot be reached (the header says why); jobs show once it answers."
+    return None

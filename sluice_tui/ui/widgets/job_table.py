@@ -244,9 +244,12 @@ def _tail(text: str, cells: int) -> str:
     return text[start:end]
 
 
-def empty_message(index: JobIndex) -> str:
-    """What an empty list says instead of showing nothing."""
+def empty_message(index: JobIndex, waiting_on: str | None = None) -> str:
+    """What an empty list says instead of showing nothing; ``waiting_on``: why no
+    job can come yet (the broker cannot be reached), said before anything else."""
     what = f"{index.state_filter.value} jobs" if index.state_filter else "jobs"
+    if not index.total and waiting_on:
+        return f"No jobs yet: {waiting_on}"
     if index.search:
         return f"No {what} match {inert(index.search)!r}. Escape clears the search."
     if index.state_filter is not None:
@@ -325,6 +328,19 @@ class JobTable(ScrollView, can_focus=True):
         self._cache: dict[tuple, Strip] = {}
         self._live_second = 0
         self._drawn_cursor_id: str | None = None
+        self._waiting_on: str | None = None
+
+    @property
+    def waiting_on(self) -> str | None:
+        """Why no job can come yet, for the empty list (the screen sets it each tick)."""
+        return self._waiting_on
+
+    @waiting_on.setter
+    def waiting_on(self, reason: str | None) -> None:
+        if reason != self._waiting_on:
+            self._waiting_on = reason
+            if not len(self.index):
+                self.refresh()
 
     # -- what other parts call -------------------------------------------
 
@@ -546,7 +562,7 @@ class JobTable(ScrollView, can_focus=True):
         if not count:
             if y == 2:
                 style = self.get_component_rich_style("job-table--empty")
-                text = fit("  " + empty_message(self.index), width)
+                text = fit("  " + empty_message(self.index, self._waiting_on), width)
                 return Strip([Segment(text, style)]).adjust_cell_length(width, style)
             return Strip.blank(width, self.rich_style)
         position = int(self.scroll_y) + y - 1
