@@ -309,3 +309,13 @@ async def test_a_stretch_not_kept_reads_as_one_row_between_the_kept_attempts():
         assert line_of("\n".join(lines), "attempt 1") < marker
         assert marker < line_of("\n".join(lines), "attempt 3999")
         assert "attempt 3998" not in "\n".join(lines)  # the marker is no attempt of its own
+
+
+def test_durations_read_one_way_at_their_edges():
+    """A trial saw `+1000ms` beside `+3.00s`, and `-0ms`, in one history."""
+    from sluice_tui.ui.text import duration
+
+    assert duration(0.9996) == "1.00s" and duration(0.9994) == "999ms"
+    assert duration(-0.0004) == "0ms" and duration(0.0004) == "0ms"
+    assert duration(-0.25) == "-250ms"
+    assert duration(59.996) == "59.99s" and duration(60.0) == "1m00s"

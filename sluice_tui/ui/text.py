@@ -83,11 +83,14 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
     if seconds < 0:
-        return "-" + duration(-seconds)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
+        shown = duration(-seconds)
+        return shown if shown == "0ms" else "-" + shown  # never "-0ms"
+    # Rounded first: 0.9996 s is "1.00s", not "1000ms".
+    milliseconds = round(seconds * 1000)
+    if milliseconds < 1000:
+        return f"{milliseconds}ms"
     if seconds < 60:
-        return f"{seconds:.2f}s"
+        return f"{min(seconds, 59.99):.2f}s"  # 59.996 would round to "60.00s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"

@@ -499,7 +499,8 @@ def first_index(
 
 def _since(seconds: float) -> str:
     # Negative when the clocks of two hosts disagree with the story's order.
-    return ("+" if seconds >= 0 else "") + duration(seconds)
+    shown = duration(seconds)
+    return shown if shown.startswith("-") else "+" + shown
 
 
 def _short_time(timestamp: float) -> str:
