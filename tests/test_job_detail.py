@@ -151,6 +151,17 @@ async def test_times_in_one_local_format_with_a_live_countdown(cluster):
         assert line_of(screen_text(cluster.app), "eta", "(in 7s)")
 
 
+async def test_a_cancelled_scheduled_job_shows_its_eta_without_a_countdown(cluster):
+    """A trial: a revoked job's detail still read `eta ... (in 3m27s)`, as if due."""
+    eta = "2023-11-14T22:14:02+00:00"  # 12 s after the clock
+    cluster.feed(ev.received("job-c", T + 29, eta=eta))
+    cluster.feed(ev.revoked("job-c", T + 29.5))
+    async with cluster.app.run_test(size=TALL) as pilot:
+        text = await open_job(pilot, "job-c")
+        line = text.splitlines()[line_of(text, "eta", "2023-11-14 22:14:02.000")]
+        assert "(in " not in line and "ago)" not in line, line
+
+
 async def test_long_args_can_be_read_in_full(cluster):
     blob = "".join(f"{n:04d}" for n in range(250))  # one long word: a token, base64...
     args = f"('{blob}', 'the-end')"

@@ -64,12 +64,13 @@ def moment(timestamp: float | None, now: float) -> str:
     return f"{full_time(timestamp)}  ({relative})"
 
 
-def iso_moment(value: str | None, now: float) -> str | None:
-    """An ISO 8601 time from the cluster (eta, expires) in the local format."""
+def iso_moment(value: str | None, now: float | None) -> str | None:
+    """An ISO 8601 time from the cluster (eta, expires) in the local format, and how
+    far from ``now`` it is (None: no longer worth saying)."""
     when = iso_epoch(value)
     if when is None:
         return value  # not a time we can read: shown as it came
-    return moment(when, now)
+    return full_time(when) if now is None else moment(when, now)
 
 
 def plain(value: Any) -> str:
@@ -125,8 +126,9 @@ def render_fields(job: JobSnapshot, now: float, dark: bool = True) -> Renderable
         ("first event", full_time(job.first_time)),
         ("started", full_time(job.last_time(JobState.ACTIVE))),
         ("runtime", duration(job.runtime)),
-        ("eta", iso_moment(job.eta, now)),
-        ("expires", iso_moment(job.expires, now)),
+        # A finished job is not due nor expiring: "(in 3m27s)" read as if it would run.
+        ("eta", iso_moment(job.eta, None if job.state.finished else now)),
+        ("expires", iso_moment(job.expires, None if job.state.finished else now)),
     ]
     grid = Table.grid(padding=(0, 2))
     for _ in range(2):
