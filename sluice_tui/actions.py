@@ -92,6 +92,10 @@ class RetryPlan:
     attempt: int
     # Retries sent before for this very job, oldest first: a new one asks again.
     earlier: tuple[EarlierRetry, ...] = ()
+    # Jobs of the same task with the same arguments first seen after this one
+    # ended, the latest first: retries sent elsewhere (the retry command,
+    # another monitor, the app) look so, and this monitor has no other way to know.
+    lookalikes: tuple[EarlierRetry, ...] = ()
 
     @property
     def queue(self) -> str | None:
@@ -138,11 +142,18 @@ def plan_lines(plan: RetryPlan) -> list[tuple[str, str]]:
 
 
 def earlier_text(plan: RetryPlan) -> str | None:
-    """The warning for a job that was retried before, or None."""
-    if not plan.earlier:
-        return None
-    sent = ", ".join(f"{e.job_id} (now {e.state.value})" for e in plan.earlier)
-    return f"Already retried as {sent}. Another retry sends one more job, with a new id."
+    """The warning for a job that was retried before, or looks so; None otherwise."""
+    said = []
+    if plan.earlier:
+        sent = ", ".join(f"{e.job_id} (now {e.state.value})" for e in plan.earlier)
+        said.append(f"Already retried as {sent}. Another retry sends one more job, with a new id.")
+    if plan.lookalikes:
+        seen = ", ".join(f"{e.job_id} (now {e.state.value})" for e in plan.lookalikes)
+        said.append(
+            f"Sent since it ended, same task and arguments: {seen}. It may be a retry of it "
+            "sent elsewhere (the retry command, another monitor, the app itself)."
+        )
+    return " ".join(said) or None
 
 
 @dataclass(frozen=True)
@@ -383,8 +394,20 @@ class ActionsGate:
         self._check(Action.RETRY, job)
         call = self.control.retry_call(job)
         earlier = tuple(EarlierRetry(i, self.job(i).state) for i in retries_sent(job.extra))
-        plan = RetryPlan(job, call, self._next_attempt(job), earlier)
+        lookalikes = self._lookalikes(job, earlier)
+        plan = RetryPlan(job, call, self._next_attempt(job), earlier, lookalikes)
         return plan.to_queue(queue) if queue else plan
+
+    def _lookalikes(
+        self, job: JobSnapshot, earlier: tuple[EarlierRetry, ...]
+    ) -> tuple[EarlierRetry, ...]:
+        """Jobs sent since ``job`` ended with its task and arguments (see RetryPlan)."""
+        if job.name is None or job.args is None or not job.history:
+            return ()
+        ended = max(entry.timestamp for entry in job.history)
+        known = {job.id, *(e.job_id for e in earlier)}
+        same = self.store.same_call(job.name, job.args, job.kwargs, ended)
+        return tuple(EarlierRetry(i, self.job(i).state) for i in same if i not in known)
 
     def _next_attempt(self, job: JobSnapshot) -> int:
         """One more than any attempt of the job's family of retries this store knows.

@@ -238,3 +238,32 @@ def test_a_retry_stays_in_its_workflow(feed, celery_gate):
     a_failed_job(feed, "top")  # its own root: the retry starts a tree of its own
     options = sent_options(celery_gate, "top")
     assert "root_id" not in options and "parent_id" not in options
+
+
+def test_a_job_sent_since_with_the_same_call_is_named_before_a_retry(feed, gate):
+    """A trial: `sluice-tui retry` from a shell left no mark a monitor sees, and the
+    TUI offered the same retry again.  Whoever sent it, a job of the same task with
+    the same arguments, first seen after this one ended, is named as a likely retry."""
+    feed(ev.received("before", T - 5))  # the same call sent earlier: not a retry of j
+    a_failed_job(feed)
+    feed(ev.received("other-args", T + 3, args="(7, 8)"))
+    feed(ev.received("other-task", T + 3, name="proj.mul"))
+    first = gate.plan_retry("j")
+    assert first.lookalikes == () and earlier_text(first) is None
+
+    feed(ev.sent("from-a-shell", T + 4))  # the same name and args (1, 2), after j failed
+    feed(ev.received("from-a-shell", T + 4.5))
+    plan = gate.plan_retry("j")
+    assert plan.lookalikes == (EarlierRetry("from-a-shell", JobState.QUEUED),)
+    warning = earlier_text(plan)
+    assert "from-a-shell (now queued)" in warning and "same task and arguments" in warning
+    assert plan.earlier == (), "not one this monitor sent"
+
+
+def test_a_retry_this_monitor_sent_is_named_once_as_such(feed, gate):
+    a_failed_job(feed)
+    gate.retry(gate.plan_retry("j"))
+    feed(ev.received("retry-1", T + 5))  # its events carry the same call
+    plan = gate.plan_retry("j")
+    assert [e.job_id for e in plan.earlier] == ["retry-1"] and plan.lookalikes == ()
+    assert earlier_text(plan).count("retry-1") == 1

@@ -290,3 +290,30 @@ async def test_retrying_a_job_again_names_the_earlier_retry_and_keeps_both(clust
     second = cluster.sent[1][3]
     assert extra["retried_as"] == second and extra["earlier_retries"].endswith(first)
     assert app.store.get(second).extra["attempt"] == first_attempt + 1
+
+
+async def test_the_retry_dialog_names_a_job_sent_since_with_the_same_call(cluster):
+    """A retry sent from a shell (`sluice-tui retry`) is seen only as a new job with the
+    same task and arguments: the dialog names it before a second one goes out."""
+    from sluice_tui.celery_adapter.events import EventAdapter
+    from tests import events as ev
+
+    app, notes = make_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6", "r")
+        await settle(pilot)
+        failed = app.screen.plan.job
+        assert "Sent since it ended" not in screen_text(app)
+        await pilot.press("n")
+        await settle(pilot)
+        ended = max(entry.timestamp for entry in failed.history)
+        EventAdapter(app.store)(
+            ev.sent("a-shells-retry", ended + 60, name=failed.name, args=failed.args)
+        )
+        app.tick()
+        await pilot.press("6", "r")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmRetryScreen), notes
+        assert app.screen.plan.job.id == failed.id
+        text = " ".join(screen_text(app).replace("\u2588", " ").split())  # no box edges
+        assert "Sent since it ended, same task and arguments: a-shells-retry" in text, text

@@ -1027,6 +1027,24 @@ class JobStore:
                 return [prefix]
             return [job_id for job_id in self._jobs if job_id.startswith(prefix)][:limit]
 
+    def same_call(
+        self, name: str, args: str, kwargs: str | None, after: float, limit: int = 5
+    ) -> list[str]:
+        """Jobs of task ``name`` with these very arguments whose first entry came after
+        ``after`` (epoch), the latest first: a retry sent from anywhere looks so.
+
+        One pass over every job: for a retry's confirmation, not for a tick.
+        """
+        found: list[tuple[float, str]] = []
+        with self._lock:
+            for job in self._jobs.values():
+                if job.args == args and job.name == name and job.kwargs == kwargs:
+                    hist = job._hist  # in time order: its first entry is its first sight
+                    if hist and hist[0] > after:
+                        found.append((hist[0], job.id))
+        found.sort(reverse=True)
+        return [job_id for _, job_id in found[:limit]]
+
     def counts(self) -> dict[JobState, int]:
         """Jobs held per state."""
         with self._lock:
