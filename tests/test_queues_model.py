@@ -58,3 +58,12 @@ def test_queues_come_from_events_workers_and_the_app():
     assert board.get("from-worker").sources == ("worker",)
     board.record("from-event", QueueSample(T, 3, None))
     assert board.get("from-event").stuck  # the workers answered, and none consumes it
+
+
+def test_a_queue_emptied_reads_drained_not_still_draining():
+    """A trial: `trial_default  0  1  -37.9/s draining` half a minute after a burst."""
+    from sluice_tui.ui.screens.queues import rate_text
+
+    assert rate_text(-37.9, 0).plain == "drained"
+    assert rate_text(-37.9, 12).plain == "-37.9/s draining"
+    assert rate_text(4.0, 0).plain == "+4.0/s filling"

@@ -43,11 +43,23 @@ COLUMNS = (
 )
 
 
-def rate_text(rate: float | None) -> Text:
+# Why a queue is polled (QueueBoard.watch's sources), in words.
+_WHY = {
+    "app": "the app declares it",
+    "worker": "a worker consumes it",
+    "event": "jobs were sent to it",
+    "option": "--queue",
+}
+
+
+def rate_text(rate: float | None, messages: int | None = None) -> Text:
+    """The depth's change over the last half minute, in words."""
     if rate is None:
         return Text("")
     if abs(rate) < 0.05:
         return Text("0/s steady", "grey62")
+    if rate < 0 and messages == 0:  # "-37.9/s draining" read as still going
+        return Text("drained", "green")
     if rate > 0:
         return Text(f"+{rate:.1f}/s filling", "bold yellow")
     return Text(f"{rate:.1f}/s draining", "green")
@@ -71,7 +83,7 @@ def queue_cells(queue: QueueSnapshot) -> tuple:
         Text(inert(queue.name)),
         "" if queue.messages is None else f"{queue.messages:,}",
         "?" if queue.consumers is None else str(queue.consumers),
-        rate_text(queue.rate),
+        rate_text(queue.rate, queue.messages),
         SparklineRenderable(history, width=SPARK_WIDTH) if len(history) > 1 else "",
         note_text(queue),
     )
@@ -210,9 +222,9 @@ class QueueDetailScreen(LiveScreen):
             "consumers",
             "not said by this broker" if queue.consumers is None else str(queue.consumers),
         )
-        table.add_row("rate", rate_text(queue.rate))
+        table.add_row("rate", rate_text(queue.rate, queue.messages))
         table.add_row("state", note_text(queue) or "ok")
-        table.add_row("watched for", ", ".join(queue.sources) or "")
+        table.add_row("watched as", "; ".join(_WHY.get(w, w) for w in queue.sources) or "")
         table.add_row("polled", clock_time(queue.updated))
         if queue.priorities:
             split = ", ".join(
