@@ -159,6 +159,21 @@ async def test_escape_sends_nothing():
         assert isinstance(app.screen, WorkersScreen) and control.sent == []
 
 
+async def test_a_bad_rate_is_said_once_and_nothing_is_sent():
+    """A trial saw "rate must read like ..." twice in the dialog after enter."""
+    control = FakeControl()
+    app, _ = make_app(control)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_workers(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press(*"reports.build", "tab", *"fast", "enter")
+        await settle(pilot)
+        text = " ".join(screen_text(app).split())
+        assert isinstance(app.screen, WorkerControlScreen) and control.sent == []
+        assert text.count("rate must read like") == 1 and "Not sent: see above." in text, text
+
+
 async def test_a_refusal_is_said_and_logged_as_failed():
     control = FakeControl(WorkerReply(WORKER_A, False, "Autoscale not enabled"))
     app, notes = make_app(control)

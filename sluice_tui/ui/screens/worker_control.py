@@ -183,8 +183,10 @@ class WorkerControlScreen(ModalScreen[WorkerCommand | None]):
     def action_send(self) -> None:
         try:
             command = self._command()
-        except ActionRefused as exc:
-            self.query_one("#control-error", Static).update(Text(inert(str(exc))))
+        except ActionRefused:
+            # Why is said once, in the preview above ("Not ready: ..."), as it is typed.
+            self._preview()
+            self.query_one("#control-error", Static).update("Not sent: see above.")
             return
         self.dismiss(command)
 
