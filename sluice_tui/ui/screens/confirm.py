@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,10 +25,8 @@ class RevokeChoice:
 
 
 def _show(value: object) -> str:
-    try:
-        text = json.dumps(value, default=repr)
-    except (TypeError, ValueError):
-        text = repr(value)
+    """Arguments as Python writes them, as the job list and detail show Celery's repr."""
+    text = repr(value)
     return inert(text if len(text) <= 2000 else text[:2000] + "...")
 
 
@@ -59,7 +56,7 @@ class ConfirmRetryScreen(_Dialog):
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
         grid.add_row("task", Text(inert(call.name)))
-        grid.add_row("args", Text(_show(list(call.args))))
+        grid.add_row("args", Text(_show(tuple(call.args))))
         grid.add_row("kwargs", Text(_show(call.kwargs)))
         for label, text in plan_lines(self.plan):
             style = "italic" if label == "from" else "yellow" if label == "not known" else ""
