@@ -127,6 +127,7 @@ def numbered(step: Step, attempt: int) -> Step:
 # Keys of Job.extra that sluice-tui's own actions set.
 RETRIED_AS = "retried_as"
 RETRY_OF = "retry_of"
+RETRY_OF_NOTE = "retry of "  # how a retry's row names the job it retries (the list reorders it)
 ATTEMPT_NUMBER = "attempt"
 REVOKE_REQUESTED = "revoke_requested"
 # Set when the worker running the job stopped heartbeating: its hostname.
@@ -811,7 +812,7 @@ class Job:
             if RETRIED_AS in extra:
                 return f"retried as {str(extra[RETRIED_AS])[:8]}"
             if RETRY_OF in extra:
-                return f"retry of {str(extra[RETRY_OF])[:8]}"
+                return f"{RETRY_OF_NOTE}{str(extra[RETRY_OF])[:8]}"
         return error  # why it failed is what a list of failed jobs is read for
 
     def snapshot(self, children: tuple[str, ...] = ()) -> JobSnapshot:

@@ -15,7 +15,7 @@ from bisect import bisect_left, insort
 from collections import Counter
 from operator import itemgetter
 
-from sluice_tui.model.job import JobRow
+from sluice_tui.model.job import RETRY_OF_NOTE, JobRow
 from sluice_tui.model.states import ALL_STATES, JobState
 from sluice_tui.model.store import JobStore
 from sluice_tui.model.task_types import held_counts
@@ -27,8 +27,6 @@ BULK_MIN = 2_000
 BULK_SHARE = 20
 # Text columns whose width follows their content.
 MEASURED = ("name", "worker", "note", "args")
-# How the model words a retry's link to the job it retries (JobRow.note).
-RETRY_OF_NOTE = "retry of "
 NOTE_JOIN = "\u00b7"
 
 
